@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/coder/websocket"
+
+	"github.com/eyeballs/dialer"
+)
+
+// runWS is "eyeballs ws URL": each stdin line is sent as a text message and
+// each message received is printed on its own line.
+func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ws", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: eyeballs ws [flags] URL\n\nSends each line of stdin as a text message and prints each message received.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: want exactly one URL (ws://, wss://, http:// or https://)", errUsage)
+	}
+	opts, err := c.options(stderr)
+	if err != nil {
+		return err
+	}
+	conn, resp, err := dialer.DialWebSocket(ctx, fs.Arg(0), opts...)
+	if err != nil {
+		if errors.Is(err, dialer.ErrRejected) && resp != nil {
+			return fmt.Errorf("server answered %s: %w", resp.Status, err)
+		}
+		return err
+	}
+	defer conn.CloseNow()
+	fmt.Fprintf(stderr, "connected over HTTP/%d", resp.ProtoMajor)
+	if p := conn.Subprotocol(); p != "" {
+		fmt.Fprintf(stderr, ", subprotocol %q", p)
+	}
+	fmt.Fprintln(stderr)
+
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			fmt.Fprintf(stdout, "%s\n", msg)
+		}
+	}()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				// stdin closed: close the WebSocket cleanly and wait for
+				// the server's close frame.
+				conn.Close(websocket.StatusNormalClosure, "")
+				<-readErr
+				return nil
+			}
+			if err := conn.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
+				return err
+			}
+		case err := <-readErr:
+			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			conn.Close(websocket.StatusGoingAway, "interrupted")
+			return nil
+		}
+	}
+}

@@ -1,0 +1,148 @@
+// Package dialer turns a URL into a ready session over real networks.
+//
+// DialWebSocket resolves A, AAAA and HTTPS records, races connection
+// attempts with staggered timers (Happy Eyeballs version 3,
+// draft-ietf-happy-happyeyeballs-v3), closes every losing attempt and returns
+// a ready *websocket.Conn from github.com/coder/websocket. DialContext gives
+// the same racing to any net/http client through http.Transport.DialContext.
+//
+// Every dial can report its race (DNS answers, attempts, timings and why the
+// winner won) through WithReport.
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/resolver"
+)
+
+// A Dialer dials sessions with Happy Eyeballs. Its options apply to every
+// dial and can be extended per call. A Dialer keeps a DNS cache shared by
+// its dials; it is safe for concurrent use.
+type Dialer struct {
+	base config
+
+	mu        sync.Mutex
+	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
+}
+
+// DefaultDialer is the Dialer used by the package-level functions.
+var DefaultDialer = New()
+
+// New returns a Dialer with the given options.
+func New(opts ...Option) *Dialer {
+	return &Dialer{base: defaultConfig().with(opts)}
+}
+
+// DialContext connects to address ("host:port") on network "tcp", "tcp4" or
+// "tcp6", racing the host's addresses with Happy Eyeballs. Its signature
+// fits http.Transport.DialContext and net.Dialer.DialContext.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	cfg := d.base
+	switch network {
+	case "tcp":
+	case "tcp4":
+		cfg.onlyFamily, cfg.family = true, hev3.IPv4
+	case "tcp6":
+		cfg.onlyFamily, cfg.family = true, hev3.IPv6
+	default:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	host, port, err := splitHostPort(address, "")
+	if err != nil {
+		return nil, &DialError{URL: address, Stage: "url", Err: err}
+	}
+	spec := raceSpec{
+		url:      network + "://" + address,
+		kind:     "tcp",
+		port:     port,
+		need:     hev3.NeedTransport,
+		versions: hev3.Versions(hev3.H1),
+		noHTTPS:  true,
+		dial:     dialTCP(nil, ""),
+	}
+	spec.host, spec.literal = hostOrLiteral(host)
+	ctx, cancel := cfg.dialContext(ctx)
+	defer cancel()
+	w, rep, err := d.race(ctx, cfg, spec)
+	cfg.emit(rep)
+	if err != nil {
+		return nil, err
+	}
+	return w.conn, nil
+}
+
+// CloseIdleConnections closes the connections and shared sockets the Dialer
+// keeps for reuse. Sessions already returned are not affected.
+func (d *Dialer) CloseIdleConnections() {}
+
+// resolver returns the Dialer's resolver for cfg's nameservers, creating it
+// on first use so that New never fails.
+func (d *Dialer) resolver(cfg config) (*resolver.Resolver, error) {
+	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r := d.resolvers[key]; r != nil {
+		return r, nil
+	}
+	r, err := resolver.New(resolver.Config{Servers: cfg.nameservers, HostsFile: cfg.hostsFile})
+	if err != nil {
+		return nil, err
+	}
+	if d.resolvers == nil {
+		d.resolvers = make(map[string]*resolver.Resolver)
+	}
+	d.resolvers[key] = r
+	return r, nil
+}
+
+// dialContext bounds ctx by the configured dial timeout.
+func (c config) dialContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// emit hands a finished race's report to the WithReport hook.
+func (c config) emit(rep *Report) {
+	if c.report != nil && rep != nil {
+		c.report(rep)
+	}
+}
+
+// splitHostPort splits "host:port", using defPort when the port is missing
+// and defPort is not empty.
+func splitHostPort(hostport, defPort string) (string, uint16, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if defPort == "" {
+			return "", 0, err
+		}
+		host, port = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), defPort
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("missing host in %q", hostport)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("invalid port %q", port)
+	}
+	return host, uint16(p), nil
+}
+
+// hostOrLiteral returns host as a DNS name, or as an address when it is an IP
+// literal (zones are not supported).
+func hostOrLiteral(host string) (string, netip.Addr) {
+	if a, err := netip.ParseAddr(host); err == nil && a.Zone() == "" {
+		return "", a.Unmap()
+	}
+	return strings.TrimSuffix(host, "."), netip.Addr{}
+}

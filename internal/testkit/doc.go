@@ -1,0 +1,12 @@
+// Package testkit holds loopback servers, certificates and network faults for
+// the dialer's integration tests and for the "eyeballs demo" command.
+//
+// Nothing here needs a *testing.T: every constructor returns a value and an
+// error, and every value that holds a socket or a goroutine has a Close method
+// that releases all of it, so tests can run under goleak and the demo binary
+// can use the same pieces.
+//
+// Everything listens on loopback only (127.0.0.1 and ::1). Helpers that take
+// an address expect an IP literal and a port, such as "127.0.0.1:0" or
+// "[::1]:8443"; they never resolve a name.
+package testkit

@@ -1,0 +1,174 @@
+package dialer
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// An Option configures a Dialer (in New) or a single dial (in DialWebSocket,
+// DialWebTransport). Per-call options apply on top of the Dialer's.
+type Option func(*config)
+
+// config is the resolved set of options for one dial.
+type config struct {
+	tls             *tls.Config
+	nameservers     []string
+	hostsFile       string
+	header          http.Header
+	subprotocols    []string
+	attemptDelay    time.Duration
+	resolutionDelay time.Duration
+	timeout         time.Duration
+	compression     websocket.CompressionMode
+	readLimit       int64
+	preferIPv4      bool
+	onlyFamily      bool
+	family          hev3.Family
+	report          func(*Report)
+	logger          *slog.Logger
+}
+
+// Defaults.
+const (
+	// DefaultTimeout bounds a whole dial (DNS, race and handshake) when the
+	// context has no earlier deadline, like net/http's 30 s dial timeout.
+	DefaultTimeout = 30 * time.Second
+)
+
+func defaultConfig() config {
+	return config{
+		attemptDelay:    hev3.DefaultAttemptDelay,
+		resolutionDelay: hev3.DefaultResolutionDelay,
+		timeout:         DefaultTimeout,
+	}
+}
+
+func (c config) with(opts []Option) config {
+	// Copy slices and maps the options may share with the caller.
+	c.header = c.header.Clone()
+	c.nameservers = append([]string(nil), c.nameservers...)
+	c.subprotocols = append([]string(nil), c.subprotocols...)
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithTLSConfig sets the TLS configuration: root CAs, client certificates,
+// ServerName. NextProtos is set by the dialer for each attempt.
+func WithTLSConfig(conf *tls.Config) Option {
+	return func(c *config) { c.tls = conf }
+}
+
+// WithNameservers makes the dialer query these DNS servers ("127.0.0.1:53",
+// "[::1]:5353") instead of those in /etc/resolv.conf.
+func WithNameservers(addrs ...string) Option {
+	return func(c *config) { c.nameservers = append([]string(nil), addrs...) }
+}
+
+// WithHostsFile makes the dialer read host names from path instead of
+// /etc/hosts; "-" disables the hosts file.
+func WithHostsFile(path string) Option {
+	return func(c *config) { c.hostsFile = path }
+}
+
+// WithHeader adds headers to the WebSocket upgrade or extended CONNECT
+// request. Headers the protocol owns (Upgrade, Sec-WebSocket-Key, ...) are
+// set by the dialer.
+func WithHeader(h http.Header) Option {
+	return func(c *config) {
+		if c.header == nil {
+			c.header = make(http.Header)
+		}
+		for k, vs := range h {
+			c.header[k] = append(c.header[k], vs...)
+		}
+	}
+}
+
+// WithSubprotocols offers WebSocket subprotocols (Sec-WebSocket-Protocol) or
+// WebTransport application protocols (WT-Available-Protocols), most
+// preferred first.
+func WithSubprotocols(protos ...string) Option {
+	return func(c *config) { c.subprotocols = append([]string(nil), protos...) }
+}
+
+// WithAttemptDelay sets the Happy Eyeballs connection attempt delay: how
+// long an attempt runs alone before the next one starts. The default is
+// 250 ms; values are clamped to 10 ms .. 2 s as the draft requires.
+func WithAttemptDelay(d time.Duration) Option {
+	return func(c *config) { c.attemptDelay = clamp(d, hev3.MinAttemptDelay, hev3.MaxAttemptDelay) }
+}
+
+// WithResolutionDelay sets how long the dialer waits for the preferred
+// family's (AAAA) and HTTPS answers after the first DNS answer arrives.
+// The default is 50 ms.
+func WithResolutionDelay(d time.Duration) Option {
+	return func(c *config) { c.resolutionDelay = clamp(d, 0, 2*time.Second) }
+}
+
+// WithTimeout bounds a whole dial when the context has no earlier deadline.
+// Zero means no bound beyond the context. The default is 30 s.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = max(d, 0) }
+}
+
+// WithCompression sets the WebSocket permessage-deflate mode. The default is
+// websocket.CompressionDisabled.
+func WithCompression(mode websocket.CompressionMode) Option {
+	return func(c *config) { c.compression = mode }
+}
+
+// WithReadLimit sets the largest WebSocket message the returned connection
+// accepts (coder/websocket's default is 32 KiB); -1 disables the limit.
+func WithReadLimit(n int64) Option {
+	return func(c *config) { c.readLimit = n }
+}
+
+// WithPreferIPv4 makes IPv4 the first family tried instead of IPv6.
+func WithPreferIPv4() Option {
+	return func(c *config) { c.preferIPv4 = true }
+}
+
+// WithIPv4Only restricts the dial to IPv4 addresses.
+func WithIPv4Only() Option {
+	return func(c *config) { c.onlyFamily, c.family = true, hev3.IPv4 }
+}
+
+// WithIPv6Only restricts the dial to IPv6 addresses.
+func WithIPv6Only() Option {
+	return func(c *config) { c.onlyFamily, c.family = true, hev3.IPv6 }
+}
+
+// WithReport calls fn with the race report of every dial, successful or
+// not, just before the dial returns. fn must not block.
+func WithReport(fn func(*Report)) Option {
+	return func(c *config) { c.report = fn }
+}
+
+// WithLogger logs each step of a race (DNS answers, attempts, winner) at
+// debug level.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+func clamp(d, lo, hi time.Duration) time.Duration {
+	return min(max(d, lo), hi)
+}
+
+// tlsConfig returns the TLS configuration for attempts: the user's, or an
+// empty one that verifies against the system roots.
+func (c config) tlsConfig() *tls.Config {
+	if c.tls != nil {
+		return c.tls
+	}
+	return &tls.Config{}
+}

@@ -1,0 +1,341 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// raceSpec says what one race dials and what its winner must prove.
+type raceSpec struct {
+	url      string
+	kind     string
+	host     string     // DNS name, or "" when literal is set
+	literal  netip.Addr // IP-literal host
+	port     uint16
+	need     hev3.Need
+	versions hev3.Versions
+	noHTTPS  bool
+	// dial runs one attempt: the transport handshake of ep. It returns the
+	// connection and the negotiated HTTP version.
+	dial func(ctx context.Context, ep hev3.Endpoint) (net.Conn, hev3.Version, error)
+}
+
+// winner is what a race hands back: the connection of the winning attempt.
+type winner struct {
+	conn     net.Conn
+	version  hev3.Version
+	endpoint hev3.Endpoint
+}
+
+// raceEvent is what the goroutines of a race report to its loop. done is
+// set on a goroutine's last event.
+type raceEvent struct {
+	id      int
+	query   bool
+	answer  hev3.Answer
+	conn    net.Conn
+	version hev3.Version
+	err     error
+	done    bool
+}
+
+// attemptState is the loop's view of one attempt.
+type attemptState struct {
+	cancel context.CancelFunc
+	conn   net.Conn // owned by the race until it wins or is closed
+	rec    int      // index in report.Attempts
+	over   bool     // no more events are expected to matter
+	err    error
+}
+
+// race runs one Happy Eyeballs race to completion. Every goroutine it starts
+// has ended when it returns; the only thing that outlives it is the winning
+// connection, which the caller owns.
+func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, *Report, error) {
+	start := time.Now()
+	rep := &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1}
+	since := func() time.Duration { return time.Since(start) }
+	log := cfg.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	res, err := d.resolver(cfg)
+	if err != nil && !spec.literal.IsValid() {
+		derr := &DialError{URL: spec.url, Stage: "dns", Err: err}
+		rep.Err = derr.Error()
+		return nil, rep, derr
+	}
+
+	hcfg := hev3.Config{
+		Host:            spec.host,
+		Literal:         spec.literal,
+		Port:            spec.port,
+		Versions:        spec.versions,
+		NoHTTPS:         spec.noHTTPS,
+		Need:            spec.need,
+		ResolutionDelay: cfg.resolutionDelay,
+		AttemptDelay:    cfg.attemptDelay,
+		OnlyFamily:      cfg.onlyFamily,
+		Only:            cfg.family,
+	}
+	if cfg.preferIPv4 {
+		hcfg.Prefer = hev3.IPv4
+	}
+	m := hev3.New(hcfg, start)
+
+	// raceCtx ends every query and attempt goroutine when the race ends.
+	raceCtx, cancelRace := context.WithCancel(ctx)
+	defer cancelRace()
+	events := make(chan raceEvent)
+	live := 0
+	queries := map[int]int{} // query id -> index in rep.DNS
+	attempts := map[int]*attemptState{}
+	var order []int // attempt ids in start order
+	var (
+		win     *winner
+		failure hev3.FailReason
+		failed  bool
+		aborted bool
+	)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	for !m.Done() {
+		acts, wake := m.Poll(time.Now())
+		for _, act := range acts {
+			switch a := act.(type) {
+			case hev3.StartQuery:
+				queries[a.ID] = len(rep.DNS)
+				rep.DNS = append(rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: since()})
+				log.Debug("dns query", "name", a.Name, "type", a.Type)
+				live++
+				go func() {
+					ans := res.Lookup(raceCtx, a.Name, a.Type)
+					events <- raceEvent{id: a.ID, query: true, answer: ans, done: true}
+				}()
+			case hev3.StartAttempt:
+				actx, cancel := context.WithCancel(raceCtx)
+				st := &attemptState{cancel: cancel, rec: len(rep.Attempts)}
+				attempts[a.ID] = st
+				order = append(order, a.ID)
+				rep.Attempts = append(rep.Attempts, Attempt{
+					Addr:   a.Endpoint.Addr,
+					Proto:  protoName(spec, a.Endpoint.Proto),
+					Family: hev3.FamilyOf(a.Endpoint.Addr.Addr()).String(),
+					Hint:   a.Endpoint.Hint,
+					ECH:    len(a.Endpoint.ECH) > 0,
+					Start:  since(),
+				})
+				log.Debug("attempt start", "id", a.ID, "addr", a.Endpoint.Addr, "proto", a.Endpoint.Proto)
+				live++
+				go func() {
+					conn, v, err := spec.dial(actx, a.Endpoint)
+					events <- raceEvent{id: a.ID, conn: conn, version: v, err: err, done: true}
+				}()
+			case hev3.Cancel:
+				st := attempts[a.ID]
+				st.cancel()
+				st.over = true
+				if st.conn != nil {
+					st.conn.Close()
+					st.conn = nil
+				}
+				r := &rep.Attempts[st.rec]
+				r.End = since()
+				switch a.Reason {
+				case hev3.LostRace:
+					r.Outcome = "lost"
+					st.err = errors.New("cancelled: another attempt won")
+				case hev3.Incapable:
+					r.Outcome = "incapable"
+					st.err = fmt.Errorf("%w: connected over %s but the server's SETTINGS lack the capability", ErrUnsupported, r.Version)
+				default:
+					r.Outcome = "aborted"
+					st.err = context.Cause(ctx)
+				}
+				if st.err != nil && r.Err == "" {
+					r.Err = st.err.Error()
+				}
+				log.Debug("attempt cancelled", "id", a.ID, "reason", a.Reason)
+			case hev3.Succeed:
+				st := attempts[a.ID]
+				ep, _ := m.Endpoint(a.ID)
+				win = &winner{conn: st.conn, endpoint: ep, version: versionOf(rep.Attempts[st.rec].Version)}
+				st.conn, st.over = nil, true
+				r := &rep.Attempts[st.rec]
+				r.Outcome, r.End = "won", since()
+				rep.Winner = st.rec
+				rep.Reason = winReason(spec, r)
+				log.Debug("attempt won", "id", a.ID, "addr", ep.Addr, "version", r.Version)
+			case hev3.Fail:
+				failed, failure = true, a.Reason
+			}
+		}
+		if m.Done() {
+			break
+		}
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+		}
+		select {
+		case ev := <-events:
+			if ev.done {
+				live--
+			}
+			now := time.Now()
+			if ev.query {
+				q := &rep.DNS[queries[ev.id]]
+				q.End = since()
+				fillAnswer(q, ev.answer)
+				log.Debug("dns answer", "name", q.Name, "type", q.Type, "addrs", q.Addrs, "services", len(q.Services), "err", q.Err)
+				m.OnDNS(now, ev.id, ev.answer)
+				continue
+			}
+			st := attempts[ev.id]
+			if st.over {
+				if ev.conn != nil {
+					ev.conn.Close()
+				}
+				continue
+			}
+			r := &rep.Attempts[st.rec]
+			if ev.err != nil {
+				st.err, st.over = ev.err, true
+				r.End, r.Outcome, r.Err = since(), "failed", ev.err.Error()
+				log.Debug("attempt failed", "id", ev.id, "err", ev.err)
+				m.OnFailed(now, ev.id, ev.err)
+				continue
+			}
+			st.conn = ev.conn
+			r.Connected, r.Version = since(), ev.version.String()
+			log.Debug("attempt connected", "id", ev.id, "version", ev.version)
+			m.OnConnected(now, ev.id, ev.version)
+		case <-timer.C:
+		case <-ctx.Done():
+			aborted = true
+			m.Abort(time.Now())
+		}
+	}
+
+	// End every goroutine of the race; close what losers still hold.
+	cancelRace()
+	for _, st := range attempts {
+		st.cancel()
+	}
+	for live > 0 {
+		ev := <-events
+		if ev.done {
+			live--
+		}
+		if ev.conn != nil {
+			ev.conn.Close()
+		}
+		if ev.query {
+			q := &rep.DNS[queries[ev.id]]
+			if q.End == 0 && ev.answer.Err == nil {
+				q.End = since()
+				fillAnswer(q, ev.answer)
+			}
+		}
+	}
+	rep.Duration = since()
+
+	if win != nil {
+		return win, rep, nil
+	}
+	derr := raceError(ctx, spec, rep, failure, aborted || !failed)
+	for _, id := range order {
+		if st := attempts[id]; st.err != nil {
+			r := rep.Attempts[st.rec]
+			derr.Attempts = append(derr.Attempts, AttemptError{Addr: r.Addr, Proto: r.Proto, Err: st.err})
+		}
+	}
+	rep.Err = derr.Error()
+	rep.Reason = "failed: " + derr.Stage
+	return nil, rep, derr
+}
+
+// raceError builds the error of a race without a winner.
+func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.FailReason, aborted bool) *DialError {
+	e := &DialError{URL: spec.url}
+	for _, q := range rep.DNS {
+		if q.Err != "" {
+			e.DNS = append(e.DNS, fmt.Errorf("%s %s: %s", q.Type, q.Name, q.Err))
+		}
+	}
+	switch {
+	case aborted:
+		e.Err = context.Cause(ctx)
+		if e.Err == nil {
+			e.Err = context.Canceled
+		}
+		e.Stage = "connect"
+		if len(rep.Attempts) == 0 {
+			e.Stage = "dns"
+		}
+	case reason == hev3.FailDNS:
+		e.Stage, e.Err = "dns", fmt.Errorf("%w for %s", ErrNoAddress, spec.host)
+	case reason == hev3.FailUnsupported:
+		e.Stage, e.Err = "capability", ErrUnsupported
+	default:
+		e.Stage = "connect"
+	}
+	return e
+}
+
+func fillAnswer(q *DNSQuery, ans hev3.Answer) {
+	if ans.Err != nil {
+		q.Err = ans.Err.Error()
+		return
+	}
+	q.Addrs = ans.Addrs
+	for _, s := range ans.Services {
+		e := ServiceEntry{Priority: s.Priority, Target: s.Target, ALPN: s.ALPN, Port: s.Port, ECH: len(s.ECH) > 0}
+		e.Hints = append(append(e.Hints, s.IPv6Hints...), s.IPv4Hints...)
+		q.Services = append(q.Services, e)
+	}
+}
+
+func protoName(spec raceSpec, p hev3.Proto) string {
+	if spec.need == hev3.NeedTransport && spec.versions == hev3.Versions(hev3.H1) && !p.QUIC() && spec.kind == "tcp" {
+		return "tcp"
+	}
+	return p.String()
+}
+
+func versionOf(s string) hev3.Version {
+	switch s {
+	case "h3":
+		return hev3.H3
+	case "h2":
+		return hev3.H2
+	}
+	return hev3.H1
+}
+
+// winReason explains in one line why an attempt won.
+func winReason(spec raceSpec, a *Attempt) string {
+	why := fmt.Sprintf("%s %s won after %s", a.Proto, a.Addr, fmtDur(a.End))
+	switch spec.need {
+	case hev3.NeedWebSocket:
+		if a.Version == "h1" {
+			why += ": first TLS/TCP connection for an HTTP/1.1 upgrade"
+		} else {
+			why += ": first connection whose SETTINGS enable extended CONNECT"
+		}
+	case hev3.NeedWebTransport:
+		why += ": first connection whose SETTINGS enable WebTransport"
+	default:
+		why += ": first connection established"
+	}
+	return why
+}

@@ -1,0 +1,158 @@
+package dialer
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// A Report is the record of one race: every DNS query and every connection
+// attempt with its timing and outcome, and why the winner won. Times are
+// offsets from Start. A Report encodes to JSON and back without loss.
+type Report struct {
+	URL   string    `json:"url"`
+	Kind  string    `json:"kind"` // "websocket", "tcp"
+	Start time.Time `json:"start"`
+	// Duration is how long the race took; Ready is when the session was
+	// ready (after the WebSocket handshake), or 0.
+	Duration time.Duration `json:"duration"`
+	Ready    time.Duration `json:"ready,omitempty"`
+	DNS      []DNSQuery    `json:"dns,omitempty"`
+	Attempts []Attempt     `json:"attempts,omitempty"`
+	// Winner is the index in Attempts of the winning attempt, or -1.
+	Winner int `json:"winner"`
+	// Reason says why the winner won, or why the race failed.
+	Reason string `json:"reason"`
+	// Err is the dial's error, if it failed.
+	Err string `json:"error,omitempty"`
+}
+
+// A DNSQuery is one DNS question of a race and its answer.
+type DNSQuery struct {
+	Name     string         `json:"name"`
+	Type     string         `json:"type"` // "HTTPS", "AAAA", "A"
+	Start    time.Duration  `json:"start"`
+	End      time.Duration  `json:"end"` // 0 if no answer came before the race ended
+	Addrs    []netip.Addr   `json:"addrs,omitempty"`
+	Services []ServiceEntry `json:"services,omitempty"`
+	Err      string         `json:"error,omitempty"`
+}
+
+// A ServiceEntry is one HTTPS (SVCB) ServiceMode record as the dialer used it.
+type ServiceEntry struct {
+	Priority uint16       `json:"priority"`
+	Target   string       `json:"target,omitempty"`
+	ALPN     []string     `json:"alpn,omitempty"`
+	Port     uint16       `json:"port,omitempty"`
+	Hints    []netip.Addr `json:"hints,omitempty"`
+	ECH      bool         `json:"ech,omitempty"`
+}
+
+// An Attempt is one connection attempt of a race.
+type Attempt struct {
+	Addr   netip.AddrPort `json:"addr"`
+	Proto  string         `json:"proto"` // what was offered: "h3", "h2,h1", "h2", "h1", "tcp"
+	Family string         `json:"family"`
+	Hint   bool           `json:"hint,omitempty"` // address came from an SVCB hint
+	ECH    bool           `json:"ech,omitempty"`
+	Start  time.Duration  `json:"start"`
+	// Connected is when the transport (TCP, TLS or QUIC) handshake ended,
+	// or 0 if it never did.
+	Connected time.Duration `json:"connected,omitempty"`
+	End       time.Duration `json:"end"`
+	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
+	Version string `json:"version,omitempty"`
+	// Outcome is "won", "failed", "lost" (cancelled because another attempt
+	// won), "incapable" (connected but lacked the capability) or "aborted".
+	Outcome string `json:"outcome"`
+	Err     string `json:"error,omitempty"`
+}
+
+// String draws the race as a text waterfall: one line per DNS query and per
+// attempt, with a bar on a common time axis.
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s  %s\n", r.Kind, r.URL, fmtDur(r.Duration))
+	total := r.Duration
+	if total <= 0 {
+		total = time.Millisecond
+	}
+	const width = 40
+	bar := func(start, end time.Duration, fill byte) string {
+		s := int(int64(width) * int64(start) / int64(total))
+		e := int(int64(width) * int64(end) / int64(total))
+		s, e = min(max(s, 0), width), min(max(e, s+1), width)
+		if s == width {
+			s, e = width-1, width
+		}
+		return strings.Repeat(" ", s) + strings.Repeat(string(fill), e-s) + strings.Repeat(" ", width-e)
+	}
+	for _, q := range r.DNS {
+		end, what := q.End, ""
+		switch {
+		case q.End == 0:
+			end, what = r.Duration, "no answer"
+		case q.Err != "":
+			what = q.Err
+		case len(q.Services) > 0:
+			what = fmt.Sprintf("%d record(s)", len(q.Services))
+			for _, s := range q.Services {
+				what += fmt.Sprintf(" [%d alpn=%s", s.Priority, strings.Join(s.ALPN, ","))
+				if s.Port != 0 {
+					what += fmt.Sprintf(" port=%d", s.Port)
+				}
+				what += "]"
+			}
+		case len(q.Addrs) > 0:
+			parts := make([]string, len(q.Addrs))
+			for i, a := range q.Addrs {
+				parts[i] = a.String()
+			}
+			what = strings.Join(parts, " ")
+		default:
+			what = "no records"
+		}
+		fmt.Fprintf(&b, "  dns %-5s %-28s |%s| %7s  %s\n", q.Type, trim(q.Name, 28), bar(q.Start, end, '-'), fmtDur(end-q.Start), what)
+	}
+	for i, a := range r.Attempts {
+		mark := ' '
+		if i == r.Winner {
+			mark = '*'
+		}
+		what := a.Outcome
+		if a.Version != "" {
+			what += " " + a.Version
+		}
+		if a.Err != "" {
+			what += ": " + a.Err
+		}
+		fill := byte('=')
+		if a.Outcome != "won" {
+			fill = '.'
+		}
+		fmt.Fprintf(&b, "%c %-5s %-34s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 34), bar(a.Start, a.End, fill), fmtDur(a.End-a.Start), what)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(&b, "  => %s\n", r.Reason)
+	}
+	return b.String()
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+}
