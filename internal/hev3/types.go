@@ -208,7 +208,8 @@ type Config struct {
 	OnlyFamily bool
 	Only       Family
 
-	// Versions are the HTTP versions the dial may use.
+	// Versions are the HTTP versions the dial may use (0: AllVersions).
+	// NeedWebTransport never uses H1.
 	Versions Versions
 	// KnownH3 adds QUIC endpoints on the origin port even without an
 	// HTTPS record (learned from Alt-Svc, a cached success or an option).
@@ -286,9 +287,11 @@ type Fail struct {
 type FailReason uint8
 
 const (
-	// FailDNS: no usable address was resolved.
+	// FailDNS: no usable address was resolved, or none could be paired
+	// with an enabled HTTP version, so nothing was attempted.
 	FailDNS FailReason = iota
-	// FailConnect: every attempt failed before its transport was up.
+	// FailConnect: every attempt failed (reported by OnFailed), and none
+	// was found incapable.
 	FailConnect
 	// FailUnsupported: at least one transport came up but none had the
 	// needed capability.

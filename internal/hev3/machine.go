@@ -1,0 +1,264 @@
+package hev3
+
+import (
+	"time"
+)
+
+// attemptState is where one attempt is in its life.
+type attemptState uint8
+
+const (
+	connecting       attemptState = iota // transport handshake in progress
+	awaitingSettings                     // transport up, waiting for SETTINGS
+	failed                               // reported failed by the caller
+	incapable                            // up, but lacks the needed capability
+	cancelled                            // cancelled by the machine
+	won                                  // the winner
+)
+
+// live reports whether the attempt still holds a connection or a handshake
+// that the machine is waiting on.
+func (s attemptState) live() bool { return s == connecting || s == awaitingSettings }
+
+type attempt struct {
+	id    int
+	ep    Endpoint
+	start time.Time
+	state attemptState
+}
+
+// Machine is the state of one race. It is not safe for concurrent use.
+type Machine struct {
+	cfg      Config
+	origin   string   // normalized cfg.Host
+	versions Versions // cfg.Versions, without H1 for WebTransport
+	prefer   Family   // effective preferred family
+	resDelay time.Duration
+	attDelay time.Duration
+
+	nextID   int
+	queried  bool // origin queries issued
+	queries  map[int]*query
+	byName   map[nameType]*query
+	attempts []*attempt // in start (and id) order
+	byID     map[int]*attempt
+	tried    map[endpointKey]bool
+
+	httpsDone bool
+	services  []ServiceInfo // origin HTTPS answer, normalized, sorted by priority
+	answered  bool          // some query completed
+	first     time.Time     // when the first query completed
+
+	anyFailed    bool
+	anyIncapable bool
+
+	out     []Action // decided by an input, returned by the next Poll
+	decided bool     // Succeed or Fail is in out or was returned
+	done    bool     // Succeed or Fail was returned by Poll
+}
+
+// New returns a machine for one race. Nothing happens until the first Poll.
+//
+// Zero or negative ResolutionDelay means DefaultResolutionDelay; zero
+// AttemptDelay means DefaultAttemptDelay, and any AttemptDelay is clamped to
+// [MinAttemptDelay, MaxAttemptDelay]. Zero Versions means AllVersions.
+func New(cfg Config, now time.Time) *Machine {
+	m := &Machine{
+		cfg:      cfg,
+		origin:   normalizeName(cfg.Host),
+		versions: cfg.Versions,
+		prefer:   cfg.Prefer,
+		resDelay: cfg.ResolutionDelay,
+		attDelay: cfg.AttemptDelay,
+		queries:  make(map[int]*query),
+		byName:   make(map[nameType]*query),
+		byID:     make(map[int]*attempt),
+		tried:    make(map[endpointKey]bool),
+	}
+	if m.versions == 0 {
+		m.versions = AllVersions
+	}
+	if cfg.Need == NeedWebTransport {
+		m.versions &^= Versions(H1)
+	}
+	if cfg.OnlyFamily {
+		m.prefer = cfg.Only
+	}
+	if m.resDelay <= 0 {
+		m.resDelay = DefaultResolutionDelay
+	}
+	if m.attDelay == 0 {
+		m.attDelay = DefaultAttemptDelay
+	}
+	m.attDelay = min(max(m.attDelay, MinAttemptDelay), MaxAttemptDelay)
+	if cfg.Literal.IsValid() {
+		m.cfg.Literal = cfg.Literal.Unmap()
+	}
+	return m
+}
+
+// OnDNS reports the answer to the query StartQuery{ID: id}. Answers for
+// unknown or already answered queries are ignored.
+func (m *Machine) OnDNS(now time.Time, id int, ans Answer) {
+	if m.decided {
+		return
+	}
+	q := m.queries[id]
+	if q == nil || q.done {
+		return
+	}
+	q.done = true
+	if !m.answered || now.Before(m.first) {
+		m.answered = true
+		m.first = now
+	}
+	if q.q.Type == HTTPS {
+		m.httpsDone = true
+		if ans.Err == nil {
+			m.services = m.normalizeServices(ans.Services)
+		}
+		return
+	}
+	if ans.Err == nil {
+		q.addrs = m.filterAddrs(ans.Addrs, familyOfType(q.q.Type))
+	}
+}
+
+// OnConnected reports that the transport of attempt id is up and that v is
+// the negotiated HTTP version. Depending on Config.Need the attempt wins at
+// once, waits for OnSettings, or is cancelled as Incapable.
+func (m *Machine) OnConnected(now time.Time, id int, v Version) {
+	a := m.attempt(id)
+	if a == nil || a.state != connecting {
+		return
+	}
+	switch m.cfg.Need {
+	case NeedTransport:
+		m.win(a)
+	case NeedWebSocket:
+		switch v {
+		case H1:
+			m.win(a)
+		case H2, H3:
+			a.state = awaitingSettings
+		default:
+			m.reject(a)
+		}
+	default: // NeedWebTransport
+		switch v {
+		case H2, H3:
+			a.state = awaitingSettings
+		default:
+			m.reject(a)
+		}
+	}
+}
+
+// OnSettings reports the capability bits of the server's first SETTINGS on
+// attempt id, which must have connected with h2 or h3. The attempt wins if
+// they prove the capability Config.Need asks for; otherwise it is cancelled
+// as Incapable and the race goes on.
+func (m *Machine) OnSettings(now time.Time, id int, s Settings) {
+	a := m.attempt(id)
+	if a == nil || a.state != awaitingSettings {
+		return
+	}
+	ok := s.ExtendedConnect
+	if m.cfg.Need == NeedWebTransport {
+		ok = ok && s.WebTransport
+		if a.ep.Proto == ProtoH3 {
+			ok = ok && s.Datagrams
+		}
+	}
+	if ok {
+		m.win(a)
+	} else {
+		m.reject(a)
+	}
+}
+
+// OnFailed reports that attempt id failed, before or after its transport
+// came up. Its slot is freed at once. The caller has already closed it, so
+// no Cancel follows.
+func (m *Machine) OnFailed(now time.Time, id int, err error) {
+	a := m.attempt(id)
+	if a == nil {
+		return
+	}
+	a.state = failed
+	m.anyFailed = true
+}
+
+// Abort ends the race: the next Poll returns Cancel{Aborted} for every live
+// attempt, in attempt order, then Fail{FailAborted}. It does nothing once
+// the race is decided.
+func (m *Machine) Abort(now time.Time) {
+	if m.decided {
+		return
+	}
+	m.cancelLive(nil, Aborted)
+	m.out = append(m.out, Fail{Reason: FailAborted})
+	m.decided = true
+}
+
+// Done reports whether Poll has returned Succeed or Fail. After that every
+// input is ignored and Poll returns nothing.
+func (m *Machine) Done() bool { return m.done }
+
+// Endpoint returns the endpoint of attempt id.
+func (m *Machine) Endpoint(id int) (Endpoint, bool) {
+	a := m.byID[id]
+	if a == nil {
+		return Endpoint{}, false
+	}
+	return a.ep, true
+}
+
+// Query returns the query issued with id.
+func (m *Machine) Query(id int) (StartQuery, bool) {
+	q := m.queries[id]
+	if q == nil {
+		return StartQuery{}, false
+	}
+	return q.q, true
+}
+
+// attempt returns the live attempt id, or nil when id is unknown, is a
+// query, or the attempt is over (failed, cancelled) or the race is decided.
+func (m *Machine) attempt(id int) *attempt {
+	if m.decided {
+		return nil
+	}
+	a := m.byID[id]
+	if a == nil || !a.state.live() {
+		return nil
+	}
+	return a
+}
+
+// win makes a the winner: every other live attempt is cancelled, in attempt
+// order, then Succeed is queued.
+func (m *Machine) win(a *attempt) {
+	a.state = won
+	m.cancelLive(a, LostRace)
+	m.out = append(m.out, Succeed{ID: a.id})
+	m.decided = true
+}
+
+// reject cancels an attempt whose connection lacks the needed capability.
+// The caller must close that connection.
+func (m *Machine) reject(a *attempt) {
+	a.state = incapable
+	m.anyIncapable = true
+	m.out = append(m.out, Cancel{ID: a.id, Reason: Incapable})
+}
+
+// cancelLive queues a Cancel for every live attempt except keep.
+func (m *Machine) cancelLive(keep *attempt, r CancelReason) {
+	for _, b := range m.attempts {
+		if b != keep && b.state.live() {
+			b.state = cancelled
+			m.out = append(m.out, Cancel{ID: b.id, Reason: r})
+		}
+	}
+}
