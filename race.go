@@ -154,7 +154,6 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 				switch a.Reason {
 				case hev3.LostRace:
 					r.Outcome = "lost"
-					st.err = errors.New("cancelled: another attempt won")
 				case hev3.Incapable:
 					r.Outcome = "incapable"
 					st.err = fmt.Errorf("%w: connected over %s but the server's SETTINGS lack the capability", ErrUnsupported, r.Version)

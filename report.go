@@ -131,7 +131,7 @@ func (r *Report) String() string {
 		if a.Outcome != "won" {
 			fill = '.'
 		}
-		fmt.Fprintf(&b, "%c %-5s %-34s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 34), bar(a.Start, a.End, fill), fmtDur(a.End-a.Start), what)
+		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), bar(a.Start, a.End, fill), fmtDur(a.End-a.Start), what)
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  => %s\n", r.Reason)

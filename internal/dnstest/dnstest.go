@@ -383,6 +383,7 @@ func (w truncWriter) WriteMsg(m *dns.Msg) error {
 func (s *Server) reply(req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg).SetReply(req)
 	m.RecursionAvailable = true
+	m.Compress = true
 	if opt := req.IsEdns0(); opt != nil {
 		m.SetEdns0(opt.UDPSize(), false)
 	}

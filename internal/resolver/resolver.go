@@ -1,0 +1,399 @@
+// Package resolver is a stub DNS resolver for A, AAAA and HTTPS records,
+// built on github.com/miekg/dns. It produces the hev3.Answer values that the
+// Happy Eyeballs state machine consumes.
+//
+// It sends recursive queries with EDNS0 over UDP, retries truncated replies
+// over TCP, tries each server in turn, follows CNAME chains and HTTPS
+// AliasMode records, answers /etc/hosts names and IP literals without DNS,
+// and caches answers for their TTL. Names are always treated as fully
+// qualified: no search list is applied.
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/miekg/dns"
+)
+
+// Defaults and limits.
+const (
+	DefaultTimeout         = 2 * time.Second
+	DefaultMaxCacheEntries = 4096
+	DefaultResolvConf      = "/etc/resolv.conf"
+	DefaultHostsFile       = "/etc/hosts"
+
+	// MaxHops bounds the CNAME and AliasMode indirections of one lookup.
+	MaxHops = 8
+	// MaxTTL caps how long an answer is cached.
+	MaxTTL = time.Hour
+	// DefaultNegativeTTL is how long NXDOMAIN and NODATA answers without an
+	// SOA record are cached.
+	DefaultNegativeTTL = 5 * time.Second
+)
+
+// Config configures a Resolver. The zero value uses the system's
+// resolv.conf and hosts file.
+type Config struct {
+	// Servers are the servers' addresses, "ip:port" or "ip" (port 53),
+	// tried in order. Empty: the nameservers of ResolvConf, or
+	// 127.0.0.1:53 and [::1]:53 if it lists none or is missing.
+	Servers []string
+	// ResolvConf is the resolv.conf read when Servers is empty
+	// (DefaultResolvConf if ""). Only its nameserver lines are used.
+	ResolvConf string
+	// HostsFile is read once by New (DefaultHostsFile if ""). "-" or a
+	// missing file means none.
+	HostsFile string
+	// Timeout bounds each query attempt (DefaultTimeout if 0). The whole
+	// lookup is bounded by its context.
+	Timeout time.Duration
+	// MaxCacheEntries bounds the cache (DefaultMaxCacheEntries if 0);
+	// negative disables caching.
+	MaxCacheEntries int
+	// Now returns the time used for cache expiry (time.Now if nil).
+	Now func() time.Time
+}
+
+// Resolver resolves names. It is safe for concurrent use; lookups of one
+// Resolver share a cache, and concurrent identical lookups share one query.
+type Resolver struct {
+	servers []string
+	timeout time.Duration
+	hosts   map[string][]netip.Addr
+	now     func() time.Time
+	cache   *cache
+	dialer  net.Dialer
+
+	mu       sync.Mutex
+	inflight map[cacheKey]*call
+}
+
+// call is a lookup in flight that identical lookups wait for.
+type call struct {
+	done     chan struct{}
+	ans      hev3.Answer
+	canceled bool // the lookup ended because its context did
+}
+
+// New returns a Resolver for cfg.
+func New(cfg Config) (*Resolver, error) {
+	r := &Resolver{
+		timeout:  cfg.Timeout,
+		now:      cfg.Now,
+		inflight: make(map[cacheKey]*call),
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	switch n := cfg.MaxCacheEntries; {
+	case n == 0:
+		r.cache = newCache(DefaultMaxCacheEntries)
+	case n > 0:
+		r.cache = newCache(n)
+	}
+
+	servers := cfg.Servers
+	if len(servers) == 0 {
+		path := cfg.ResolvConf
+		if path == "" {
+			path = DefaultResolvConf
+		}
+		if cc, err := dns.ClientConfigFromFile(path); err == nil {
+			for _, s := range cc.Servers {
+				servers = append(servers, net.JoinHostPort(s, cc.Port))
+			}
+		}
+		if len(servers) == 0 {
+			servers = []string{"127.0.0.1:53", "[::1]:53"}
+		}
+	}
+	for _, s := range servers {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			a, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return nil, fmt.Errorf("dns: bad server address %q: %w", s, err)
+			}
+			ap = netip.AddrPortFrom(a, 53)
+		}
+		r.servers = append(r.servers, ap.String())
+	}
+
+	path := cfg.HostsFile
+	if path == "" {
+		path = DefaultHostsFile
+	}
+	hosts, err := readHosts(path)
+	if err != nil {
+		return nil, err
+	}
+	r.hosts = hosts
+	return r, nil
+}
+
+// Hosts returns the hosts file's addresses for name, and whether it has any.
+func (r *Resolver) Hosts(name string) ([]netip.Addr, bool) {
+	addrs, ok := r.hosts[hostKey(name)]
+	return slices.Clone(addrs), ok
+}
+
+// Lookup resolves name for type t. Negative answers and failures are in
+// Answer.Err; NODATA is an Answer with no data and no error.
+//
+// IP literals and hosts file names are answered without DNS: A and AAAA
+// with the addresses of their family, HTTPS with NODATA.
+func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
+	if t != hev3.A && t != hev3.AAAA && t != hev3.HTTPS {
+		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}
+	}
+	host := hostKey(name)
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return local([]netip.Addr{a}, t)
+	}
+	if addrs, ok := r.hosts[host]; ok {
+		return local(addrs, t)
+	}
+	fqdn := dns.Fqdn(host)
+	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
+		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}
+	}
+	return r.lookup(ctx, cacheKey{fqdn, t})
+}
+
+// local answers from a literal or the hosts file.
+func local(addrs []netip.Addr, t hev3.RecordType) hev3.Answer {
+	var ans hev3.Answer
+	for _, a := range addrs {
+		switch {
+		case t == hev3.A && a.Unmap().Is4():
+			ans.Addrs = append(ans.Addrs, a.Unmap())
+		case t == hev3.AAAA && a.Is6() && !a.Is4In6():
+			ans.Addrs = append(ans.Addrs, a)
+		}
+	}
+	return ans
+}
+
+// lookup answers from the cache, or joins an identical lookup in flight,
+// or resolves.
+func (r *Resolver) lookup(ctx context.Context, k cacheKey) hev3.Answer {
+	for {
+		if ans, ok := r.cache.get(k, r.now()); ok {
+			return ans
+		}
+		r.mu.Lock()
+		if c, ok := r.inflight[k]; ok {
+			r.mu.Unlock()
+			select {
+			case <-c.done:
+				if c.canceled && ctx.Err() == nil {
+					continue // its caller gave up; try again
+				}
+				return cloneAnswer(c.ans)
+			case <-ctx.Done():
+				return hev3.Answer{Err: &Error{Name: k.name, Type: k.typ, Err: ctxErr(ctx)}}
+			}
+		}
+		c := &call{done: make(chan struct{})}
+		r.inflight[k] = c
+		r.mu.Unlock()
+
+		ans, ttl := r.resolve(ctx, k)
+		if ttl > 0 {
+			r.cache.put(k, ans, r.now().Add(ttl))
+		}
+		r.mu.Lock()
+		delete(r.inflight, k)
+		r.mu.Unlock()
+		c.ans, c.canceled = cloneAnswer(ans), ctx.Err() != nil
+		close(c.done)
+		return ans
+	}
+}
+
+func ctxErr(ctx context.Context) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+	return ctx.Err()
+}
+
+// resolve queries DNS for k and returns the answer and how long it may be
+// cached (0: not at all).
+func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.Duration) {
+	if k.typ != hev3.HTTPS {
+		res := r.chase(ctx, k.name, k.typ, map[string]bool{k.name: true}, new(int))
+		var ans hev3.Answer
+		for _, rr := range res.rrs {
+			switch rr := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(rr.A); ok {
+					ans.Addrs = append(ans.Addrs, a.Unmap())
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+					ans.Addrs = append(ans.Addrs, a)
+				}
+			}
+		}
+		ans.Err = res.err
+		return ans, res.ttl
+	}
+
+	// HTTPS: follow AliasMode records to the ServiceMode records.
+	visited := map[string]bool{k.name: true}
+	hops := 0
+	ttl := MaxTTL
+	name := k.name
+	for {
+		res := r.chase(ctx, name, hev3.HTTPS, visited, &hops)
+		ttl = min(ttl, res.ttl)
+		if res.err != nil || len(res.rrs) == 0 {
+			return hev3.Answer{Err: res.err}, ttl
+		}
+		var alias *dns.HTTPS
+		for _, rr := range res.rrs {
+			if h, ok := rr.(*dns.HTTPS); ok && h.Priority == 0 {
+				alias = h
+				break
+			}
+		}
+		if alias == nil {
+			target := "" // "." means the origin
+			if name != k.name {
+				target = strings.TrimSuffix(name, ".")
+			}
+			return hev3.Answer{Services: services(res.rrs, target)}, ttl
+		}
+		next := dns.CanonicalName(alias.Target)
+		if next == "." {
+			return hev3.Answer{}, ttl // the service does not exist (RFC 9460 §2.5.1)
+		}
+		if err := r.hop(visited, &hops, next); err != nil {
+			return hev3.Answer{Err: &Error{Name: name, Type: hev3.HTTPS, Err: err}}, 0
+		}
+		name = next
+	}
+}
+
+// chased is the end of a CNAME chain.
+type chased struct {
+	rrs []dns.RR      // records of the type asked, at the end of the chain
+	ttl time.Duration // how long the result may be cached
+	err error
+}
+
+// chase queries name for t and follows CNAMEs, in the reply and by asking
+// again for a target the reply has no records of.
+func (r *Resolver) chase(ctx context.Context, name string, t hev3.RecordType, visited map[string]bool, hops *int) chased {
+	qtype := dnsType(t)
+	ttl := uint32(math.MaxUint32)
+	for {
+		resp, server, err := r.query(ctx, name, qtype)
+		if err != nil {
+			return chased{err: err}
+		}
+		owner := name
+		for {
+			var rrs []dns.RR
+			var cname *dns.CNAME
+			for _, rr := range resp.Answer {
+				h := rr.Header()
+				if h.Class != dns.ClassINET || !strings.EqualFold(h.Name, owner) {
+					continue
+				}
+				if h.Rrtype == qtype {
+					rrs = append(rrs, rr)
+					ttl = min(ttl, h.Ttl)
+				} else if c, ok := rr.(*dns.CNAME); ok && cname == nil {
+					cname = c
+				}
+			}
+			if len(rrs) > 0 {
+				return chased{rrs: rrs, ttl: capTTL(ttl)}
+			}
+			if cname == nil {
+				break
+			}
+			ttl = min(ttl, cname.Hdr.Ttl)
+			next := dns.CanonicalName(cname.Target)
+			if err := r.hop(visited, hops, next); err != nil {
+				return chased{err: &Error{Name: name, Type: t, Err: err}}
+			}
+			owner = next
+		}
+		if resp.Rcode == dns.RcodeNameError || owner == name {
+			ttl = min(ttl, negativeTTL(resp))
+			var err error
+			if resp.Rcode == dns.RcodeNameError {
+				err = &Error{Name: name, Type: t, Server: server, Err: ErrNXDomain}
+			}
+			return chased{ttl: capTTL(ttl), err: err}
+		}
+		name = owner // the reply stops at a CNAME: ask for its target
+	}
+}
+
+// hop records one CNAME or alias step to next.
+func (r *Resolver) hop(visited map[string]bool, hops *int, next string) error {
+	if visited[next] {
+		return fmt.Errorf("%w at %s", ErrLoop, next)
+	}
+	*hops++
+	if *hops > MaxHops {
+		return fmt.Errorf("%w: more than %d hops", ErrLoop, MaxHops)
+	}
+	visited[next] = true
+	return nil
+}
+
+// negativeTTL is the TTL of a negative answer (RFC 2308 §5), in seconds.
+func negativeTTL(m *dns.Msg) uint32 {
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return min(soa.Hdr.Ttl, soa.Minttl)
+		}
+	}
+	return uint32(DefaultNegativeTTL / time.Second)
+}
+
+func capTTL(ttl uint32) time.Duration {
+	return min(time.Duration(ttl)*time.Second, MaxTTL)
+}
+
+func dnsType(t hev3.RecordType) uint16 {
+	switch t {
+	case hev3.A:
+		return dns.TypeA
+	case hev3.AAAA:
+		return dns.TypeAAAA
+	default:
+		return dns.TypeHTTPS
+	}
+}
+
+func recordType(qtype uint16) hev3.RecordType {
+	switch qtype {
+	case dns.TypeA:
+		return hev3.A
+	case dns.TypeAAAA:
+		return hev3.AAAA
+	default:
+		return hev3.HTTPS
+	}
+}

@@ -1,0 +1,78 @@
+package testkit
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"testing"
+)
+
+// handshake runs a TLS handshake over a pipe between server and a client
+// that trusts roots and asks for serverName, and returns the client's error.
+func handshake(t *testing.T, server *tls.Config, roots *x509.CertPool, serverName string) error {
+	t.Helper()
+	cc, sc := net.Pipe()
+	defer cc.Close()
+	defer sc.Close()
+	srv := tls.Server(sc, server)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Handshake()
+		sc.Close()
+	}()
+	err := tls.Client(cc, &tls.Config{RootCAs: roots, ServerName: serverName}).Handshake()
+	cc.Close()
+	<-done
+	return err
+}
+
+func TestCAServerConfig(t *testing.T) {
+	t.Parallel()
+	ca, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := ca.ServerConfig("localhost", "example.test", "*.example.test", "127.0.0.1", "::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"localhost", "example.test", "a.example.test", "127.0.0.1", "::1"} {
+		if err := handshake(t, conf, ca.Pool(), name); err != nil {
+			t.Errorf("ServerName %q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"other.test", "a.b.example.test", "127.0.0.2", "::2"} {
+		err := handshake(t, conf, ca.Pool(), name)
+		var he x509.HostnameError
+		if !errors.As(err, &he) {
+			t.Errorf("ServerName %q: %v, want a hostname error", name, err)
+		}
+	}
+
+	other, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = handshake(t, conf, other.Pool(), "localhost")
+	var ua x509.UnknownAuthorityError
+	if !errors.As(err, &ua) {
+		t.Errorf("other CA's pool: %v, want an unknown authority error", err)
+	}
+
+	fromPEM := x509.NewCertPool()
+	if !fromPEM.AppendCertsFromPEM(ca.PEM()) {
+		t.Fatal("PEM() does not parse")
+	}
+	if err := handshake(t, conf, fromPEM, "localhost"); err != nil {
+		t.Errorf("pool from PEM(): %v", err)
+	}
+	cc := ca.ClientConfig()
+	if err := handshake(t, conf, cc.RootCAs, "::1"); err != nil {
+		t.Errorf("ClientConfig roots: %v", err)
+	}
+	if _, err := ca.ServerConfig(); err == nil {
+		t.Error("ServerConfig() with no names succeeded")
+	}
+}

@@ -1,0 +1,144 @@
+package testkit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// HTTPServer is a net/http server running on one listener. Unlike a bare
+// http.Server, its Close also ends handlers that hijacked their connection
+// (WebSocket) and waits for every handler to return, so nothing outlives it.
+type HTTPServer struct {
+	// Server is the underlying server; do not change it after start.
+	Server *http.Server
+	// Listener is the listener it serves, as passed in.
+	Listener net.Listener
+
+	ctx      context.Context // cancelled by Close; every request's context follows it
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the serve loop returns
+	serveErr error
+
+	mu       sync.Mutex
+	closing  bool
+	handlers int           // handlers running
+	idle     chan struct{} // closed when handlers drops to 0 while closing
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// StartHTTP serves h on l: HTTP/1.1 in plain text when tlsConf is nil, else
+// TLS with HTTP/2 when the client offers "h2" in ALPN and HTTP/1.1
+// otherwise. tlsConf needs a certificate (see CA.ServerConfig). For other
+// protocol sets, start the server with StartServer and set
+// http.Server.Protocols.
+func StartHTTP(l net.Listener, tlsConf *tls.Config, h http.Handler) (*HTTPServer, error) {
+	return StartServer(l, &http.Server{Handler: h, TLSConfig: tlsConf})
+}
+
+// StartServer serves srv on l, with TLS when srv.TLSConfig is set. It wraps
+// srv.Handler so that each request's context also ends on Close, and, when
+// srv.ErrorLog is nil, discards the server's log: the faults and the losers
+// of a race make net/http log handshake errors that are expected here.
+func StartServer(l net.Listener, srv *http.Server) (*HTTPServer, error) {
+	if l == nil || srv == nil {
+		return nil, errors.New("testkit: StartServer needs a listener and a server")
+	}
+	if srv.TLSConfig != nil && len(srv.TLSConfig.Certificates) == 0 && srv.TLSConfig.GetCertificate == nil {
+		return nil, errors.New("testkit: TLS config has no certificate")
+	}
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &HTTPServer{Server: srv, Listener: l, ctx: ctx, cancel: cancel, done: make(chan struct{}), idle: make(chan struct{})}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.enter() {
+			http.Error(w, "server closing", http.StatusServiceUnavailable)
+			return
+		}
+		defer s.leave()
+		rctx, stop := context.WithCancel(r.Context())
+		defer stop()
+		unlink := context.AfterFunc(s.ctx, stop)
+		defer unlink()
+		h.ServeHTTP(w, r.WithContext(rctx))
+	})
+	if srv.ErrorLog == nil {
+		srv.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	go func() {
+		defer close(s.done)
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(l, "", "")
+		} else {
+			err = srv.Serve(l)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = fmt.Errorf("testkit: serve %s: %w", l.Addr(), err)
+		}
+	}()
+	return s, nil
+}
+
+// URL returns the server's base URL, such as "https://127.0.0.1:8443" or
+// "http://[::1]:8080".
+func (s *HTTPServer) URL() string {
+	scheme := "http"
+	if s.Server.TLSConfig != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.Listener.Addr().String()
+}
+
+// Close closes the listener and every connection, cancels every request's
+// context (which ends WebSocket handlers such as EchoHandler's), and waits
+// for the serve loop and all handlers to return. A handler that ignores its
+// context makes Close wait for it.
+func (s *HTTPServer) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		if s.handlers == 0 {
+			close(s.idle)
+		}
+		s.mu.Unlock()
+		s.cancel()
+		err := s.Server.Close()
+		<-s.done
+		<-s.idle
+		s.closeErr = errors.Join(err, s.serveErr)
+	})
+	return s.closeErr
+}
+
+// enter counts a starting handler; it fails once Close has begun.
+func (s *HTTPServer) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.handlers++
+	return true
+}
+
+// leave counts a finished handler and wakes Close after the last one.
+func (s *HTTPServer) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers--
+	if s.closing && s.handlers == 0 {
+		close(s.idle)
+	}
+}
