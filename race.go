@@ -2,7 +2,6 @@ package dialer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"

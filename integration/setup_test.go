@@ -31,7 +31,7 @@ const host = "ws.example.test"
 // env is one test's world: a DNS server, a CA and WebSocket echo servers on
 // both loopback families on the same port.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	dns  *dnstest.Server
 	ca   *testkit.CA
 	port int
@@ -50,7 +50,7 @@ const (
 )
 
 // newEnv starts the servers. tls selects wss:// servers.
-func newEnv(t *testing.T, tls bool, v4, v6 family) *env {
+func newEnv(t testing.TB, tls bool, v4, v6 family) *env {
 	t.Helper()
 	checkFDs(t)
 	e := &env{t: t, dns: dnstest.Start(t)}
@@ -122,7 +122,7 @@ func (e *env) dialer(opts ...dialer.Option) *dialer.Dialer {
 }
 
 // ctx returns a context bounded well above what any test should need.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return c
@@ -131,7 +131,7 @@ func ctx(t *testing.T) context.Context {
 // checkFDs fails the test if it ends with more open file descriptors than
 // it started with (sockets outliving the test). Call it before starting
 // servers so that its cleanup runs after theirs.
-func checkFDs(t *testing.T) {
+func checkFDs(t testing.TB) {
 	before := countFDs(t)
 	t.Cleanup(func() {
 		deadline := time.Now().Add(3 * time.Second)
@@ -146,7 +146,7 @@ func checkFDs(t *testing.T) {
 	})
 }
 
-func countFDs(t *testing.T) int {
+func countFDs(t testing.TB) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skipf("cannot count file descriptors: %v", err)
