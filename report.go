@@ -90,11 +90,14 @@ func (r *Report) String() string {
 	}
 	for _, q := range r.DNS {
 		end, what := q.End, ""
+		if end == 0 {
+			end = r.Duration
+		}
 		switch {
-		case q.End == 0:
-			end, what = r.Duration, "no answer"
 		case q.Err != "":
 			what = q.Err
+		case q.End == 0:
+			what = "no answer"
 		case len(q.Services) > 0:
 			what = fmt.Sprintf("%d record(s)", len(q.Services))
 			for _, s := range q.Services {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -20,6 +21,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.SetOutput(stderr)
 	var c common
 	c.register(fs)
+	linger := fs.Duration("linger", 500*time.Millisecond, "after stdin ends, keep printing messages until none arrives for this long, then close")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: eyeballs ws [flags] URL\n\nSends each line of stdin as a text message and prints each message received.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -49,6 +51,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fmt.Fprintln(stderr)
 
 	readErr := make(chan error, 1)
+	got := make(chan struct{}, 1)
 	go func() {
 		for {
 			_, msg, err := conn.Read(ctx)
@@ -57,6 +60,10 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 				return
 			}
 			fmt.Fprintf(stdout, "%s\n", msg)
+			select {
+			case got <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	lines := make(chan string)
@@ -76,10 +83,10 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				// stdin closed: close the WebSocket cleanly and wait for
-				// the server's close frame.
+				// stdin ended: print what is still coming, then close the
+				// WebSocket cleanly.
+				lingerFor(*linger, got, readErr)
 				conn.Close(websocket.StatusNormalClosure, "")
-				<-readErr
 				return nil
 			}
 			if err := conn.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
@@ -93,6 +100,23 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		case <-ctx.Done():
 			conn.Close(websocket.StatusGoingAway, "interrupted")
 			return nil
+		}
+	}
+}
+
+// lingerFor waits until no message has arrived for d, or the connection
+// ended.
+func lingerFor(d time.Duration, got <-chan struct{}, readErr <-chan error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-got:
+			t.Reset(d)
+		case <-t.C:
+			return
+		case <-readErr:
+			return
 		}
 	}
 }
