@@ -92,7 +92,7 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 	}{{l4, sc.v4, "127.0.0.1"}, {l6, sc.v6, "::1"}} {
 		switch s.f {
 		case healthy:
-			srv, err := testkit.StartHTTP(s.l, conf, testkit.EchoHandler())
+			srv, err := testkit.StartHTTP(s.l, conf.Clone(), testkit.EchoHandler())
 			if err != nil {
 				return err
 			}

@@ -73,6 +73,9 @@ func (c *cache) put(k cacheKey, ans hev3.Answer, expires time.Time) {
 }
 
 func (c *cache) len() int {
+	if c == nil {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()

@@ -82,7 +82,7 @@ func (r *Resolver) exchange(ctx context.Context, server string, m *dns.Msg, netw
 	}
 	defer conn.Close()
 	// Unblock reads and writes as soon as the attempt's context ends.
-	stop := context.AfterFunc(actx, func() { _ = time.Unix })
+	stop := context.AfterFunc(actx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	if network == "udp" {

@@ -8,24 +8,35 @@ import (
 	"testing"
 )
 
-// handshake runs a TLS handshake over a pipe between server and a client
-// that trusts roots and asks for serverName, and returns the client's error.
+// handshake runs a TLS handshake over loopback TCP between server and a
+// client that trusts roots and asks for serverName, and returns the client's
+// error. (net.Pipe would deadlock: it has no buffer, and a client that
+// rejects the certificate writes its alert while the server is still
+// writing its flight.)
 func handshake(t *testing.T, server *tls.Config, roots *x509.CertPool, serverName string) error {
 	t.Helper()
-	cc, sc := net.Pipe()
-	defer cc.Close()
-	defer sc.Close()
-	srv := tls.Server(sc, server)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Handshake()
-		sc.Close()
+		sc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer sc.Close()
+		_ = tls.Server(sc, server).Handshake()
 	}()
-	err := tls.Client(cc, &tls.Config{RootCAs: roots, ServerName: serverName}).Handshake()
-	cc.Close()
-	<-done
-	return err
+	defer func() { <-done }()
+	cc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	return tls.Client(cc, &tls.Config{RootCAs: roots, ServerName: serverName}).Handshake()
 }
 
 func TestCAServerConfig(t *testing.T) {

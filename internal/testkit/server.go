@@ -21,6 +21,7 @@ type HTTPServer struct {
 	// Listener is the listener it serves, as passed in.
 	Listener net.Listener
 
+	tls      bool            // serving TLS; srv.TLSConfig alone does not tell, net/http may fill it in
 	ctx      context.Context // cancelled by Close; every request's context follows it
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the serve loop returns
@@ -76,10 +77,11 @@ func StartServer(l net.Listener, srv *http.Server) (*HTTPServer, error) {
 	if srv.ErrorLog == nil {
 		srv.ErrorLog = log.New(io.Discard, "", 0)
 	}
+	s.tls = srv.TLSConfig != nil
 	go func() {
 		defer close(s.done)
 		var err error
-		if srv.TLSConfig != nil {
+		if s.tls {
 			err = srv.ServeTLS(l, "", "")
 		} else {
 			err = srv.Serve(l)
@@ -95,7 +97,7 @@ func StartServer(l net.Listener, srv *http.Server) (*HTTPServer, error) {
 // "http://[::1]:8080".
 func (s *HTTPServer) URL() string {
 	scheme := "http"
-	if s.Server.TLSConfig != nil {
+	if s.tls {
 		scheme = "https"
 	}
 	return scheme + "://" + s.Listener.Addr().String()
