@@ -10,8 +10,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// EchoSubprotocols are the WebSocket subprotocols EchoHandler knows.
-var EchoSubprotocols = []string{"echo", "chat"}
+// echoSubprotocols are the WebSocket subprotocols EchoHandler knows.
+var echoSubprotocols = []string{"echo", "chat"}
 
 // echoReadLimit is the largest message EchoHandler echoes (coder/websocket's
 // default of 32 KiB is too small for bulk tests).
@@ -27,8 +27,8 @@ var errExtendedConnect = errors.New("testkit: WebSocket over extended CONNECT is
 //     rejection handling;
 //   - copies the request's X-Test header into the upgrade response, so tests
 //     can check that headers travel both ways;
-//   - selects the first subprotocol the client offers among
-//     EchoSubprotocols ("echo", "chat"), or none;
+//   - selects the first subprotocol the client offers that it knows ("echo"
+//     or "chat"), or none;
 //   - accepts permessage-deflate when the client offers it;
 //   - echoes every message with the same type until the client closes, or
 //     until the request's context ends (see HTTPServer.Close).
@@ -45,7 +45,7 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 		w.Header()["X-Test"] = v
 	}
 	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover}
-	if p := firstKnown(r.Header.Values("Sec-WebSocket-Protocol"), EchoSubprotocols); p != "" {
+	if p := firstKnown(r.Header.Values("Sec-WebSocket-Protocol"), echoSubprotocols); p != "" {
 		opts.Subprotocols = []string{p}
 	}
 	c, err := acceptWebSocket(w, r, opts)

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -67,6 +68,7 @@ func TestCounter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		io.Copy(io.Discard, resp.Body) // a drained body lets the connection be reused
 		resp.Body.Close()
 	}
 	if err := cnt.WaitOpen(ctx, 1); err != nil {
