@@ -145,7 +145,7 @@ func (m *Machine) recordEndpoints(r ServiceInfo) []Endpoint {
 // and TCP with the enabled TCP versions.
 func (m *Machine) fallbackEndpoints() []Endpoint {
 	v := m.versions &^ Versions(H3)
-	if m.cfg.KnownH3 {
+	if m.cfg.KnownH3 && m.versions.Has(H3) {
 		v |= Versions(H3)
 	}
 	var addrs []hostAddr

@@ -25,13 +25,16 @@ type attempt struct {
 	ep    Endpoint
 	start time.Time
 	state attemptState
+	ver   Version // negotiated, once connected
 }
 
 // Machine is the state of one race. It is not safe for concurrent use.
 type Machine struct {
 	cfg      Config
 	origin   string   // normalized cfg.Host
-	versions Versions // cfg.Versions, without H1 for WebTransport
+	// versions is cfg.Versions, without H1 for WebTransport, and without
+	// each version a connection of this race proved incapable.
+	versions Versions
 	prefer   Family   // effective preferred family
 	resDelay time.Duration
 	attDelay time.Duration
@@ -132,6 +135,7 @@ func (m *Machine) OnConnected(now time.Time, id int, v Version) {
 	if a == nil || a.state != connecting {
 		return
 	}
+	a.ver = v
 	switch m.cfg.Need {
 	case NeedTransport:
 		m.win(a)
@@ -247,9 +251,16 @@ func (m *Machine) win(a *attempt) {
 
 // reject cancels an attempt whose connection lacks the needed capability.
 // The caller must close that connection.
+//
+// The missing capability is taken to be the origin's, not the address's:
+// the rest of the race does without the negotiated version. For a WebSocket
+// whose h2 lacks extended CONNECT, the remaining TCP endpoints, and the
+// rejected address itself, are then tried with ALPN http/1.1 only (the
+// h2 → h1 rung of the ladder); an h3 without it ends the QUIC attempts.
 func (m *Machine) reject(a *attempt) {
 	a.state = incapable
 	m.anyIncapable = true
+	m.versions &^= Versions(a.ver)
 	m.out = append(m.out, Cancel{ID: a.id, Reason: Incapable})
 }
 

@@ -33,14 +33,36 @@ func TestWebSocketH2(t *testing.T) {
 }
 
 // §5.8 #115 and review point 1: SETTINGS without extended CONNECT cancel
-// the connection (Incapable) and free the slot at once. A connected
-// attempt waiting for SETTINGS keeps the slot for the attempt delay.
+// the connection (Incapable) and free the slot at once. The missing
+// capability is the origin's: with h2 the only version, nothing is left.
 func TestWebSocketH2NoExtendedConnect(t *testing.T) {
 	r := resolved(t, sessionConfig(NeedWebSocket, Versions(H2)), list(v6), list(v4))
 	r.expect("attempt 3 [2001:db8::1]:443 h2").wakeAt(250 * ms)
 	r.connected(50*ms, 3, H2).expect().wakeAt(250 * ms)
-	r.settings(100*ms, 3, noEC).expect("cancel 3 incapable", "attempt 4 192.0.2.1:443 h2").idle()
-	r.connected(150*ms, 4, H2).settings(160*ms, 4, ecOnly).expect("succeed 4").done(true)
+	r.settings(100*ms, 3, noEC).expect("cancel 3 incapable", "fail unsupported").done(true)
+}
+
+// The h2 → h1 rung: an h2,h1 attempt that negotiated h2 without extended
+// CONNECT is followed at once by http/1.1-only attempts, first on the same
+// address; h2,h1 is not tried on the other family.
+func TestWebSocketH2FallsBackToH1(t *testing.T) {
+	r := resolved(t, sessionConfig(NeedWebSocket, AllVersions), list(v6), list(v4))
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1").wakeAt(250 * ms)
+	r.connected(10*ms, 3, H2).settings(20*ms, 3, noEC).
+		expect("cancel 3 incapable", "attempt 4 [2001:db8::1]:443 h1").wakeAt(270 * ms)
+	r.at(270 * ms).expect("attempt 5 192.0.2.1:443 h1").idle()
+	r.connected(280*ms, 5, H1).expect("cancel 4 lost", "succeed 5")
+}
+
+// The h3 → h2 rung: an h3 connection without extended CONNECT ends the
+// QUIC attempts of the race; TCP goes on at once.
+func TestWebSocketH3IncapableSkipsQUIC(t *testing.T) {
+	r := newRace(t, sessionConfig(NeedWebSocket, AllVersions)).queries()
+	r.https(0, 0, rec(1, ".", "h3", "h2")).addrs(0, 1, v6).addrs(0, 2, v4)
+	r.expect("attempt 3 [2001:db8::1]:443 h3")
+	r.connected(10*ms, 3, H3).settings(15*ms, 3, noEC).
+		expect("cancel 3 incapable", "attempt 4 [2001:db8::1]:443 h2")
+	r.at(265*ms).expect("attempt 5 192.0.2.1:443 h2")
 }
 
 // The connected attempt's slot ends at its start plus the attempt delay,
@@ -179,8 +201,7 @@ func TestWebTransportH2Missing(t *testing.T) {
 	r := resolved(t, sessionConfig(NeedWebTransport, AllVersions), list(v6), list(v4))
 	r.expect("attempt 3 [2001:db8::1]:443 h2")
 	r.connected(10*ms, 3, H2).settings(20*ms, 3, ecOnly).
-		expect("cancel 3 incapable", "attempt 4 192.0.2.1:443 h2")
-	r.failed(30*ms, 4).expect("fail unsupported")
+		expect("cancel 3 incapable", "fail unsupported")
 }
 
 // WebTransport never attempts h1: not from the fallback, not from an
@@ -220,13 +241,14 @@ func TestWebSocketUnknownVersion(t *testing.T) {
 // Incapable takes precedence over connection failures in the reason, and
 // inputs for the incapable attempt are ignored afterwards.
 func TestFailReasonPrecedence(t *testing.T) {
-	r := resolved(t, sessionConfig(NeedWebSocket, Versions(H2)), list(v6), list(v4))
-	r.expect("attempt 3 [2001:db8::1]:443 h2")
+	r := resolved(t, sessionConfig(NeedWebSocket, Versions(H1|H2)), list(v6), list(v4))
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1")
 	r.connected(10*ms, 3, H2).settings(20*ms, 3, noEC).
-		expect("cancel 3 incapable", "attempt 4 192.0.2.1:443 h2")
+		expect("cancel 3 incapable", "attempt 4 [2001:db8::1]:443 h1")
+	r.failed(25*ms, 4).expect("attempt 5 192.0.2.1:443 h1")
 	r.settings(30*ms, 3, ecOnly).connected(30*ms, 3, H1).expect().idle()
 	r.failed(40*ms, 3).expect().idle()
-	r.failed(50*ms, 4).expect("fail unsupported")
+	r.failed(50*ms, 5).expect("fail unsupported")
 }
 
 // SETTINGS before the transport is reported, or for an h1 connection,
