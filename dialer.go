@@ -28,6 +28,8 @@ import (
 // its dials; it is safe for concurrent use.
 type Dialer struct {
 	base config
+	pool pool
+	caps caps
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
@@ -38,7 +40,9 @@ var DefaultDialer = New()
 
 // New returns a Dialer with the given options.
 func New(opts ...Option) *Dialer {
-	return &Dialer{base: defaultConfig().with(opts)}
+	d := &Dialer{base: defaultConfig().with(opts)}
+	d.pool.idle = d.base.idle
+	return d
 }
 
 // DialContext connects to address ("host:port") on network "tcp", "tcp4" or
@@ -66,7 +70,6 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		need:     hev3.NeedTransport,
 		versions: hev3.Versions(hev3.H1),
 		noHTTPS:  true,
-		dial:     dialTCP(nil, ""),
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
 	ctx, cancel := cfg.dialContext(ctx)
@@ -79,9 +82,10 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	return w.conn, nil
 }
 
-// CloseIdleConnections closes the connections and shared sockets the Dialer
-// keeps for reuse. Sessions already returned are not affected.
-func (d *Dialer) CloseIdleConnections() {}
+// CloseIdleConnections closes the HTTP/2 and HTTP/3 connections the Dialer
+// keeps for reuse that carry no session. Sessions already returned are not
+// affected; their connections close when the last session on them ends.
+func (d *Dialer) CloseIdleConnections() { d.pool.closeIdle() }
 
 // resolver returns the Dialer's resolver for cfg's nameservers, creating it
 // on first use so that New never fails.

@@ -10,27 +10,32 @@ import (
 
 // dialTCP returns the attempt function for TCP endpoints: a TCP connection,
 // then, when conf is not nil, a TLS handshake offering the endpoint's ALPN
-// protocols (and its ECH configuration, if any). The negotiated version is
-// HTTP/2 when ALPN chose h2 and HTTP/1.1 otherwise.
-func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.Endpoint) (net.Conn, hev3.Version, error) {
-	return func(ctx context.Context, ep hev3.Endpoint) (net.Conn, hev3.Version, error) {
+// protocols (and its ECH configuration, if any). When ALPN chose h2 the
+// carrier is an HTTP/2 client connection; otherwise it is the connection
+// itself, for HTTP/1.1.
+func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.Endpoint) (*carrier, error) {
+	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
 		var nd net.Dialer
 		c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if conf == nil {
-			return c, hev3.H1, nil
+			return &carrier{version: hev3.H1, conn: c}, nil
 		}
 		tc := tls.Client(c, attemptTLS(conf, serverName, ep))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
-			return nil, 0, err
+			return nil, err
 		}
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			return tc, hev3.H2, nil
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			return &carrier{version: hev3.H1, conn: tc}, nil
 		}
-		return tc, hev3.H1, nil
+		h2, err := startH2(tc)
+		if err != nil {
+			return nil, err
+		}
+		return &carrier{version: hev3.H2, h2: h2}, nil
 	}
 }
 

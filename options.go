@@ -32,6 +32,11 @@ type config struct {
 	family          hev3.Family
 	report          func(*Report)
 	logger          *slog.Logger
+	// versions limits the HTTP versions (0: all); knownH3 tries QUIC even
+	// without an HTTPS record advertising h3.
+	versions hev3.Versions
+	knownH3  bool
+	idle     time.Duration
 }
 
 // Defaults.
@@ -133,6 +138,33 @@ func WithReadLimit(n int64) Option {
 	return func(c *config) { c.readLimit = n }
 }
 
+// WithProtocols limits the HTTP versions a dial may use to those listed:
+// "h1", "h2", "h3". Listing "h3" also makes the dialer try QUIC when no
+// HTTPS record advertises it. Unknown names are ignored.
+func WithProtocols(protos ...string) Option {
+	return func(c *config) {
+		c.versions, c.knownH3 = 0, false
+		for _, p := range protos {
+			switch p {
+			case "h1", "http/1.1":
+				c.versions |= hev3.Versions(hev3.H1)
+			case "h2":
+				c.versions |= hev3.Versions(hev3.H2)
+			case "h3":
+				c.versions |= hev3.Versions(hev3.H3)
+				c.knownH3 = true
+			}
+		}
+	}
+}
+
+// WithIdleTimeout sets how long a Dialer keeps an HTTP/2 or HTTP/3
+// connection with no session on it for reuse (default 90 s). It applies to
+// New only.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *config) { c.idle = d }
+}
+
 // WithPreferIPv4 makes IPv4 the first family tried instead of IPv6.
 func WithPreferIPv4() Option {
 	return func(c *config) { c.preferIPv4 = true }
@@ -171,4 +203,13 @@ func (c config) tlsConfig() *tls.Config {
 		return c.tls
 	}
 	return &tls.Config{}
+}
+
+// versionsOr returns the versions WithProtocols allowed, or all when it was
+// not used.
+func (c config) versionsOr(all hev3.Versions) hev3.Versions {
+	if c.versions == 0 {
+		return all
+	}
+	return c.versions & all
 }

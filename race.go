@@ -2,11 +2,14 @@ package dialer
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
+	"strings"
 	"net/netip"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -20,35 +23,29 @@ type raceSpec struct {
 	port     uint16
 	need     hev3.Need
 	versions hev3.Versions
+	knownH3  bool // try QUIC without an HTTPS record
 	noHTTPS  bool
-	// dial runs one attempt: the transport handshake of ep. It returns the
-	// connection and the negotiated HTTP version.
-	dial func(ctx context.Context, ep hev3.Endpoint) (net.Conn, hev3.Version, error)
-}
-
-// winner is what a race hands back: the connection of the winning attempt.
-type winner struct {
-	conn     net.Conn
-	version  hev3.Version
-	endpoint hev3.Endpoint
+	// tls is the TLS configuration of TCP+TLS and QUIC attempts; nil for
+	// plain TCP.
+	tls *tls.Config
 }
 
 // raceEvent is what the goroutines of a race report to its loop. done is
 // set on a goroutine's last event.
 type raceEvent struct {
-	id      int
-	query   bool
-	answer  hev3.Answer
-	conn    net.Conn
-	version hev3.Version
-	err     error
-	done    bool
+	id       int
+	query    bool
+	answer   hev3.Answer
+	car      *carrier       // the transport is up
+	settings *hev3.Settings // the server's SETTINGS arrived
+	err      error
+	done     bool
 }
 
 // attemptState is the loop's view of one attempt.
 type attemptState struct {
 	cancel context.CancelFunc
-	conn   net.Conn // owned by the race until it wins or is closed
+	car    *carrier // owned by the race until it wins or is closed
 	rec    int      // index in report.Attempts
 	over   bool     // no more events are expected to matter
 	err    error
@@ -57,7 +54,7 @@ type attemptState struct {
 // race runs one Happy Eyeballs race to completion. Every goroutine it starts
 // has ended when it returns; the only thing that outlives it is the winning
 // connection, which the caller owns.
-func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, *Report, error) {
+func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
 	start := time.Now()
 	rep := &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1}
 	since := func() time.Duration { return time.Since(start) }
@@ -78,6 +75,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 		Literal:         spec.literal,
 		Port:            spec.port,
 		Versions:        spec.versions,
+		KnownH3:         spec.knownH3,
 		NoHTTPS:         spec.noHTTPS,
 		Need:            spec.need,
 		ResolutionDelay: cfg.resolutionDelay,
@@ -93,13 +91,15 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 	// raceCtx ends every query and attempt goroutine when the race ends.
 	raceCtx, cancelRace := context.WithCancel(ctx)
 	defer cancelRace()
+	socks := &udpSockets{}
+	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName()), dialQUIC(spec.tls, spec.serverName(), socks)
 	events := make(chan raceEvent)
 	live := 0
 	queries := map[int]int{} // query id -> index in rep.DNS
 	attempts := map[int]*attemptState{}
 	var order []int // attempt ids in start order
 	var (
-		win     *winner
+		win     *carrier
 		failure hev3.FailReason
 		failed  bool
 		aborted bool
@@ -136,17 +136,30 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 				})
 				log.Debug("attempt start", "id", a.ID, "addr", a.Endpoint.Addr, "proto", a.Endpoint.Proto)
 				live++
+				dial := dialTCP
+				if a.Endpoint.Proto.QUIC() {
+					dial = dialQUIC
+				}
 				go func() {
-					conn, v, err := spec.dial(actx, a.Endpoint)
-					events <- raceEvent{id: a.ID, conn: conn, version: v, err: err, done: true}
+					car, err := dial(actx, a.Endpoint)
+					if err != nil {
+						events <- raceEvent{id: a.ID, err: err, done: true}
+						return
+					}
+					wait := spec.need != hev3.NeedTransport && car.needsSettings()
+					events <- raceEvent{id: a.ID, car: car, done: !wait}
+					if wait {
+						s, err := car.settings(actx)
+						events <- raceEvent{id: a.ID, settings: &s, err: err, done: true}
+					}
 				}()
 			case hev3.Cancel:
 				st := attempts[a.ID]
 				st.cancel()
 				st.over = true
-				if st.conn != nil {
-					st.conn.Close()
-					st.conn = nil
+				if st.car != nil {
+					st.car.Close()
+					st.car = nil
 				}
 				r := &rep.Attempts[st.rec]
 				r.End = since()
@@ -155,7 +168,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 					r.Outcome = "lost"
 				case hev3.Incapable:
 					r.Outcome = "incapable"
-					st.err = fmt.Errorf("%w: connected over %s but the server's SETTINGS lack the capability", ErrUnsupported, r.Version)
+					st.err = fmt.Errorf("%w: %s", ErrUnsupported, missing(spec.need, r))
 				default:
 					r.Outcome = "aborted"
 					st.err = context.Cause(ctx)
@@ -167,8 +180,8 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 			case hev3.Succeed:
 				st := attempts[a.ID]
 				ep, _ := m.Endpoint(a.ID)
-				win = &winner{conn: st.conn, endpoint: ep, version: versionOf(rep.Attempts[st.rec].Version)}
-				st.conn, st.over = nil, true
+				win = st.car
+				st.car, st.over = nil, true
 				r := &rep.Attempts[st.rec]
 				r.Outcome, r.End = "won", since()
 				rep.Winner = st.rec
@@ -200,23 +213,32 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 			}
 			st := attempts[ev.id]
 			if st.over {
-				if ev.conn != nil {
-					ev.conn.Close()
+				if ev.car != nil {
+					ev.car.Close()
 				}
 				continue
 			}
 			r := &rep.Attempts[st.rec]
-			if ev.err != nil {
+			switch {
+			case ev.err != nil:
+				if st.car != nil {
+					st.car.Close()
+					st.car = nil
+				}
 				st.err, st.over = ev.err, true
 				r.End, r.Outcome, r.Err = since(), "failed", ev.err.Error()
 				log.Debug("attempt failed", "id", ev.id, "err", ev.err)
 				m.OnFailed(now, ev.id, ev.err)
-				continue
+			case ev.car != nil:
+				st.car = ev.car
+				r.Connected, r.Version = since(), ev.car.version.String()
+				log.Debug("attempt connected", "id", ev.id, "version", ev.car.version)
+				m.OnConnected(now, ev.id, ev.car.version)
+			case ev.settings != nil:
+				r.Settings = &Capabilities{At: since(), ExtendedConnect: ev.settings.ExtendedConnect, Datagrams: ev.settings.Datagrams, WebTransport: ev.settings.WebTransport}
+				log.Debug("attempt settings", "id", ev.id, "extended_connect", ev.settings.ExtendedConnect, "datagrams", ev.settings.Datagrams, "webtransport", ev.settings.WebTransport)
+				m.OnSettings(now, ev.id, *ev.settings)
 			}
-			st.conn = ev.conn
-			r.Connected, r.Version = since(), ev.version.String()
-			log.Debug("attempt connected", "id", ev.id, "version", ev.version)
-			m.OnConnected(now, ev.id, ev.version)
 		case <-timer.C:
 		case <-ctx.Done():
 			aborted = true
@@ -234,8 +256,8 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 		if ev.done {
 			live--
 		}
-		if ev.conn != nil {
-			ev.conn.Close()
+		if ev.car != nil {
+			ev.car.Close()
 		}
 		if ev.query {
 			q := &rep.DNS[queries[ev.id]]
@@ -246,6 +268,13 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*winner, 
 		}
 	}
 	rep.Duration = since()
+	// The winner keeps its UDP socket; every other one closes.
+	var keep *quic.Transport
+	if win != nil && win.h3 != nil {
+		keep = win.transport
+		win.h3.own(keep)
+	}
+	socks.close(keep)
 
 	if win != nil {
 		return win, rep, nil
@@ -310,14 +339,36 @@ func protoName(spec raceSpec, p hev3.Proto) string {
 	return p.String()
 }
 
-func versionOf(s string) hev3.Version {
-	switch s {
-	case "h3":
-		return hev3.H3
-	case "h2":
-		return hev3.H2
+// missing says what an incapable attempt lacked.
+func missing(need hev3.Need, a *Attempt) string {
+	if a.Version == "h1" {
+		return "WebTransport needs HTTP/2 or HTTP/3 but the server chose HTTP/1.1"
 	}
-	return hev3.H1
+	var lack []string
+	s := a.Settings
+	if s == nil {
+		s = &Capabilities{}
+	}
+	if !s.ExtendedConnect {
+		lack = append(lack, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
+	}
+	if need == hev3.NeedWebTransport {
+		if a.Version == "h3" && !s.Datagrams {
+			lack = append(lack, "SETTINGS_H3_DATAGRAM")
+		}
+		if !s.WebTransport {
+			lack = append(lack, "WebTransport")
+		}
+	}
+	return fmt.Sprintf("%s SETTINGS lack %s", a.Version, strings.Join(lack, ", "))
+}
+
+// serverName is the TLS server name of the race's attempts.
+func (s raceSpec) serverName() string {
+	if s.literal.IsValid() {
+		return s.literal.String()
+	}
+	return s.host
 }
 
 // winReason explains in one line why an attempt won.

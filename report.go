@@ -63,10 +63,21 @@ type Attempt struct {
 	End       time.Duration `json:"end"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
+	// Settings are the capabilities the server's HTTP/2 or HTTP/3 SETTINGS
+	// advertised, if they arrived.
+	Settings *Capabilities `json:"settings,omitempty"`
 	// Outcome is "won", "failed", "lost" (cancelled because another attempt
 	// won), "incapable" (connected but lacked the capability) or "aborted".
 	Outcome string `json:"outcome"`
 	Err     string `json:"error,omitempty"`
+}
+
+// Capabilities are the capability bits of a server's SETTINGS.
+type Capabilities struct {
+	At              time.Duration `json:"at"` // when the SETTINGS arrived
+	ExtendedConnect bool          `json:"extended_connect"`
+	Datagrams       bool          `json:"datagrams,omitempty"`
+	WebTransport    bool          `json:"webtransport,omitempty"`
 }
 
 // String draws the race as a text waterfall: one line per DNS query and per

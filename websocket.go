@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -21,13 +23,20 @@ func DialWebSocket(ctx context.Context, url string, opts ...Option) (*websocket.
 }
 
 // DialWebSocket resolves the URL's host, races its endpoints with Happy
-// Eyeballs and performs the WebSocket handshake on the winning connection.
-// The URL's scheme is ws or http (plain TCP) or wss or https (TLS).
+// Eyeballs and returns a WebSocket on the first connection that can carry
+// one: HTTP/3 or HTTP/2 whose SETTINGS enable extended CONNECT (RFC 9220,
+// RFC 8441), or HTTP/1.1 (RFC 6455 upgrade). The URL's scheme is ws or http
+// (plain TCP, HTTP/1.1 only) or wss or https (TLS).
 //
-// The returned response is the server's answer to the handshake. When the
-// server answers with a status other than 101, the error matches
-// ErrRejected and the response (with up to 1 KiB of its body) is returned
-// too. The context bounds the dial only; the connection outlives it.
+// A second WebSocket to the same origin from the same Dialer opens a stream
+// on a live HTTP/2 or HTTP/3 connection instead of dialing again.
+//
+// The returned response is the server's answer to the handshake; its
+// ProtoMajor tells which HTTP version carries the WebSocket. When the
+// server answers with a status other than 101 (HTTP/1.1) or 2xx (HTTP/2,
+// HTTP/3), the error matches ErrRejected and the response (with up to 1 KiB
+// of its body) is returned too. The context bounds the dial only; the
+// connection outlives it.
 func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Option) (*websocket.Conn, *http.Response, error) {
 	cfg := d.base.with(opts)
 	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
@@ -39,6 +48,24 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	ctx, cancel := cfg.dialContext(ctx)
+	defer cancel()
+
+	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if secure {
+		if pc := d.pool.get(key); pc != nil {
+			start := time.Now()
+			c, resp, err := d.wsOnPooled(ctx, cfg, u, pc)
+			if err == nil || errors.Is(err, ErrRejected) {
+				rep := &Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
+					Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)}
+				cfg.emit(rep)
+				return c, resp, wrapHandshake(rawURL, err)
+			}
+			// The pooled connection failed: dial afresh.
+		}
+	}
+
 	spec := raceSpec{
 		url:      rawURL,
 		kind:     "websocket",
@@ -49,28 +76,89 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
 	if secure {
-		spec.dial = dialTCP(cfg.tlsConfig(), host)
-	} else {
-		spec.dial = dialTCP(nil, "")
+		spec.tls = cfg.tlsConfig()
+		spec.versions = cfg.versionsOr(hev3.AllVersions)
+		spec.versions, spec.knownH3 = d.caps.apply(key, spec.need, spec.versions, cfg.knownH3)
 	}
+	// A server that blames the protocol for refusing the WebSocket sends
+	// the dial one rung down the ladder: h3, then h2, then h1.
+	for {
+		car, rep, err := d.race(ctx, cfg, spec)
+		if secure {
+			d.caps.learn(key, spec.need, rep)
+		}
+		if err != nil {
+			cfg.emit(rep)
+			return nil, nil, err
+		}
+		var c *websocket.Conn
+		var resp *http.Response
+		if car.version == hev3.H1 {
+			c, resp, err = upgradeH1(ctx, cfg, u, secure, car.conn)
+		} else {
+			c, resp, err = d.wsOnPooled(ctx, cfg, u, d.pool.add(key, car))
+		}
+		rep.Ready = time.Since(rep.Start)
+		if err != nil && car.version != hev3.H1 && !errors.Is(err, ErrRejected) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
+			// Extended CONNECT failed without an answer (stream reset,
+			// protocol error): this origin's version cannot carry it.
+			d.caps.forget(key, car.version)
+			spec.versions &^= hev3.Versions(car.version)
+			rep.Reason += fmt.Sprintf("; WebSocket over %s failed (%v), trying the next protocol", car.version, err)
+			cfg.emit(rep)
+			continue
+		}
+		err = wrapHandshake(rawURL, err)
+		if err != nil {
+			rep.Err = err.Error()
+		}
+		cfg.emit(rep)
+		return c, resp, err
+	}
+}
 
-	ctx, cancel := cfg.dialContext(ctx)
-	defer cancel()
-	w, rep, err := d.race(ctx, cfg, spec)
-	if err != nil {
-		cfg.emit(rep)
-		return nil, nil, err
+// wrapHandshake wraps a handshake error in a DialError.
+func wrapHandshake(rawURL string, err error) error {
+	if err == nil {
+		return nil
 	}
-	c, resp, err := upgradeH1(ctx, cfg, u, secure, w.conn)
-	rep.Ready = time.Since(rep.Start)
-	if err != nil {
-		derr := &DialError{URL: rawURL, Stage: "handshake", Err: err}
-		rep.Err = derr.Error()
-		cfg.emit(rep)
-		return nil, resp, derr
+	return &DialError{URL: rawURL, Stage: "handshake", Err: err}
+}
+
+// wsOnPooled opens a WebSocket on an extended CONNECT stream of a pooled
+// h2 or h3 connection, on which a session is already reserved. The
+// reservation ends with the WebSocket or here on failure.
+func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *pooled) (*websocket.Conn, *http.Response, error) {
+	rt := &connectRT{open: func(ctx context.Context, hdr http.Header) (*http.Response, io.ReadWriteCloser, error) {
+		resp, rwc, err := pc.car.connect(ctx, u, hdr, "websocket")
+		if rwc != nil {
+			rwc = &pooledStream{ReadWriteCloser: rwc, pc: pc}
+		}
+		return resp, rwc, err
+	}}
+	c, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPClient:      &http.Client{Transport: rt, CheckRedirect: noRedirect},
+		HTTPHeader:      cfg.header,
+		Subprotocols:    cfg.subprotocols,
+		CompressionMode: cfg.compression,
+	})
+	if rt.stream == nil {
+		// No stream was handed over: the reservation ends here.
+		pc.release()
 	}
-	cfg.emit(rep)
-	return c, resp, nil
+	if err != nil {
+		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
+			return nil, rt.resp, fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
+		}
+		if rt.stream == nil && rt.resp == nil && !pc.car.alive() {
+			pc.drop()
+		}
+		return nil, rt.resp, err
+	}
+	if cfg.readLimit != 0 {
+		c.SetReadLimit(cfg.readLimit)
+	}
+	return c, rt.resp, nil
 }
 
 // upgradeH1 runs the RFC 6455 handshake of coder/websocket on conn, a raced
@@ -93,10 +181,7 @@ func upgradeH1(ctx context.Context, cfg config, u *url.URL, secure bool, conn ne
 	// The handshake response either hands the connection to the WebSocket
 	// or fails; nothing may stay pooled in this one-shot transport.
 	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client := &http.Client{Transport: tr, CheckRedirect: noRedirect}
 	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
 		HTTPClient:      client,
 		HTTPHeader:      cfg.header,
@@ -139,6 +224,10 @@ func parseURL(raw string, schemes ...string) (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// noRedirect makes an http.Client return a redirect as the response: a
+// redirected WebSocket handshake is a rejection the caller must see.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func defaultPort(secure bool) string {
 	if secure {

@@ -105,15 +105,30 @@ func (m *Machine) candidates() []Endpoint {
 	return out
 }
 
-// pending returns the candidates not attempted yet, best first.
+// transportKey is an address and a transport: QUIC or TCP.
+type transportKey struct {
+	addr netip.AddrPort
+	quic bool
+}
+
+func transportOf(e Endpoint) transportKey { return transportKey{e.Addr, e.Proto.QUIC()} }
+
+// pending returns the candidates not attempted yet, best first. Endpoints
+// whose address and transport already came up in this race (a connection
+// that then lacked a capability) go first: that path is known to work,
+// the others may be blackholed.
 func (m *Machine) pending() []Endpoint {
-	var out []Endpoint
+	var known, rest []Endpoint
 	for _, e := range m.candidates() {
-		if !m.tried[keyOf(e)] {
-			out = append(out, e)
+		switch {
+		case m.tried[keyOf(e)]:
+		case m.reachable[transportOf(e)]:
+			known = append(known, e)
+		default:
+			rest = append(rest, e)
 		}
 	}
-	return out
+	return append(known, rest...)
 }
 
 // recordEndpoints returns the endpoints of one ServiceMode record: the

@@ -30,12 +30,12 @@ type attempt struct {
 
 // Machine is the state of one race. It is not safe for concurrent use.
 type Machine struct {
-	cfg      Config
-	origin   string   // normalized cfg.Host
+	cfg    Config
+	origin string // normalized cfg.Host
 	// versions is cfg.Versions, without H1 for WebTransport, and without
 	// each version a connection of this race proved incapable.
 	versions Versions
-	prefer   Family   // effective preferred family
+	prefer   Family // effective preferred family
 	resDelay time.Duration
 	attDelay time.Duration
 
@@ -46,6 +46,10 @@ type Machine struct {
 	attempts []*attempt // in start (and id) order
 	byID     map[int]*attempt
 	tried    map[endpointKey]bool
+	// reachable holds the addresses whose transport (TCP or QUIC) came up
+	// in this race; their endpoints of the same transport go first (see
+	// pending).
+	reachable map[transportKey]bool
 
 	httpsDone bool
 	services  []ServiceInfo // origin HTTPS answer, normalized, sorted by priority
@@ -136,6 +140,10 @@ func (m *Machine) OnConnected(now time.Time, id int, v Version) {
 		return
 	}
 	a.ver = v
+	if m.reachable == nil {
+		m.reachable = make(map[transportKey]bool)
+	}
+	m.reachable[transportOf(a.ep)] = true
 	switch m.cfg.Need {
 	case NeedTransport:
 		m.win(a)
@@ -255,7 +263,7 @@ func (m *Machine) win(a *attempt) {
 // The missing capability is taken to be the origin's, not the address's:
 // the rest of the race does without the negotiated version. For a WebSocket
 // whose h2 lacks extended CONNECT, the remaining TCP endpoints, and the
-// rejected address itself, are then tried with ALPN http/1.1 only (the
+// rejected address itself first (it is known to be reachable), are then tried with ALPN http/1.1 only (the
 // h2 → h1 rung of the ladder); an h3 without it ends the QUIC attempts.
 func (m *Machine) reject(a *attempt) {
 	a.state = incapable

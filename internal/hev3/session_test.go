@@ -62,7 +62,7 @@ func TestWebSocketH3IncapableSkipsQUIC(t *testing.T) {
 	r.expect("attempt 3 [2001:db8::1]:443 h3")
 	r.connected(10*ms, 3, H3).settings(15*ms, 3, noEC).
 		expect("cancel 3 incapable", "attempt 4 [2001:db8::1]:443 h2")
-	r.at(265*ms).expect("attempt 5 192.0.2.1:443 h2")
+	r.at(265 * ms).expect("attempt 5 192.0.2.1:443 h2")
 }
 
 // The connected attempt's slot ends at its start plus the attempt delay,
@@ -259,4 +259,15 @@ func TestSettingsOutOfOrder(t *testing.T) {
 	r.settings(10*ms, 3, ecOnly).expect().idle().done(false)
 	r.connected(20*ms, 3, H2).connected(25*ms, 3, H2).expect().idle()
 	r.settings(30*ms, 3, ecOnly).expect("succeed 3")
+}
+
+// The h1 rung goes first to the address whose TCP+TLS just came up, not to
+// the preferred family, which may be the one that hangs.
+func TestWebSocketH1RungPrefersReachableAddress(t *testing.T) {
+	r := resolved(t, sessionConfig(NeedWebSocket, AllVersions), list(v6), list(v4))
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1")
+	r.at(250 * ms).expect("attempt 4 192.0.2.1:443 h2,h1")
+	r.connected(260*ms, 4, H2).settings(261*ms, 4, noEC).
+		expect("cancel 4 incapable", "attempt 5 192.0.2.1:443 h1")
+	r.connected(270*ms, 5, H1).expect("cancel 3 lost", "succeed 5")
 }

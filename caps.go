@@ -1,0 +1,139 @@
+package dialer
+
+import (
+	"sync"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// How long the capability cache trusts what it learned. Failures expire
+// sooner so that a repaired network or server is noticed.
+const (
+	capsGoodFor = time.Hour
+	capsBadFor  = 5 * time.Minute
+	// maxCapsEntries bounds the cache; the oldest entry goes first.
+	maxCapsEntries = 1024
+)
+
+// caps remembers per origin what worked and what did not, so that the next
+// dial goes straight to a working protocol and skips a broken one.
+type caps struct {
+	mu      sync.Mutex
+	origins map[string]*originCaps
+	now     func() time.Time
+}
+
+// originCaps is what one origin showed. A zero time means unknown.
+type originCaps struct {
+	updated time.Time
+	h3Good  time.Time // until: QUIC and (for sessions) its SETTINGS worked
+	h3Bad   time.Time // until: QUIC failed while TCP worked, or h3 lacked the capability
+	h2NoExt time.Time // until: h2 lacked extended CONNECT: WebSocket goes to h1
+}
+
+func (c *caps) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// apply adjusts a race for origin key: drops versions known not to work and
+// adds QUIC when it is known to.
+func (c *caps) apply(key string, need hev3.Need, versions hev3.Versions, knownH3 bool) (hev3.Versions, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.origins[key]
+	if o == nil {
+		return versions, knownH3
+	}
+	now := c.clock()
+	if now.Before(o.h3Bad) {
+		versions &^= hev3.Versions(hev3.H3)
+		knownH3 = false
+	} else if now.Before(o.h3Good) {
+		knownH3 = true
+	}
+	if need == hev3.NeedWebSocket && now.Before(o.h2NoExt) {
+		versions &^= hev3.Versions(hev3.H2)
+	}
+	return versions, knownH3
+}
+
+// learn records what a race showed about origin key.
+func (c *caps) learn(key string, need hev3.Need, rep *Report) {
+	if rep == nil || len(rep.Attempts) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	o := c.origins[key]
+	if o == nil {
+		if c.origins == nil {
+			c.origins = make(map[string]*originCaps)
+		}
+		c.evictLocked()
+		o = &originCaps{}
+		c.origins[key] = o
+	}
+	o.updated = now
+	tcpWorked := false
+	for _, a := range rep.Attempts {
+		if a.Connected != 0 && a.Proto != "h3" {
+			tcpWorked = true
+		}
+	}
+	for _, a := range rep.Attempts {
+		switch {
+		case a.Outcome == "won" && a.Version == "h3":
+			o.h3Good, o.h3Bad = now.Add(capsGoodFor), time.Time{}
+		case a.Outcome == "incapable" && a.Version == "h3":
+			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
+		case a.Proto == "h3" && a.Outcome == "failed" && a.Connected == 0 && tcpWorked:
+			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
+		case a.Outcome == "incapable" && a.Version == "h2" && need == hev3.NeedWebSocket:
+			o.h2NoExt = now.Add(capsBadFor)
+		}
+	}
+}
+
+// forget marks version v of origin key as unusable for sessions, after a
+// server refused extended CONNECT in a way that blames the protocol.
+func (c *caps) forget(key string, v hev3.Version) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.origins[key]
+	if o == nil {
+		if c.origins == nil {
+			c.origins = make(map[string]*originCaps)
+		}
+		c.evictLocked()
+		o = &originCaps{}
+		c.origins[key] = o
+	}
+	now := c.clock()
+	o.updated = now
+	switch v {
+	case hev3.H3:
+		o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
+	case hev3.H2:
+		o.h2NoExt = now.Add(capsBadFor)
+	}
+}
+
+// evictLocked makes room for one entry.
+func (c *caps) evictLocked() {
+	if len(c.origins) < maxCapsEntries {
+		return
+	}
+	var oldest string
+	var t time.Time
+	for k, o := range c.origins {
+		if oldest == "" || o.updated.Before(t) {
+			oldest, t = k, o.updated
+		}
+	}
+	delete(c.origins, oldest)
+}

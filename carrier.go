@@ -1,0 +1,76 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// A carrier is a connection whose transport handshake finished in a race:
+// plain TCP or TLS carrying HTTP/1.1 (or raw bytes for DialContext), HTTP/2
+// on TLS, or HTTP/3 on QUIC. Exactly one of conn, h2 and h3 is set.
+type carrier struct {
+	version hev3.Version
+	conn    net.Conn
+	h2      *h2Conn
+	h3      *h3Conn
+	// transport is the race's shared UDP socket under an h3 carrier.
+	transport *quic.Transport
+}
+
+// needsSettings reports whether the carrier must show its SETTINGS before it
+// can win a race that needs more than a transport.
+func (c *carrier) needsSettings() bool { return c.h2 != nil || c.h3 != nil }
+
+// settings waits for the server's SETTINGS on an h2 or h3 carrier.
+func (c *carrier) settings(ctx context.Context) (hev3.Settings, error) {
+	switch {
+	case c.h2 != nil:
+		return c.h2.settings(ctx)
+	case c.h3 != nil:
+		return c.h3.settings(ctx)
+	}
+	return hev3.Settings{}, errors.New("dialer: HTTP/1.1 has no SETTINGS")
+}
+
+// connect opens an extended CONNECT stream on an h2 or h3 carrier.
+func (c *carrier) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	switch {
+	case c.h2 != nil:
+		return c.h2.connect(ctx, u, hdr, protocol)
+	case c.h3 != nil:
+		return c.h3.connect(ctx, u, hdr, protocol)
+	}
+	return nil, nil, errors.New("dialer: extended CONNECT needs HTTP/2 or HTTP/3")
+}
+
+// alive reports whether a pooled h2 or h3 carrier can take a new stream.
+func (c *carrier) alive() bool {
+	switch {
+	case c.h2 != nil:
+		return c.h2.alive()
+	case c.h3 != nil:
+		return c.h3.alive()
+	}
+	return false
+}
+
+// Close closes the carrier's connection.
+func (c *carrier) Close() error {
+	switch {
+	case c.h2 != nil:
+		return c.h2.Close()
+	case c.h3 != nil:
+		return c.h3.Close()
+	case c.conn != nil:
+		return c.conn.Close()
+	}
+	return nil
+}

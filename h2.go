@@ -1,0 +1,130 @@
+package dialer
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"golang.org/x/net/http2"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/sniff"
+)
+
+// h2Client is what the dialer needs of an HTTP/2 client connection. Today
+// x/net/http2's ClientConn provides it; its client API is deprecated and
+// becomes a wrapper over net/http in Go 1.27, so it stays behind this
+// interface and newH2Client.
+type h2Client interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CanTakeNewRequest() bool
+	Close() error
+}
+
+// newH2Client starts an HTTP/2 client on c, a TLS connection that
+// negotiated h2.
+func newH2Client(c net.Conn) (h2Client, error) {
+	t := &http2.Transport{DisableCompression: true}
+	return t.NewClientConn(c)
+}
+
+// h2Conn is an HTTP/2 client connection on a raced TLS connection, with the
+// server's first SETTINGS read on the way in.
+type h2Conn struct {
+	sn *sniff.Conn
+	cc h2Client
+}
+
+// startH2 turns a TLS connection that negotiated h2 into an h2Conn.
+func startH2(c net.Conn) (*h2Conn, error) {
+	sn := sniff.New(c)
+	cc, err := newH2Client(sn)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &h2Conn{sn: sn, cc: cc}, nil
+}
+
+// settings waits for the server's first SETTINGS frame.
+func (h *h2Conn) settings(ctx context.Context) (hev3.Settings, error) {
+	s, err := h.sn.Settings(ctx)
+	if err != nil {
+		return hev3.Settings{}, err
+	}
+	return hev3.Settings{ExtendedConnect: s[sniff.SettingEnableConnectProtocol] == 1}, nil
+}
+
+func (h *h2Conn) alive() bool { return h.cc.CanTakeNewRequest() }
+
+func (h *h2Conn) Close() error {
+	h.cc.Close()
+	return h.sn.Close()
+}
+
+// connect opens an RFC 8441 extended CONNECT stream with :protocol set to
+// protocol. On a 2xx answer the stream carries the session; otherwise the
+// response is returned alone. ctx bounds the handshake only.
+func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	// x/net ties the stream to the request's context for its whole life,
+	// so the request gets its own context, cancelled by ctx only until the
+	// handshake ends.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(sctx, http.MethodConnect, u.String(), pr)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.Header = hdr.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header[":protocol"] = []string{protocol}
+	req.ContentLength = -1
+	resp, err := h.cc.RoundTrip(req)
+	if !stop() && err == nil {
+		resp.Body.Close()
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		cancel()
+		pw.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		resp.Body = readSome(resp.Body)
+		cancel()
+		pw.Close()
+		return resp, nil, nil
+	}
+	body := resp.Body
+	resp.Body = http.NoBody
+	return resp, &h2Stream{r: body, w: pw, cancel: cancel}, nil
+}
+
+// h2Stream is the byte stream of an extended CONNECT over HTTP/2: the
+// response body one way, the request body the other.
+type h2Stream struct {
+	r      io.ReadCloser
+	w      *io.PipeWriter
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (s *h2Stream) Read(p []byte) (int, error)  { return s.r.Read(p) }
+func (s *h2Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// Close ends the request body (END_STREAM), then the stream itself.
+func (s *h2Stream) Close() error {
+	s.once.Do(func() {
+		s.w.Close()
+		s.r.Close()
+		s.cancel()
+	})
+	return nil
+}

@@ -1,0 +1,230 @@
+package dialer
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// settingWebTransportEnabled is SETTINGS_WT_ENABLED of
+// draft-ietf-webtrans-http3 (as webtransport-go v0.13.0 sends it).
+const settingWebTransportEnabled = 0x2c7cf000
+
+// quicConfig is the QUIC configuration of every attempt. Datagrams and
+// partial stream resets are only transport parameters; enabling them on
+// every connection lets any QUIC connection later carry WebTransport.
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		EnableDatagrams:                  true,
+		EnableStreamResetPartialDelivery: true,
+		KeepAlivePeriod:                  15 * time.Second,
+	}
+}
+
+// udpSockets holds one race's UDP sockets: one per family, opened on first
+// use and shared by that family's QUIC attempts.
+type udpSockets struct {
+	mu     sync.Mutex
+	tr     [2]*quic.Transport // by hev3.Family
+	closed bool
+}
+
+// transport returns the QUIC transport of family f.
+func (s *udpSockets) transport(f hev3.Family) (*quic.Transport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, net.ErrClosed
+	}
+	if s.tr[f] != nil {
+		return s.tr[f], nil
+	}
+	laddr := &net.UDPAddr{IP: net.IPv6unspecified}
+	network := "udp6"
+	if f == hev3.IPv4 {
+		laddr, network = &net.UDPAddr{IP: net.IPv4zero}, "udp4"
+	}
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	s.tr[f] = &quic.Transport{Conn: c}
+	return s.tr[f], nil
+}
+
+// close closes every socket except keep's, which a winning connection owns
+// from now on. No new transport can be opened afterwards.
+func (s *udpSockets) close(keep *quic.Transport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, tr := range s.tr {
+		if tr != nil && tr != keep {
+			closeTransport(tr)
+		}
+	}
+}
+
+func closeTransport(tr *quic.Transport) {
+	tr.Close()
+	tr.Conn.Close()
+}
+
+// h3Conn is an HTTP/3 client connection on a raced QUIC connection. It is
+// the only HTTP/3 layer on that connection.
+type h3Conn struct {
+	qc *quic.Conn
+	cc *http3.ClientConn
+	// tr is the UDP socket, closed with the connection once the race has
+	// handed it over (nil while the race still shares it).
+	mu sync.Mutex
+	tr *quic.Transport
+}
+
+// dialQUIC returns the attempt function for QUIC endpoints.
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets) func(context.Context, hev3.Endpoint) (*carrier, error) {
+	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
+		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
+		if err != nil {
+			return nil, err
+		}
+		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep), quicConfig())
+		if err != nil {
+			return nil, err
+		}
+		h := &h3Conn{qc: qc, cc: (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)}
+		return &carrier{version: hev3.H3, h3: h, transport: tr}, nil
+	}
+}
+
+// settings waits for the server's HTTP/3 SETTINGS.
+func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
+	select {
+	case <-h.cc.ReceivedSettings():
+	case <-ctx.Done():
+		return hev3.Settings{}, context.Cause(ctx)
+	case <-h.qc.Context().Done():
+		return hev3.Settings{}, fmt.Errorf("h3: connection closed before SETTINGS: %w", context.Cause(h.qc.Context()))
+	}
+	s := h.cc.Settings()
+	return hev3.Settings{
+		ExtendedConnect: s.EnableExtendedConnect,
+		Datagrams:       s.EnableDatagrams,
+		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
+	}, nil
+}
+
+// alive reports whether the connection can open new streams.
+func (h *h3Conn) alive() bool { return h.qc.Context().Err() == nil }
+
+// own hands the UDP socket to the connection: it is closed with it.
+func (h *h3Conn) own(tr *quic.Transport) {
+	h.mu.Lock()
+	h.tr = tr
+	h.mu.Unlock()
+}
+
+func (h *h3Conn) Close() error {
+	err := h.qc.CloseWithError(0, "")
+	h.mu.Lock()
+	tr := h.tr
+	h.tr = nil
+	h.mu.Unlock()
+	if tr != nil {
+		closeTransport(tr)
+	}
+	return err
+}
+
+// connect opens an RFC 9220 extended CONNECT stream with :protocol set to
+// protocol. On a 2xx answer the stream carries the session; otherwise it is
+// closed and the response is returned alone.
+func (h *h3Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	rs, err := h.cc.OpenRequestStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Abort the stream if ctx ends during the handshake.
+	stop := context.AfterFunc(ctx, func() {
+		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+	})
+	req := (&http.Request{
+		Method: http.MethodConnect,
+		URL:    u,
+		Host:   u.Host,
+		Proto:  protocol,
+		Header: hdr,
+	}).WithContext(ctx)
+	if err := rs.SendRequestHeader(req); err != nil {
+		stop()
+		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		return nil, nil, err
+	}
+	resp, err := rs.ReadResponse()
+	if !stop() {
+		if err == nil {
+			err = context.Cause(ctx)
+		}
+	}
+	if err != nil {
+		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		return nil, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		resp.Body = readSome(rs)
+		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError))
+		rs.Close()
+		return resp, nil, nil
+	}
+	resp.Body = http.NoBody
+	return resp, &h3Stream{rs: rs}, nil
+}
+
+// h3Stream is the byte stream of an extended CONNECT over HTTP/3.
+type h3Stream struct {
+	rs   *http3.RequestStream
+	once sync.Once
+}
+
+func (s *h3Stream) Read(p []byte) (int, error)  { return s.rs.Read(p) }
+func (s *h3Stream) Write(p []byte) (int, error) { return s.rs.Write(p) }
+
+// Close closes both directions. After the server ended the stream, the
+// send side may already be reset; that is not an error at this point.
+func (s *h3Stream) Close() error {
+	s.once.Do(func() {
+		s.rs.Close()
+		s.rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError))
+	})
+	return nil
+}
+
+// readSome returns up to 1 KiB of a rejected answer's body, for errors.
+func readSome(r io.Reader) io.ReadCloser {
+	done := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 1024))
+		done <- b
+	}()
+	select {
+	case b := <-done:
+		return io.NopCloser(bytes.NewReader(b))
+	case <-time.After(time.Second):
+		return http.NoBody
+	}
+}

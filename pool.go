@@ -1,0 +1,147 @@
+package dialer
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// DefaultIdleTimeout is how long a pooled HTTP/2 or HTTP/3 connection with
+// no session on it stays open for reuse.
+const DefaultIdleTimeout = 90 * time.Second
+
+// pool keeps the Dialer's HTTP/2 and HTTP/3 connections that proved
+// extended CONNECT, by origin, so that the next session to the origin opens
+// a stream on one instead of dialing (one round trip instead of several).
+type pool struct {
+	mu    sync.Mutex
+	conns map[string][]*pooled
+	idle  time.Duration
+}
+
+// pooled is one connection in the pool and the number of sessions on it.
+type pooled struct {
+	p       *pool
+	key     string
+	car     *carrier
+	streams int
+	timer   *time.Timer // idle timer, running while streams == 0
+	closed  bool
+}
+
+// get returns a live connection for key with a session reserved on it, or
+// nil. Dead connections met on the way are closed and dropped.
+func (p *pool) get(key string) *pooled {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.conns[key] {
+		if !pc.car.alive() {
+			p.dropLocked(pc)
+			continue
+		}
+		pc.reserveLocked()
+		return pc
+	}
+	return nil
+}
+
+// add puts car in the pool with one session reserved on it.
+func (p *pool) add(key string, car *carrier) *pooled {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = make(map[string][]*pooled)
+	}
+	pc := &pooled{p: p, key: key, car: car, streams: 1}
+	p.conns[key] = append(p.conns[key], pc)
+	return pc
+}
+
+func (pc *pooled) reserveLocked() {
+	pc.streams++
+	if pc.timer != nil {
+		pc.timer.Stop()
+		pc.timer = nil
+	}
+}
+
+// release ends one session on the connection; the last one starts the
+// idle timer.
+func (pc *pooled) release() {
+	p := pc.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc.streams--
+	if pc.streams > 0 || pc.closed {
+		return
+	}
+	idle := p.idle
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	pc.timer = time.AfterFunc(idle, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if pc.streams == 0 {
+			p.dropLocked(pc)
+		}
+	})
+}
+
+// drop closes the connection and removes it from the pool, whatever is on
+// it (it failed).
+func (pc *pooled) drop() {
+	pc.p.mu.Lock()
+	defer pc.p.mu.Unlock()
+	pc.p.dropLocked(pc)
+}
+
+func (p *pool) dropLocked(pc *pooled) {
+	if pc.closed {
+		return
+	}
+	pc.closed = true
+	if pc.timer != nil {
+		pc.timer.Stop()
+	}
+	list := p.conns[pc.key]
+	for i, x := range list {
+		if x == pc {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(p.conns, pc.key)
+	} else {
+		p.conns[pc.key] = list
+	}
+	pc.car.Close()
+}
+
+// closeIdle closes every connection with no session on it.
+func (p *pool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range p.conns {
+		for _, pc := range list {
+			if pc.streams == 0 {
+				p.dropLocked(pc)
+			}
+		}
+	}
+}
+
+// pooledStream is a session's stream on a pooled connection; closing it
+// releases the connection.
+type pooledStream struct {
+	io.ReadWriteCloser
+	pc   *pooled
+	once sync.Once
+}
+
+func (s *pooledStream) Close() error {
+	err := s.ReadWriteCloser.Close()
+	s.once.Do(s.pc.release)
+	return err
+}
