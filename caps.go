@@ -69,16 +69,7 @@ func (c *caps) learn(key string, need hev3.Need, rep *Report) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
-	o := c.origins[key]
-	if o == nil {
-		if c.origins == nil {
-			c.origins = make(map[string]*originCaps)
-		}
-		c.evictLocked()
-		o = &originCaps{}
-		c.origins[key] = o
-	}
-	o.updated = now
+	o := c.entryLocked(key, now)
 	tcpWorked := false
 	for _, a := range rep.Attempts {
 		if a.Connected != 0 && a.Proto != "h3" {
@@ -104,6 +95,18 @@ func (c *caps) learn(key string, need hev3.Need, rep *Report) {
 func (c *caps) forget(key string, v hev3.Version) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.clock()
+	o := c.entryLocked(key, now)
+	switch v {
+	case hev3.H3:
+		o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
+	case hev3.H2:
+		o.h2NoExt = now.Add(capsBadFor)
+	}
+}
+
+// entryLocked returns key's entry, created if needed, marked as updated.
+func (c *caps) entryLocked(key string, now time.Time) *originCaps {
 	o := c.origins[key]
 	if o == nil {
 		if c.origins == nil {
@@ -113,14 +116,8 @@ func (c *caps) forget(key string, v hev3.Version) {
 		o = &originCaps{}
 		c.origins[key] = o
 	}
-	now := c.clock()
 	o.updated = now
-	switch v {
-	case hev3.H3:
-		o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
-	case hev3.H2:
-		o.h2NoExt = now.Add(capsBadFor)
-	}
+	return o
 }
 
 // evictLocked makes room for one entry.
