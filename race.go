@@ -279,7 +279,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	if win != nil {
 		return win, rep, nil
 	}
-	derr := raceError(ctx, spec, rep, failure, aborted || !failed)
+	derr := raceError(ctx, spec, rep, failure, aborted || !failed || ctx.Err() != nil)
 	for _, id := range order {
 		if st := attempts[id]; st.err != nil {
 			r := rep.Attempts[st.rec]

@@ -8,7 +8,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -21,35 +23,60 @@ import (
 	"github.com/eyeballs/dialer/internal/testkit"
 )
 
+// TestMain re-executes the test binary with GODEBUG=http2xconnect=1, which
+// net/http's HTTP/2 server needs in its environment at start-up to offer
+// RFC 8441 extended CONNECT, then checks for leaked goroutines.
 func TestMain(m *testing.M) {
+	if code, ok := testkit.EnsureXConnect(); ok {
+		os.Exit(code)
+	}
 	goleak.VerifyTestMain(m)
 }
 
 // host is the name the tests dial; only the test DNS server knows it.
 const host = "ws.example.test"
 
-// env is one test's world: a DNS server, a CA and WebSocket echo servers on
-// both loopback families on the same port.
+// env is one test's world: a DNS server, a CA, and servers or faults on
+// both loopback families, TCP and UDP, all on the same port.
 type env struct {
 	t    testing.TB
 	dns  *dnstest.Server
 	ca   *testkit.CA
 	port int
-	// v4 and v6 count the connections each family's server accepted; nil
-	// when that family has no server.
+	// v4 and v6 count the TCP connections each family's server accepted;
+	// nil when that family has no counted TCP server.
 	v4, v6 *testkit.Counter
+	// h2fake4 and h2fake6 are the fake HTTP/2 servers of the h2NoExt mode.
+	h2fake4, h2fake6 *testkit.H2FakeServer
+	// h3v4 and h3v6 are the HTTP/3 servers of the h3 and h3NoExt modes.
+	h3v4, h3v6 *testkit.H3Server
+
+	udp4, udp6 net.PacketConn // reserved UDP sockets on port, until used
 }
 
-// family says what listens on one family's address.
+// family says what listens on one family's TCP address.
 type family int
 
 const (
-	serve     family = iota // a WebSocket echo server
+	serve     family = iota // WebSocket echo over HTTP/1.1 and HTTP/2 with extended CONNECT (TLS), HTTP/1.1 (plain)
+	serveH1                 // WebSocket echo over HTTP/1.1 only
+	h2NoExt                 // HTTP/2 whose SETTINGS lack extended CONNECT; HTTP/1.1 echo on the same port
 	blackhole               // a full accept queue: SYNs are dropped
 	closed                  // nothing: connections are refused
 )
 
-// newEnv starts the servers. tls selects wss:// servers.
+// udpMode says what listens on one family's UDP address.
+type udpMode int
+
+const (
+	noUDP        udpMode = iota // nothing
+	h3                          // WebSocket echo over HTTP/3
+	h3NoExt                     // HTTP/3 whose SETTINGS lack extended CONNECT
+	udpBlackhole                // reads and drops every datagram
+)
+
+// newEnv starts the TCP servers. tls selects wss:// servers. UDP servers
+// are added with quic.
 func newEnv(t testing.TB, tls bool, v4, v6 family) *env {
 	t.Helper()
 	checkFDs(t)
@@ -59,35 +86,76 @@ func newEnv(t testing.TB, tls bool, v4, v6 family) *env {
 		t.Fatal(err)
 	}
 	e.ca = ca
-	l4, l6, port, err := testkit.ListenPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.port = port
-	e.v4 = e.setup(l4, v4, fmt.Sprintf("127.0.0.1:%d", port), tls)
-	e.v6 = e.setup(l6, v6, fmt.Sprintf("[::1]:%d", port), tls)
+	l4, l6 := e.listen()
+	e.v4, e.h2fake4 = e.setup(l4, v4, fmt.Sprintf("127.0.0.1:%d", e.port), tls)
+	e.v6, e.h2fake6 = e.setup(l6, v6, fmt.Sprintf("[::1]:%d", e.port), tls)
+	t.Cleanup(func() {
+		for _, c := range []net.PacketConn{e.udp4, e.udp6} {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
 	return e
 }
 
-func (e *env) setup(l net.Listener, f family, addr string, secure bool) *testkit.Counter {
+// listen reserves one port on TCP and UDP of both families.
+func (e *env) listen() (l4, l6 net.Listener) {
+	for range 20 {
+		l4, l6, port, err := testkit.ListenPair()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		u4, err4 := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		u6, err6 := net.ListenPacket("udp6", fmt.Sprintf("[::1]:%d", port))
+		if err4 == nil && err6 == nil {
+			e.port, e.udp4, e.udp6 = port, u4, u6
+			return l4, l6
+		}
+		for _, c := range []io.Closer{l4, l6, u4, u6} {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	e.t.Fatal("no port free on TCP and UDP of both families")
+	return nil, nil
+}
+
+func (e *env) serverTLS() *tls.Config {
+	conf, err := e.ca.ServerConfig(host, "localhost", "127.0.0.1", "::1")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return conf
+}
+
+func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testkit.Counter, *testkit.H2FakeServer) {
 	t := e.t
 	switch f {
-	case serve:
+	case serve, serveH1:
 		c := testkit.NewCounter(l)
-		var conf *tls.Config
+		srv := &http.Server{Handler: testkit.EchoHandler()}
 		if secure {
-			sc, err := e.ca.ServerConfig(host, "localhost", "127.0.0.1", "::1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			conf = sc
+			srv.TLSConfig = e.serverTLS()
 		}
-		srv, err := testkit.StartHTTP(c, conf, testkit.EchoHandler())
+		if f == serveH1 {
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
+		}
+		hs, err := testkit.StartServer(c, srv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { srv.Close() })
-		return c
+		t.Cleanup(func() { hs.Close() })
+		return c, nil
+	case h2NoExt:
+		fs, err := testkit.StartH2NoExtendedConnect(l, e.serverTLS(), testkit.EchoHandler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		return nil, fs
 	case blackhole:
 		l.Close()
 		f, err := testkit.Blackhole(addr)
@@ -97,6 +165,43 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) *testkit
 		t.Cleanup(func() { f.Close() })
 	default:
 		l.Close()
+	}
+	return nil, nil
+}
+
+// quic starts what listens on UDP, on the same port as TCP.
+func (e *env) quic(v4, v6 udpMode) {
+	e.h3v4 = e.setupUDP(&e.udp4, v4, fmt.Sprintf("127.0.0.1:%d", e.port))
+	e.h3v6 = e.setupUDP(&e.udp6, v6, fmt.Sprintf("[::1]:%d", e.port))
+}
+
+func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) *testkit.H3Server {
+	t := e.t
+	conn := *pc
+	*pc = nil
+	switch m {
+	case h3, h3NoExt:
+		var s *testkit.H3Server
+		var err error
+		if m == h3 {
+			s, err = testkit.StartH3(conn, e.serverTLS(), testkit.EchoHandler())
+		} else {
+			s, err = testkit.StartH3NoExtendedConnect(conn, e.serverTLS())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	case udpBlackhole:
+		conn.Close()
+		f, err := testkit.UDPBlackhole(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+	default:
+		conn.Close()
 	}
 	return nil
 }

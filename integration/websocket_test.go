@@ -48,9 +48,19 @@ func closeConn(t *testing.T, c *websocket.Conn) {
 }
 
 // TestEcho dials by name through the test DNS server with only A, only
-// AAAA and both records, over ws:// and wss://, and echoes messages.
+// AAAA and both records, over ws://, wss:// to an HTTP/1.1-only server and
+// wss:// to a server with HTTP/2 extended CONNECT, and echoes messages.
 func TestEcho(t *testing.T) {
-	for _, secure := range []bool{false, true} {
+	for _, carrier := range []struct {
+		name   string
+		secure bool
+		server family
+		major  int
+	}{
+		{"ws", false, serve, 1},
+		{"wss-h1", true, serveH1, 1},
+		{"wss-h2", true, serve, 2},
+	} {
 		for _, tc := range []struct {
 			name       string
 			a, aaaa    bool
@@ -60,9 +70,8 @@ func TestEcho(t *testing.T) {
 			{"AAAA only", false, true, "IPv6"},
 			{"both", true, true, "IPv6"},
 		} {
-			scheme := map[bool]string{false: "ws", true: "wss"}[secure]
-			t.Run(scheme+"/"+tc.name, func(t *testing.T) {
-				e := newEnv(t, secure, serve, serve)
+			t.Run(carrier.name+"/"+tc.name, func(t *testing.T) {
+				e := newEnv(t, carrier.secure, carrier.server, carrier.server)
 				if tc.a {
 					e.dns.A(host, "127.0.0.1")
 				}
@@ -71,13 +80,18 @@ func TestEcho(t *testing.T) {
 				}
 				var rep *dialer.Report
 				d := e.dialer(dialer.WithReport(func(r *dialer.Report) { rep = r }))
-				c, resp, err := d.DialWebSocket(ctx(t), e.url(secure))
+				defer d.CloseIdleConnections()
+				c, resp, err := d.DialWebSocket(ctx(t), e.url(carrier.secure))
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer c.CloseNow()
-				if resp.StatusCode != http.StatusSwitchingProtocols || resp.ProtoMajor != 1 {
-					t.Errorf("response %s HTTP/%d, want 101 over HTTP/1", resp.Status, resp.ProtoMajor)
+				wantStatus := http.StatusSwitchingProtocols
+				if carrier.major > 1 {
+					wantStatus = http.StatusOK
+				}
+				if resp.StatusCode != wantStatus || resp.ProtoMajor != carrier.major {
+					t.Errorf("response %s HTTP/%d, want %d over HTTP/%d", resp.Status, resp.ProtoMajor, wantStatus, carrier.major)
 				}
 				echo(t, c, websocket.MessageText, []byte("hello"))
 				echo(t, c, websocket.MessageBinary, bytes.Repeat([]byte{0, 1, 2}, 1000))
@@ -88,8 +102,11 @@ func TestEcho(t *testing.T) {
 				if got := rep.Attempts[rep.Winner].Family; got != tc.wantFamily {
 					t.Errorf("winner family %s, want %s\n%s", got, tc.wantFamily, rep)
 				}
-				if secure && e.dns.Count(host, dnstest.TypeHTTPS) != 1 {
+				if carrier.secure && e.dns.Count(host, dnstest.TypeHTTPS) != 1 {
 					t.Errorf("HTTPS queried %d times, want 1", e.dns.Count(host, dnstest.TypeHTTPS))
+				}
+				if !carrier.secure && e.dns.Count(host, dnstest.TypeHTTPS) != 0 {
+					t.Errorf("HTTPS queried for ws://")
 				}
 			})
 		}
@@ -234,50 +251,89 @@ func TestDialTimeout(t *testing.T) {
 	}
 }
 
-// TestRejected: a 403 answer gives ErrRejected and the response.
+// TestRejected: a 403 answer gives ErrRejected and the response, whatever
+// the HTTP version carrying the handshake.
 func TestRejected(t *testing.T) {
-	e := newEnv(t, true, serve, serve)
-	e.dns.A(host, "127.0.0.1")
-	_, resp, err := e.dialer(dialer.WithHeader(http.Header{"X-Reject": {"1"}})).DialWebSocket(ctx(t), e.url(true))
-	if !errors.Is(err, dialer.ErrRejected) {
-		t.Fatalf("want ErrRejected, got %v", err)
-	}
-	if resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("want the 403 response, got %v", resp)
-	}
-	if !strings.Contains(err.Error(), "403") {
-		t.Errorf("error does not name the status: %v", err)
+	for _, tc := range []struct {
+		name  string
+		tcp   family
+		udp   udpMode
+		major int
+	}{{"h1", serveH1, noUDP, 1}, {"h2", serve, noUDP, 2}, {"h3", serve, h3, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, true, tc.tcp, closed)
+			e.quic(tc.udp, noUDP)
+			e.dns.A(host, "127.0.0.1")
+			e.dns.HTTPS(host, "1 . alpn=h3,h2")
+			d := e.dialer(dialer.WithHeader(http.Header{"X-Reject": {"1"}}))
+			defer d.CloseIdleConnections()
+			_, resp, err := d.DialWebSocket(ctx(t), e.url(true))
+			if !errors.Is(err, dialer.ErrRejected) {
+				t.Fatalf("want ErrRejected, got %v", err)
+			}
+			if resp == nil || resp.StatusCode != http.StatusForbidden || resp.ProtoMajor != tc.major {
+				t.Fatalf("want the 403 response over HTTP/%d, got %v", tc.major, resp)
+			}
+			if !strings.Contains(err.Error(), "403") {
+				t.Errorf("error does not name the status: %v", err)
+			}
+		})
 	}
 }
 
 // TestOptions: subprotocols, extra headers, compression and the read limit
-// reach the handshake and the connection.
+// reach the handshake and the connection over HTTP/1.1, HTTP/2 and HTTP/3.
 func TestOptions(t *testing.T) {
-	e := newEnv(t, true, serve, serve)
-	e.dns.A(host, "127.0.0.1")
-	d := e.dialer(
-		dialer.WithSubprotocols("nope", "chat"),
-		dialer.WithHeader(http.Header{"X-Test": {"hi"}}),
-		dialer.WithCompression(websocket.CompressionContextTakeover),
-		dialer.WithReadLimit(1<<20),
-	)
-	c, resp, err := d.DialWebSocket(ctx(t), e.url(true))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		tcp   family
+		udp   udpMode
+		major int
+	}{{"h1", serveH1, noUDP, 1}, {"h2", serve, noUDP, 2}, {"h3", serve, h3, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, true, tc.tcp, closed)
+			e.quic(tc.udp, noUDP)
+			e.dns.A(host, "127.0.0.1")
+			e.dns.HTTPS(host, "1 . alpn=h3,h2")
+			d := e.dialer(
+				dialer.WithSubprotocols("nope", "chat"),
+				dialer.WithHeader(http.Header{"X-Test": {"hi"}}),
+				dialer.WithCompression(websocket.CompressionContextTakeover),
+				dialer.WithReadLimit(1<<20),
+			)
+			defer d.CloseIdleConnections()
+			c, resp, err := d.DialWebSocket(ctx(t), e.url(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if resp.ProtoMajor != tc.major {
+				t.Errorf("HTTP/%d, want HTTP/%d", resp.ProtoMajor, tc.major)
+			}
+			if c.Subprotocol() != "chat" {
+				t.Errorf("subprotocol %q, want chat", c.Subprotocol())
+			}
+			if got := resp.Header.Get("X-Test"); got != "hi" {
+				t.Errorf("X-Test echoed as %q, want hi", got)
+			}
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+				t.Errorf("extensions %q, want permessage-deflate", ext)
+			}
+			// 512 KiB is above coder/websocket's 32 KiB default limit.
+			echo(t, c, websocket.MessageBinary, bytes.Repeat([]byte("abcdefgh"), 64<<10))
+			// Ping needs a concurrent reader: coder/websocket delivers the
+			// pong from Read.
+			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			rerr := make(chan error, 1)
+			go func() { _, _, err := c.Read(pctx); rerr <- err }()
+			if err := c.Ping(pctx); err != nil {
+				t.Errorf("ping: %v", err)
+			}
+			closeConn(t, c)
+			<-rerr
+		})
 	}
-	defer c.CloseNow()
-	if c.Subprotocol() != "chat" {
-		t.Errorf("subprotocol %q, want chat", c.Subprotocol())
-	}
-	if got := resp.Header.Get("X-Test"); got != "hi" {
-		t.Errorf("X-Test echoed as %q, want hi", got)
-	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
-		t.Errorf("extensions %q, want permessage-deflate", ext)
-	}
-	// 512 KiB is above coder/websocket's 32 KiB default limit.
-	echo(t, c, websocket.MessageBinary, bytes.Repeat([]byte("abcdefgh"), 64<<10))
-	closeConn(t, c)
 }
 
 // TestBadURL: malformed URLs fail before any network activity.

@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -17,12 +16,11 @@ var echoSubprotocols = []string{"echo", "chat"}
 // default of 32 KiB is too small for bulk tests).
 const echoReadLimit = 16 << 20
 
-// errExtendedConnect reports a WebSocket request over RFC 8441 / RFC 9220
-// extended CONNECT, which acceptWebSocket does not adapt yet.
-var errExtendedConnect = errors.New("testkit: WebSocket over extended CONNECT is not supported yet")
-
 // EchoHandler returns a WebSocket echo endpoint, the server side of every
-// WebSocket test and of the demo. It
+// WebSocket test and of the demo. It accepts the HTTP/1.1 upgrade (RFC 6455)
+// and extended CONNECT over HTTP/2 (RFC 8441; the process needs
+// GODEBUG=http2xconnect=1, see EnsureXConnect) and HTTP/3 (RFC 9220, see
+// StartH3), and behaves the same over all three. It
 //   - answers 403 when the request has "X-Reject: 1", so tests can check
 //     rejection handling;
 //   - copies the request's X-Test header into the upgrade response, so tests
@@ -58,13 +56,13 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 }
 
 // acceptWebSocket upgrades r to a WebSocket. It is the one place that knows
-// how the request arrived. Today that is an HTTP/1.1 Upgrade; an RFC 8441
-// (HTTP/2) or RFC 9220 (HTTP/3) extended CONNECT will be adapted here, so
-// handlers built on it, such as EchoHandler, need no change.
+// how the request arrived: an HTTP/1.1 Upgrade, or an RFC 8441 (HTTP/2) or
+// RFC 9220 (HTTP/3) extended CONNECT (see acceptExtendedConnect), so
+// handlers built on it, such as EchoHandler, need no change. The handler
+// must not return before it is done with the WebSocket.
 func acceptWebSocket(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
 	if isExtendedConnect(r) {
-		http.Error(w, errExtendedConnect.Error(), http.StatusNotImplemented)
-		return nil, errExtendedConnect
+		return acceptExtendedConnect(w, r, opts)
 	}
 	return websocket.Accept(w, r, opts)
 }

@@ -27,10 +27,7 @@ type HTTPServer struct {
 	done     chan struct{} // closed when the serve loop returns
 	serveErr error
 
-	mu       sync.Mutex
-	closing  bool
-	handlers int           // handlers running
-	idle     chan struct{} // closed when handlers drops to 0 while closing
+	gate *handlerGate
 
 	closeOnce sync.Once
 	closeErr  error
@@ -40,7 +37,9 @@ type HTTPServer struct {
 // TLS with HTTP/2 when the client offers "h2" in ALPN and HTTP/1.1
 // otherwise. tlsConf needs a certificate (see CA.ServerConfig). For other
 // protocol sets, start the server with StartServer and set
-// http.Server.Protocols.
+// http.Server.Protocols. Its HTTP/2 side accepts RFC 8441 extended CONNECT
+// (WebSocket over HTTP/2, see EchoHandler) only when the process started
+// with GODEBUG=http2xconnect=1 (see EnsureXConnect).
 func StartHTTP(l net.Listener, tlsConf *tls.Config, h http.Handler) (*HTTPServer, error) {
 	return StartServer(l, &http.Server{Handler: h, TLSConfig: tlsConf})
 }
@@ -56,24 +55,9 @@ func StartServer(l net.Listener, srv *http.Server) (*HTTPServer, error) {
 	if srv.TLSConfig != nil && len(srv.TLSConfig.Certificates) == 0 && srv.TLSConfig.GetCertificate == nil {
 		return nil, errors.New("testkit: TLS config has no certificate")
 	}
-	h := srv.Handler
-	if h == nil {
-		h = http.DefaultServeMux
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &HTTPServer{Server: srv, Listener: l, ctx: ctx, cancel: cancel, done: make(chan struct{}), idle: make(chan struct{})}
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.enter() {
-			http.Error(w, "server closing", http.StatusServiceUnavailable)
-			return
-		}
-		defer s.leave()
-		rctx, stop := context.WithCancel(r.Context())
-		defer stop()
-		unlink := context.AfterFunc(s.ctx, stop)
-		defer unlink()
-		h.ServeHTTP(w, r.WithContext(rctx))
-	})
+	s := &HTTPServer{Server: srv, Listener: l, ctx: ctx, cancel: cancel, done: make(chan struct{}), gate: newHandlerGate()}
+	srv.Handler = guard(ctx, s.gate, srv.Handler)
 	if srv.ErrorLog == nil {
 		srv.ErrorLog = log.New(io.Discard, "", 0)
 	}
@@ -109,38 +93,12 @@ func (s *HTTPServer) URL() string {
 // context makes Close wait for it.
 func (s *HTTPServer) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		if s.handlers == 0 {
-			close(s.idle)
-		}
-		s.mu.Unlock()
+		idle := s.gate.shut()
 		s.cancel()
 		err := s.Server.Close()
 		<-s.done
-		<-s.idle
+		<-idle
 		s.closeErr = errors.Join(err, s.serveErr)
 	})
 	return s.closeErr
-}
-
-// enter counts a starting handler; it fails once Close has begun.
-func (s *HTTPServer) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.handlers++
-	return true
-}
-
-// leave counts a finished handler and wakes Close after the last one.
-func (s *HTTPServer) leave() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.handlers--
-	if s.closing && s.handlers == 0 {
-		close(s.idle)
-	}
 }
