@@ -167,8 +167,8 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				case hev3.LostRace:
 					r.Outcome = "lost"
 				case hev3.Incapable:
-					r.Outcome = "incapable"
-					st.err = fmt.Errorf("%w: %s", ErrUnsupported, missing(spec.need, r))
+					r.Outcome, r.Err = "incapable", missing(spec.need, r)
+					st.err = fmt.Errorf("%w: %s", ErrUnsupported, r.Err)
 				default:
 					r.Outcome = "aborted"
 					st.err = context.Cause(ctx)

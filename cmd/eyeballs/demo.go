@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,24 +23,41 @@ import (
 type scenario struct {
 	name  string
 	about string
-	v4    fault // what listens on 127.0.0.1
-	v6    fault // what listens on [::1]
-	slow  time.Duration
+	// what listens on TCP and UDP of 127.0.0.1 and [::1]
+	tcp4, tcp6 tcpMode
+	udp4, udp6 udpMode
+	slowAAAA   time.Duration
 }
 
-type fault int
+type tcpMode int
 
 const (
-	healthy fault = iota
-	blackholed
-	refused
+	tcpServe     tcpMode = iota // HTTP/1.1 and HTTP/2 with extended CONNECT
+	tcpH2NoExt                  // HTTP/2 without extended CONNECT, HTTP/1.1 on the same port
+	tcpBlackhole                // SYNs dropped
+	tcpRefused                  // nothing listens
+)
+
+type udpMode int
+
+const (
+	udpServe     udpMode = iota // HTTP/3 with extended CONNECT
+	udpH3NoExt                  // HTTP/3 without extended CONNECT
+	udpBlackhole                // datagrams dropped
 )
 
 var scenarios = []scenario{
-	{name: "normal", about: "both families healthy: IPv6 is preferred and wins at once"},
-	{name: "ipv6-blackholed", about: "[::1] drops SYNs: IPv4 starts one attempt delay later and wins", v6: blackholed},
-	{name: "ipv6-refused", about: "[::1] refuses: IPv4 starts at once", v6: refused},
-	{name: "slow-aaaa", about: "the AAAA answer takes 1s: IPv4 goes after the 50ms resolution delay", slow: time.Second},
+	{name: "normal", about: "HTTPS record says h3,h2: QUIC to IPv6 wins on its SETTINGS"},
+	{name: "ipv6-blackholed", about: "[::1] drops everything: IPv4 starts one attempt delay later and wins",
+		tcp6: tcpBlackhole, udp6: udpBlackhole},
+	{name: "udp-blocked", about: "UDP is blackholed: QUIC hangs, TCP+TLS with h2 wins",
+		udp4: udpBlackhole, udp6: udpBlackhole},
+	{name: "h3-no-extended-connect", about: "h3 SETTINGS lack extended CONNECT: that connection is closed at once, h2 wins",
+		udp4: udpH3NoExt, udp6: udpH3NoExt},
+	{name: "h2-no-extended-connect", about: "UDP blocked and h2 lacks extended CONNECT: a fresh http/1.1 connection upgrades",
+		tcp4: tcpH2NoExt, tcp6: tcpH2NoExt, udp4: udpBlackhole, udp6: udpBlackhole},
+	{name: "slow-aaaa", about: "the AAAA answer takes 1s: IPv4 goes after the 50ms resolution delay",
+		slowAAAA: time.Second},
 }
 
 // runDemo starts a DNS server, a CA and WebSocket echo servers on loopback,
@@ -81,37 +99,20 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 	if err != nil {
 		return err
 	}
-	l4, l6, port, err := testkit.ListenPair()
+	port, closers, err := startServers(sc, conf)
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	for _, s := range []struct {
-		l    net.Listener
-		f    fault
-		addr string
-	}{{l4, sc.v4, "127.0.0.1"}, {l6, sc.v6, "::1"}} {
-		switch s.f {
-		case healthy:
-			srv, err := testkit.StartHTTP(s.l, conf.Clone(), testkit.EchoHandler())
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-		case blackholed:
-			s.l.Close()
-			bh, err := testkit.Blackhole(net.JoinHostPort(s.addr, strconv.Itoa(port)))
-			if err != nil {
-				return err
-			}
-			defer bh.Close()
-		default:
-			s.l.Close()
-		}
-	}
 	ns.A(name, "127.0.0.1")
 	ns.AAAA(name, "::1")
-	if sc.slow > 0 {
-		ns.Set(name, dnstest.TypeAAAA, dnstest.Delay(sc.slow, dnstest.Default()))
+	ns.HTTPS(name, "1 . alpn=h3,h2")
+	if sc.slowAAAA > 0 {
+		ns.Set(name, dnstest.TypeAAAA, dnstest.Delay(sc.slowAAAA, dnstest.Default()))
 	}
 
 	fmt.Fprintf(stdout, "\n## %s: %s\n", sc.name, sc.about)
@@ -122,6 +123,7 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 		dialer.WithTLSConfig(&tls.Config{RootCAs: ca.Pool()}),
 		dialer.WithReport(func(r *dialer.Report) { rep = r }),
 	)
+	defer d.CloseIdleConnections()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	url := fmt.Sprintf("wss://%s:%d/chat", name, port)
@@ -147,4 +149,82 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 	}
 	fmt.Fprintf(stdout, "  WebSocket over HTTP/%d, ready after %s; sent %q, echoed %q\n", resp.ProtoMajor, rep.Ready.Round(100*time.Microsecond), "hello", msg)
 	return c.Close(websocket.StatusNormalClosure, "")
+}
+
+// startServers starts the scenario's servers and faults on one port of
+// both families, TCP and UDP. The closers must be closed even on error.
+func startServers(sc scenario, conf *tls.Config) (int, []io.Closer, error) {
+	var closers []io.Closer
+	l4, l6, u4, u6, port, err := listenAll()
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, s := range []struct {
+		l    net.Listener
+		u    net.PacketConn
+		tcp  tcpMode
+		udp  udpMode
+		addr string
+	}{{l4, u4, sc.tcp4, sc.udp4, "127.0.0.1"}, {l6, u6, sc.tcp6, sc.udp6, "::1"}} {
+		addr := net.JoinHostPort(s.addr, strconv.Itoa(port))
+		var c io.Closer
+		var err error
+		switch s.tcp {
+		case tcpServe:
+			c, err = testkit.StartHTTP(s.l, conf.Clone(), testkit.EchoHandler())
+		case tcpH2NoExt:
+			c, err = testkit.StartH2NoExtendedConnect(s.l, conf.Clone(), testkit.EchoHandler())
+		case tcpBlackhole:
+			s.l.Close()
+			c, err = testkit.Blackhole(addr)
+		default:
+			s.l.Close()
+		}
+		if c != nil {
+			closers = append(closers, c)
+		}
+		if err != nil {
+			s.u.Close()
+			return 0, closers, err
+		}
+		c = nil
+		switch s.udp {
+		case udpServe:
+			c, err = testkit.StartH3(s.u, conf.Clone(), testkit.EchoHandler())
+		case udpH3NoExt:
+			c, err = testkit.StartH3NoExtendedConnect(s.u, conf.Clone())
+		default:
+			s.u.Close()
+			c, err = testkit.UDPBlackhole(addr)
+		}
+		if c != nil {
+			closers = append(closers, c)
+		}
+		if err != nil {
+			return 0, closers, err
+		}
+	}
+	return port, closers, nil
+}
+
+// listenAll reserves one port on TCP and UDP of both loopback families.
+func listenAll() (l4, l6 net.Listener, u4, u6 net.PacketConn, port int, err error) {
+	for range 20 {
+		l4, l6, port, err = testkit.ListenPair()
+		if err != nil {
+			return
+		}
+		var err4, err6 error
+		u4, err4 = net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u6, err6 = net.ListenPacket("udp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+		if err4 == nil && err6 == nil {
+			return
+		}
+		for _, c := range []io.Closer{l4, l6, u4, u6} {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	return nil, nil, nil, nil, 0, errors.New("no port free on TCP and UDP of both loopback families")
 }

@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+
+	"github.com/eyeballs/dialer/internal/testkit"
 )
 
 const usage = `eyeballs: dial WebSockets with Happy Eyeballs v3 and see the race.
@@ -34,6 +36,13 @@ Exit codes: 0 ok, 1 dial or session failed, 2 usage error.
 var errUsage = errors.New("usage")
 
 func main() {
+	// The demo's embedded HTTP/2 server offers RFC 8441 extended CONNECT
+	// only when GODEBUG=http2xconnect=1 is in the environment at start-up.
+	if len(os.Args) > 1 && os.Args[1] == "demo" {
+		if code, ok := testkit.EnsureXConnect(); ok {
+			os.Exit(code)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -17,6 +17,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if code, ok := testkit.EnsureXConnect(); ok {
+		os.Exit(code)
+	}
 	goleak.VerifyTestMain(m)
 }
 
