@@ -74,7 +74,7 @@ func TestWSEcho(t *testing.T) {
 	if out != "one\ntwo\n" {
 		t.Errorf("stdout %q, want the two lines echoed", out)
 	}
-	for _, want := range []string{"dns A", "won h1", `subprotocol "echo"`} {
+	for _, want := range []string{"dns A", "won h2", "connected over HTTP/2", `subprotocol "echo"`} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
