@@ -279,7 +279,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	if win != nil {
 		return win, rep, nil
 	}
-	derr := raceError(ctx, spec, rep, failure, aborted || !failed || ctx.Err() != nil)
+	derr := raceError(ctx, spec, rep, failure, aborted || !failed || expired(ctx))
 	for _, id := range order {
 		if st := attempts[id]; st.err != nil {
 			r := rep.Attempts[st.rec]
@@ -289,6 +289,16 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	rep.Err = derr.Error()
 	rep.Reason = "failed: " + derr.Stage
 	return nil, rep, derr
+}
+
+// expired reports whether ctx is done or its deadline has passed (net.Dialer
+// may report the deadline before the context's timer fires).
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // raceError builds the error of a race without a winner.
@@ -301,9 +311,10 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 	}
 	switch {
 	case aborted:
+		// The attempts may see the deadline a moment before ctx does.
 		e.Err = context.Cause(ctx)
 		if e.Err == nil {
-			e.Err = context.Canceled
+			e.Err = context.DeadlineExceeded
 		}
 		e.Stage = "connect"
 		if len(rep.Attempts) == 0 {

@@ -99,9 +99,8 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 			c, resp, err = d.wsOnPooled(ctx, cfg, u, d.pool.add(key, car))
 		}
 		rep.Ready = time.Since(rep.Start)
-		if err != nil && car.version != hev3.H1 && !errors.Is(err, ErrRejected) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
-			// Extended CONNECT failed without an answer (stream reset,
-			// protocol error): this origin's version cannot carry it.
+		if car.version != hev3.H1 && blamesProtocol(resp, err) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
+			// This origin's version cannot carry the WebSocket after all.
 			d.caps.forget(key, car.version)
 			spec.versions &^= hev3.Versions(car.version)
 			rep.Reason += fmt.Sprintf("; WebSocket over %s failed (%v), trying the next protocol", car.version, err)
@@ -115,6 +114,24 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		cfg.emit(rep)
 		return c, resp, err
 	}
+}
+
+// blamesProtocol reports whether a failed extended CONNECT says that the
+// connection's HTTP version cannot carry the session, so that the dial
+// should go one rung down the ladder: no answer at all (stream reset,
+// protocol error), or 421, 501 or 505.
+func blamesProtocol(resp *http.Response, err error) bool {
+	if err == nil {
+		return false
+	}
+	if !errors.Is(err, ErrRejected) {
+		return true
+	}
+	switch resp.StatusCode {
+	case http.StatusMisdirectedRequest, http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+		return true
+	}
+	return false
 }
 
 // wrapHandshake wraps a handshake error in a DialError.
@@ -148,9 +165,9 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 	}
 	if err != nil {
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
-			return nil, rt.resp, fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
+			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
 		}
-		if rt.stream == nil && rt.resp == nil && !pc.car.alive() {
+		if blamesProtocol(rt.resp, err) {
 			pc.drop()
 		}
 		return nil, rt.resp, err
