@@ -13,6 +13,8 @@ require (
 )
 
 require (
+	github.com/dunglas/httpsfv v1.1.1 // indirect
+	github.com/quic-go/webtransport-go v0.13.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )

@@ -69,9 +69,17 @@ func (h *h2Conn) Close() error {
 // protocol. On a 2xx answer the stream carries the session; otherwise the
 // response is returned alone. ctx bounds the handshake only.
 func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
-	// x/net ties the stream to the request's context for its whole life,
-	// so the request gets its own context, cancelled by ctx only until the
-	// handshake ends.
+	return connectRoundTrip(ctx, h.cc, u, hdr, func(r *http.Request) { r.Header[":protocol"] = []string{protocol} })
+}
+
+// connectRoundTrip sends an extended CONNECT through an HTTP/2 or HTTP/3
+// client's RoundTrip, with a pipe as the request body (the send side of the
+// stream) and the response body as the receive side. mark sets :protocol
+// the way the client wants it.
+func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr http.Header, mark func(*http.Request)) (*http.Response, io.ReadWriteCloser, error) {
+	// The clients tie the stream to the request's context for its whole
+	// life, so the request gets its own context, cancelled by ctx only
+	// until the handshake ends.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel)
 	pr, pw := io.Pipe()
@@ -84,9 +92,9 @@ func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
-	req.Header[":protocol"] = []string{protocol}
+	mark(req)
 	req.ContentLength = -1
-	resp, err := h.cc.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if !stop() && err == nil {
 		resp.Body.Close()
 		err = context.Cause(ctx)
@@ -104,23 +112,23 @@ func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 	}
 	body := resp.Body
 	resp.Body = http.NoBody
-	return resp, &h2Stream{r: body, w: pw, cancel: cancel}, nil
+	return resp, &pipeStream{r: body, w: pw, cancel: cancel}, nil
 }
 
-// h2Stream is the byte stream of an extended CONNECT over HTTP/2: the
-// response body one way, the request body the other.
-type h2Stream struct {
+// pipeStream is the byte stream of an extended CONNECT sent through
+// RoundTrip: the response body one way, the request body the other.
+type pipeStream struct {
 	r      io.ReadCloser
 	w      *io.PipeWriter
 	cancel context.CancelFunc
 	once   sync.Once
 }
 
-func (s *h2Stream) Read(p []byte) (int, error)  { return s.r.Read(p) }
-func (s *h2Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *pipeStream) Read(p []byte) (int, error)  { return s.r.Read(p) }
+func (s *pipeStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 // Close ends the request body (END_STREAM), then the stream itself.
-func (s *h2Stream) Close() error {
+func (s *pipeStream) Close() error {
 	s.once.Do(func() {
 		s.w.Close()
 		s.r.Close()

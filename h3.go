@@ -3,17 +3,20 @@ package dialer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -86,15 +89,34 @@ func closeTransport(tr *quic.Transport) {
 // the only HTTP/3 layer on that connection.
 type h3Conn struct {
 	qc *quic.Conn
-	cc *http3.ClientConn
+	// Exactly one of cc and wcc owns the connection: wcc when it was opened
+	// for WebTransport (it also carries WebSocket through RoundTrip), cc
+	// otherwise.
+	cc  *http3.ClientConn
+	wcc *webtransport.ClientConn
+	// wt is the session request a WebTransport attempt makes as its
+	// capability check, and wtResp, wtSess and wtErr its outcome.
+	wt     *wtRequest
+	wtResp *http.Response
+	wtSess *webtransport.Session
+	wtErr  error
 	// tr is the UDP socket, closed with the connection once the race has
 	// handed it over (nil while the race still shares it).
 	mu sync.Mutex
 	tr *quic.Transport
 }
 
-// dialQUIC returns the attempt function for QUIC endpoints.
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets) func(context.Context, hev3.Endpoint) (*carrier, error) {
+// wtRequest is the WebTransport session a race asks for.
+type wtRequest struct {
+	url       *url.URL
+	header    http.Header
+	protocols []string
+}
+
+// dialQUIC returns the attempt function for QUIC endpoints. With wt set,
+// the connection is owned by webtransport-go and its capability check is
+// the session request itself.
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest) func(context.Context, hev3.Endpoint) (*carrier, error) {
 	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
@@ -104,13 +126,23 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets) func(conte
 		if err != nil {
 			return nil, err
 		}
-		h := &h3Conn{qc: qc, cc: (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)}
+		h := &h3Conn{qc: qc, wt: wt}
+		if wt == nil {
+			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
+		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols}).NewClientConn(qc); err != nil {
+			qc.CloseWithError(0, "")
+			return nil, err
+		}
 		return &carrier{version: hev3.H3, h3: h, transport: tr}, nil
 	}
 }
 
-// settings waits for the server's HTTP/3 SETTINGS.
+// settings waits for the server's HTTP/3 SETTINGS. On a WebTransport
+// connection it requests the session, which checks them.
 func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
+	if h.wcc != nil {
+		return h.requestSession(ctx)
+	}
 	select {
 	case <-h.cc.ReceivedSettings():
 	case <-ctx.Done():
@@ -124,6 +156,28 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 		Datagrams:       s.EnableDatagrams,
 		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
 	}, nil
+}
+
+// requestSession asks for the WebTransport session. webtransport-go checks
+// the server's SETTINGS first and says which requirement is not met; the
+// capability bits are derived from that. A server that answers the request
+// at all (2xx or not) has the capability: its answer is kept for the dial.
+func (h *h3Conn) requestSession(ctx context.Context) (hev3.Settings, error) {
+	resp, sess, err := h.wcc.Dial(ctx, h.wt.url.String(), h.wt.header)
+	var rn *webtransport.RequirementsNotMetError
+	if errors.As(err, &rn) {
+		m := rn.Message
+		return hev3.Settings{
+			ExtendedConnect: !strings.Contains(m, "Extended CONNECT"),
+			Datagrams:       !strings.Contains(m, "datagram"),
+			WebTransport:    !strings.Contains(m, "WebTransport") && !strings.Contains(m, "reset"),
+		}, nil
+	}
+	if err != nil && resp == nil {
+		return hev3.Settings{}, err
+	}
+	h.wtResp, h.wtSess, h.wtErr = resp, sess, err
+	return hev3.Settings{ExtendedConnect: true, Datagrams: true, WebTransport: true}, nil
 }
 
 // alive reports whether the connection can open new streams.
@@ -152,6 +206,9 @@ func (h *h3Conn) Close() error {
 // protocol. On a 2xx answer the stream carries the session; otherwise it is
 // closed and the response is returned alone.
 func (h *h3Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	if h.wcc != nil {
+		return connectRoundTrip(ctx, h.wcc, u, hdr, func(r *http.Request) { r.Proto = protocol })
+	}
 	rs, err := h.cc.OpenRequestStream(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -29,14 +29,18 @@ type pooled struct {
 	closed  bool
 }
 
-// get returns a live connection for key with a session reserved on it, or
-// nil. Dead connections met on the way are closed and dropped.
-func (p *pool) get(key string) *pooled {
+// get returns a live connection for key that can carry what ok accepts,
+// with a session reserved on it, or nil. Dead connections met on the way
+// are closed and dropped.
+func (p *pool) get(key string, ok func(*carrier) bool) *pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pc := range p.conns[key] {
 		if !pc.car.alive() {
 			p.dropLocked(pc)
+			continue
+		}
+		if !ok(pc.car) {
 			continue
 		}
 		pc.reserveLocked()

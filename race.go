@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -28,6 +29,9 @@ type raceSpec struct {
 	// tls is the TLS configuration of TCP+TLS and QUIC attempts; nil for
 	// plain TCP.
 	tls *tls.Config
+	// wt is the WebTransport session a WebTransport race requests on each
+	// QUIC connection as its capability check.
+	wt *wtRequest
 }
 
 // raceEvent is what the goroutines of a race report to its loop. done is
@@ -92,7 +96,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	raceCtx, cancelRace := context.WithCancel(ctx)
 	defer cancelRace()
 	socks := &udpSockets{}
-	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName()), dialQUIC(spec.tls, spec.serverName(), socks)
+	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName()), dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
 	events := make(chan raceEvent)
 	live := 0
 	queries := map[int]int{} // query id -> index in rep.DNS
@@ -327,7 +331,25 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 	default:
 		e.Stage = "connect"
 	}
+	if udpSilent(rep) {
+		hint := errors.New("no QUIC handshake got an answer: UDP looks blocked")
+		if e.Err != nil {
+			hint = fmt.Errorf("%w (%v)", e.Err, hint)
+		}
+		e.Err = hint
+	}
 	return e
+}
+
+// udpSilent reports whether a race made only QUIC attempts and none of them
+// heard from the server.
+func udpSilent(rep *Report) bool {
+	for _, a := range rep.Attempts {
+		if a.Proto != "h3" || a.Connected != 0 || strings.Contains(a.Err, "refused") {
+			return false
+		}
+	}
+	return len(rep.Attempts) > 0
 }
 
 func fillAnswer(q *DNSQuery, ans hev3.Answer) {

@@ -53,7 +53,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 
 	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if secure {
-		if pc := d.pool.get(key); pc != nil {
+		if pc := d.pool.get(key, (*carrier).needsSettings); pc != nil {
 			start := time.Now()
 			c, resp, err := d.wsOnPooled(ctx, cfg, u, pc)
 			if err == nil || errors.Is(err, ErrRejected) {
