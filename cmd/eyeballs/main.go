@@ -1,4 +1,4 @@
-// Command eyeballs dials WebSocket URLs with Happy Eyeballs and shows the
+// Command eyeballs dials WebSocket and WebTransport URLs with Happy Eyeballs and shows the
 // race: which addresses and protocols were tried, when, and why the winner
 // won.
 //
@@ -6,6 +6,7 @@
 //
 //	eyeballs demo            race against an embedded loopback server
 //	eyeballs ws [flags] URL  interactive WebSocket client
+//	eyeballs wt [flags] URL  WebTransport client
 //
 // Exit codes: 0 ok, 1 the dial or session failed, 2 usage error.
 package main
@@ -27,6 +28,7 @@ const usage = `eyeballs: dial WebSockets with Happy Eyeballs v3 and see the race
 Usage:
   eyeballs demo [flags]      start an embedded loopback server and race to it
   eyeballs ws [flags] URL    interactive WebSocket client (stdin lines out, messages in)
+  eyeballs wt [flags] URL    WebTransport client (stdin lines on a stream or as datagrams)
 
 Run "eyeballs <command> -h" for the flags of a command.
 Exit codes: 0 ok, 1 dial or session failed, 2 usage error.
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "ws":
 		err = runWS(ctx, args[1:], stdin, stdout, stderr)
+	case "wt":
+		err = runWT(ctx, args[1:], stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

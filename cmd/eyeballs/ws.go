@@ -36,7 +36,9 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	conn, resp, err := dialer.DialWebSocket(ctx, fs.Arg(0), opts...)
+	d := dialer.New()
+	defer d.CloseIdleConnections()
+	conn, resp, err := d.DialWebSocket(ctx, fs.Arg(0), opts...)
 	if err != nil {
 		if errors.Is(err, dialer.ErrRejected) && resp != nil {
 			return fmt.Errorf("server answered %s: %w", resp.Status, err)
