@@ -106,6 +106,13 @@ type h3Conn struct {
 	tr *quic.Transport
 }
 
+// wtConfig enables WebTransport session flow control (draft-ietf-webtrans-
+// http3 §5): without it a server allows one session per connection, and a
+// second session to the origin could not reuse the QUIC connection.
+func wtConfig() *webtransport.Config {
+	return &webtransport.Config{MaxIncomingStreams: 256, MaxIncomingUniStreams: 256, MaxIncomingData: 16 << 20}
+}
+
 // wtRequest is the WebTransport session a race asks for.
 type wtRequest struct {
 	url       *url.URL
@@ -129,7 +136,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		h := &h3Conn{qc: qc, wt: wt}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
-		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols}).NewClientConn(qc); err != nil {
+		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")
 			return nil, err
 		}

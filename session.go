@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -18,6 +19,16 @@ import (
 type Session struct {
 	impl    sessionImpl
 	version int
+	// done releases the carrying connection; it runs once, when the
+	// session ends either way.
+	done func()
+}
+
+// newSession wraps impl; release runs once when the session ends.
+func newSession(impl sessionImpl, version int, release func()) *Session {
+	s := &Session{impl: impl, version: version, done: sync.OnceFunc(release)}
+	context.AfterFunc(impl.Context(), s.done)
+	return s
 }
 
 // sessionImpl is a WebTransport session over one HTTP version.
@@ -148,7 +159,9 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 // CloseWithError closes the session with an application code and message,
 // which the peer sees in its SessionError.
 func (s *Session) CloseWithError(code SessionErrorCode, msg string) error {
-	return convertErr(s.impl.CloseWithError(code, msg))
+	err := convertErr(s.impl.CloseWithError(code, msg))
+	s.done()
+	return err
 }
 
 // Context is done when the session is closed, by either side.

@@ -105,7 +105,6 @@ func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess 
 		}
 		return nil, resp, &DialError{URL: rawURL, Stage: "handshake", Err: convertErr(err)}
 	}
-	context.AfterFunc(sess.Context(), pc.release)
 	resp.Body = http.NoBody
-	return &Session{impl: wtH3{sess}, version: 3}, resp, nil
+	return newSession(wtH3{sess}, 3, pc.release), resp, nil
 }

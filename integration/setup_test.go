@@ -48,8 +48,10 @@ type env struct {
 	v4, v6 *testkit.Counter
 	// h2fake4 and h2fake6 are the fake HTTP/2 servers of the h2NoExt mode.
 	h2fake4, h2fake6 *testkit.H2FakeServer
-	// h3v4 and h3v6 are the HTTP/3 servers of the h3 and h3NoExt modes.
+	// h3v4 and h3v6 are the HTTP/3 servers of the h3, h3NoExt, wt and
+	// h3NoWT modes; wt4 and wt6 the WebTransport servers of the wt mode.
 	h3v4, h3v6 *testkit.H3Server
+	wt4, wt6   *testkit.WTServer
 
 	udp4, udp6 net.PacketConn // reserved UDP sockets on port, until used
 }
@@ -73,6 +75,8 @@ const (
 	h3                          // WebSocket echo over HTTP/3
 	h3NoExt                     // HTTP/3 whose SETTINGS lack extended CONNECT
 	udpBlackhole                // reads and drops every datagram
+	wt                          // WebTransport echo (and WebSocket) over HTTP/3
+	h3NoWT                      // HTTP/3 with extended CONNECT but without WebTransport
 )
 
 // newEnv starts the TCP servers. tls selects wss:// servers. UDP servers
@@ -171,15 +175,29 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 
 // quic starts what listens on UDP, on the same port as TCP.
 func (e *env) quic(v4, v6 udpMode) {
-	e.h3v4 = e.setupUDP(&e.udp4, v4, fmt.Sprintf("127.0.0.1:%d", e.port))
-	e.h3v6 = e.setupUDP(&e.udp6, v6, fmt.Sprintf("[::1]:%d", e.port))
+	e.h3v4, e.wt4 = e.setupUDP(&e.udp4, v4, fmt.Sprintf("127.0.0.1:%d", e.port))
+	e.h3v6, e.wt6 = e.setupUDP(&e.udp6, v6, fmt.Sprintf("[::1]:%d", e.port))
 }
 
-func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) *testkit.H3Server {
+func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) (*testkit.H3Server, *testkit.WTServer) {
 	t := e.t
 	conn := *pc
 	*pc = nil
 	switch m {
+	case wt:
+		s, err := testkit.StartWebTransport(conn, e.serverTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.H3Server, s
+	case h3NoWT:
+		s, err := testkit.StartH3NoWebTransport(conn, e.serverTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, nil
 	case h3, h3NoExt:
 		var s *testkit.H3Server
 		var err error
@@ -192,7 +210,7 @@ func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) *testkit.H3Se
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return s
+		return s, nil
 	case udpBlackhole:
 		conn.Close()
 		f, err := testkit.UDPBlackhole(addr)
@@ -203,7 +221,7 @@ func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) *testkit.H3Se
 	default:
 		conn.Close()
 	}
-	return nil
+	return nil, nil
 }
 
 // url returns the URL of the echo endpoint by name.
