@@ -118,7 +118,7 @@ type rttDial func(context.Context) (*websocket.Conn, *http.Response, error)
 // CPUs add 10 to 15 ms to a fresh dial (0.25 to 0.4 of a 40 ms round trip)
 // and 2 to 4 ms to a reused one. So fresh dials get three quarters of a
 // round trip above their minimum and reused ones half of one; in runs of 10
-// the fastest of rttTries dials stayed at least 0.15 round trips inside
+// the fastest of rttTries dials stayed at least 0.3 round trips inside
 // them. That is tighter than one might guess for HTTP/3 (2.75, which stays
 // below the 3 round trips any TCP + TLS case cannot go under) and looser
 // for HTTP/2 (4.75, for the SETTINGS round trip above). The minimum would
