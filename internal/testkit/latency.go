@@ -370,8 +370,8 @@ func (k *tcpLink) sleepUntil(t time.Time) bool {
 // and port), delaying each by oneWay in both directions. Each client address
 // gets its own upstream socket, so the upstream server sees one peer per
 // client, as through a NAT; the sockets live until Close. Datagrams are
-// never reordered; one that finds oneWay's worth of traffic already queued
-// beyond latencyUDPQueue datagrams is dropped.
+// never reordered; one that arrives while 4096 others wait in its direction
+// is dropped.
 func LatencyUDP(listenAddr, upstream string, oneWay time.Duration) (*Proxy, error) {
 	if oneWay < 0 {
 		return nil, fmt.Errorf("testkit: negative one-way delay %v", oneWay)
