@@ -30,6 +30,17 @@ type originCaps struct {
 	h3Good  time.Time // until: QUIC and (for sessions) its SETTINGS worked
 	h3Bad   time.Time // until: QUIC failed while TCP worked, or h3 lacked the capability
 	h2NoExt time.Time // until: h2 lacked extended CONNECT: WebSocket goes to h1
+	h1Only  time.Time // until: an HTTP race to the origin ended on HTTP/1.1
+	// altH3 is until when an Alt-Svc header advertised h3, on altPort.
+	altH3   time.Time
+	altPort uint16
+}
+
+// raceHints is what the cache says about an origin's next race.
+type raceHints struct {
+	versions hev3.Versions
+	knownH3  bool
+	h3Port   uint16 // 0: the origin's port
 }
 
 func (c *caps) clock() time.Time {
@@ -41,24 +52,53 @@ func (c *caps) clock() time.Time {
 
 // apply adjusts a race for origin key: drops versions known not to work and
 // adds QUIC when it is known to.
-func (c *caps) apply(key string, need hev3.Need, versions hev3.Versions, knownH3 bool) (hev3.Versions, bool) {
+func (c *caps) apply(key string, need hev3.Need, h raceHints) raceHints {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := c.origins[key]
 	if o == nil {
-		return versions, knownH3
+		return h
 	}
 	now := c.clock()
-	if now.Before(o.h3Bad) {
-		versions &^= hev3.Versions(hev3.H3)
-		knownH3 = false
-	} else if now.Before(o.h3Good) {
-		knownH3 = true
+	switch {
+	case now.Before(o.h3Bad):
+		h.versions &^= hev3.Versions(hev3.H3)
+		h.knownH3 = false
+	case now.Before(o.h3Good):
+		h.knownH3 = true
+	case now.Before(o.altH3):
+		h.knownH3, h.h3Port = true, o.altPort
 	}
 	if need == hev3.NeedWebSocket && now.Before(o.h2NoExt) {
-		versions &^= hev3.Versions(hev3.H2)
+		h.versions &^= hev3.Versions(hev3.H2)
 	}
-	return versions, knownH3
+	return h
+}
+
+// h1Only reports whether origin key's TLS chose http/1.1 when offered h2.
+func (c *caps) h1Only(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.origins[key]
+	return o != nil && c.clock().Before(o.h1Only)
+}
+
+// markH1Only records that origin key answered an HTTP race over HTTP/1.1.
+func (c *caps) markH1Only(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	c.entryLocked(key, now).h1Only = now.Add(capsGoodFor)
+}
+
+// altSvc records an Alt-Svc h3 alternative on port for maxAge; maxAge 0
+// clears it (Alt-Svc: clear).
+func (c *caps) altSvc(key string, port uint16, maxAge time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	o := c.entryLocked(key, now)
+	o.altH3, o.altPort = now.Add(min(maxAge, 24*time.Hour)), port
 }
 
 // learn records what a race showed about origin key.

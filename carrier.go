@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/sniff"
 )
 
 // A carrier is a connection whose transport handshake finished in a race:
@@ -49,6 +50,42 @@ func (c *carrier) connect(ctx context.Context, u *url.URL, hdr http.Header, prot
 		return c.h3.connect(ctx, u, hdr, protocol)
 	}
 	return nil, nil, errors.New("dialer: extended CONNECT needs HTTP/2 or HTTP/3")
+}
+
+// roundTrip sends an HTTP request on an h2 or h3 carrier.
+func (c *carrier) roundTrip(req *http.Request) (*http.Response, error) {
+	switch {
+	case c.h2 != nil:
+		return c.h2.cc.RoundTrip(req)
+	case c.h3 != nil && c.h3.wcc != nil:
+		return c.h3.wcc.RoundTrip(req)
+	case c.h3 != nil:
+		return c.h3.cc.RoundTrip(req)
+	}
+	return nil, errors.New("dialer: HTTP/1.1 connections are pooled by net/http")
+}
+
+// multiplexed reports whether the carrier is an h2 or h3 connection that
+// can carry many requests and sessions.
+func (c *carrier) multiplexed() bool { return c.h2 != nil || c.h3 != nil }
+
+// canWebSocket reports, without waiting, whether the carrier's SETTINGS
+// have proved extended CONNECT.
+func (c *carrier) canWebSocket() bool {
+	switch {
+	case c.h2 != nil:
+		s, ok := c.h2.sn.Received()
+		return ok && s[sniff.SettingEnableConnectProtocol] == 1
+	case c.h3 != nil && c.h3.wcc != nil:
+		return true // its WebTransport session request proved it
+	case c.h3 != nil:
+		select {
+		case <-c.h3.cc.ReceivedSettings():
+			return c.h3.cc.Settings().EnableExtendedConnect
+		default:
+		}
+	}
+	return false
 }
 
 // alive reports whether a pooled h2 or h3 carrier can take a new stream.

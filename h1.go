@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http/httptrace"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -15,16 +16,31 @@ import (
 // itself, for HTTP/1.1.
 func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.Endpoint) (*carrier, error) {
 	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
+		trace := httptrace.ContextClientTrace(ctx)
+		addr := ep.Addr.String()
+		if trace != nil && trace.ConnectStart != nil {
+			trace.ConnectStart("tcp", addr)
+		}
 		var nd net.Dialer
-		c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+		c, err := nd.DialContext(ctx, "tcp", addr)
+		if trace != nil && trace.ConnectDone != nil {
+			trace.ConnectDone("tcp", addr, err)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if conf == nil {
 			return &carrier{version: hev3.H1, conn: c}, nil
 		}
+		if trace != nil && trace.TLSHandshakeStart != nil {
+			trace.TLSHandshakeStart()
+		}
 		tc := tls.Client(c, attemptTLS(conf, serverName, ep))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		err = tc.HandshakeContext(ctx)
+		if trace != nil && trace.TLSHandshakeDone != nil {
+			trace.TLSHandshakeDone(tc.ConnectionState(), err)
+		}
+		if err != nil {
 			c.Close()
 			return nil, err
 		}

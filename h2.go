@@ -27,7 +27,9 @@ type h2Client interface {
 // newH2Client starts an HTTP/2 client on c, a TLS connection that
 // negotiated h2.
 func newH2Client(c net.Conn) (h2Client, error) {
-	t := &http2.Transport{DisableCompression: true}
+	// Compression on, as in net/http: requests ask for gzip and responses
+	// are decompressed transparently.
+	t := &http2.Transport{}
 	return t.NewClientConn(c)
 }
 

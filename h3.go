@@ -3,12 +3,13 @@ package dialer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -129,7 +130,25 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
+		trace := httptrace.ContextClientTrace(ctx)
+		addr := ep.Addr.String()
+		if trace != nil && trace.ConnectStart != nil {
+			trace.ConnectStart("udp", addr)
+		}
+		if trace != nil && trace.TLSHandshakeStart != nil {
+			trace.TLSHandshakeStart()
+		}
 		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep), quicConfig())
+		if trace != nil && trace.TLSHandshakeDone != nil {
+			var state tls.ConnectionState
+			if qc != nil {
+				state = qc.ConnectionState().TLS
+			}
+			trace.TLSHandshakeDone(state, err)
+		}
+		if trace != nil && trace.ConnectDone != nil {
+			trace.ConnectDone("udp", addr, err)
+		}
 		if err != nil {
 			return nil, err
 		}

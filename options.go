@@ -37,6 +37,9 @@ type config struct {
 	versions hev3.Versions
 	knownH3  bool
 	idle     time.Duration
+	// Transport only.
+	responseHeader  time.Duration
+	maxConnsPerHost int
 }
 
 // Defaults.
@@ -163,6 +166,19 @@ func WithProtocols(protos ...string) Option {
 // New only.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idle = d }
+}
+
+// WithResponseHeaderTimeout bounds, for a Transport, the wait for a
+// response's headers after the request was sent. Zero means no bound.
+func WithResponseHeaderTimeout(d time.Duration) Option {
+	return func(c *config) { c.responseHeader = d }
+}
+
+// WithMaxConnsPerHost limits, for a Transport, the HTTP/1.1 connections per
+// host, as http.Transport.MaxConnsPerHost does. HTTP/2 and HTTP/3 carry
+// concurrent requests on one connection.
+func WithMaxConnsPerHost(n int) Option {
+	return func(c *config) { c.maxConnsPerHost = n }
 }
 
 // WithPreferIPv4 makes IPv4 the first family tried instead of IPv6.

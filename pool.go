@@ -25,6 +25,7 @@ type pooled struct {
 	key     string
 	car     *carrier
 	streams int
+	uses    int         // sessions and requests ever reserved
 	timer   *time.Timer // idle timer, running while streams == 0
 	closed  bool
 }
@@ -56,17 +57,34 @@ func (p *pool) add(key string, car *carrier) *pooled {
 	if p.conns == nil {
 		p.conns = make(map[string][]*pooled)
 	}
-	pc := &pooled{p: p, key: key, car: car, streams: 1}
+	pc := &pooled{p: p, key: key, car: car, streams: 1, uses: 1}
 	p.conns[key] = append(p.conns[key], pc)
 	return pc
 }
 
 func (pc *pooled) reserveLocked() {
 	pc.streams++
+	pc.uses++
 	if pc.timer != nil {
 		pc.timer.Stop()
 		pc.timer = nil
 	}
+}
+
+// used reports whether the connection carried something before the
+// current reservation.
+func (pc *pooled) used() bool {
+	pc.p.mu.Lock()
+	defer pc.p.mu.Unlock()
+	return pc.uses > 1
+}
+
+// idleTimeout is how long an unused connection stays pooled.
+func (p *pool) idleTimeout() time.Duration {
+	if p.idle <= 0 {
+		return DefaultIdleTimeout
+	}
+	return p.idle
 }
 
 // release ends one session on the connection; the last one starts the
@@ -79,11 +97,7 @@ func (pc *pooled) release() {
 	if pc.streams > 0 || pc.closed {
 		return
 	}
-	idle := p.idle
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
-	pc.timer = time.AfterFunc(idle, func() {
+	pc.timer = time.AfterFunc(p.idleTimeout(), func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if pc.streams == 0 {

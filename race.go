@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"net"
+	"net/http/httptrace"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -24,7 +26,8 @@ type raceSpec struct {
 	port     uint16
 	need     hev3.Need
 	versions hev3.Versions
-	knownH3  bool // try QUIC without an HTTPS record
+	knownH3  bool   // try QUIC without an HTTPS record
+	h3Port   uint16 // port of that QUIC (Alt-Svc), 0: the origin's
 	noHTTPS  bool
 	// tls is the TLS configuration of TCP+TLS and QUIC attempts; nil for
 	// plain TCP.
@@ -80,6 +83,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		Port:            spec.port,
 		Versions:        spec.versions,
 		KnownH3:         spec.knownH3,
+		H3Port:          spec.h3Port,
 		NoHTTPS:         spec.noHTTPS,
 		Need:            spec.need,
 		ResolutionDelay: cfg.resolutionDelay,
@@ -91,6 +95,15 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		hcfg.Prefer = hev3.IPv4
 	}
 	m := hev3.New(hcfg, start)
+	trace := httptrace.ContextClientTrace(ctx)
+	dnsStarted, dnsDone := false, false
+	var resolved []net.IPAddr
+	endDNS := func(err error) {
+		if dnsStarted && !dnsDone && trace != nil && trace.DNSDone != nil {
+			trace.DNSDone(httptrace.DNSDoneInfo{Addrs: resolved, Err: err})
+		}
+		dnsDone = true
+	}
 
 	// raceCtx ends every query and attempt goroutine when the race ends.
 	raceCtx, cancelRace := context.WithCancel(ctx)
@@ -117,6 +130,10 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		for _, act := range acts {
 			switch a := act.(type) {
 			case hev3.StartQuery:
+				if !dnsStarted && trace != nil && trace.DNSStart != nil {
+					trace.DNSStart(httptrace.DNSStartInfo{Host: spec.host})
+				}
+				dnsStarted = true
 				queries[a.ID] = len(rep.DNS)
 				rep.DNS = append(rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: since()})
 				log.Debug("dns query", "name", a.Name, "type", a.Type)
@@ -126,6 +143,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 					events <- raceEvent{id: a.ID, query: true, answer: ans, done: true}
 				}()
 			case hev3.StartAttempt:
+				endDNS(nil)
 				actx, cancel := context.WithCancel(raceCtx)
 				st := &attemptState{cancel: cancel, rec: len(rep.Attempts)}
 				attempts[a.ID] = st
@@ -211,6 +229,9 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				q := &rep.DNS[queries[ev.id]]
 				q.End = since()
 				fillAnswer(q, ev.answer)
+				for _, a := range ev.answer.Addrs {
+					resolved = append(resolved, net.IPAddr{IP: a.AsSlice()})
+				}
 				log.Debug("dns answer", "name", q.Name, "type", q.Type, "addrs", q.Addrs, "services", len(q.Services), "err", q.Err)
 				m.OnDNS(now, ev.id, ev.answer)
 				continue
@@ -272,6 +293,11 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		}
 	}
 	rep.Duration = since()
+	if failed && failure == hev3.FailDNS {
+		endDNS(ErrNoAddress)
+	} else {
+		endDNS(nil)
+	}
 	// The winner keeps its UDP socket; every other one closes.
 	var keep *quic.Transport
 	if win != nil && win.h3 != nil {

@@ -253,4 +253,3 @@ func (s *ReceiveStream) CancelRead(code StreamErrorCode) { s.s.CancelRead(code) 
 
 // SetReadDeadline sets the read deadline.
 func (s *ReceiveStream) SetReadDeadline(t time.Time) error { return s.s.SetReadDeadline(t) }
-

@@ -1,14 +1,47 @@
 package dialer
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
 )
 
 // A Transport is an http.RoundTripper that races connections with Happy
-// Eyeballs: a drop-in replacement for http.DefaultTransport.
+// Eyeballs: a drop-in replacement for http.DefaultTransport that is faster
+// to the first byte on dual-stack and QUIC-capable origins.
+//
+// For https origins it races QUIC (where an HTTPS record, an earlier
+// Alt-Svc header or an earlier success says h3) and TCP+TLS offering h2 and
+// http/1.1, and keeps HTTP/2 and HTTP/3 connections in its Dialer's pool,
+// where WebSocket and WebTransport dials of the same Dialer find them too.
+// Origins that speak only HTTP/1.1, plain http:// and requests through a
+// proxy from the environment go through an http.Transport whose
+// connections are raced by the same Dialer.
+//
+// A Transport is safe for concurrent use.
 type Transport struct {
 	d  *Dialer
 	h1 *http.Transport
+
+	mu      sync.Mutex
+	dialing map[string]*dialCall // one race per origin at a time
+	stash   map[string]net.Conn  // raced HTTP/1.1 connections for h1 to pick up
+}
+
+// dialCall is an origin's race in progress; others wait for it.
+type dialCall struct {
+	done chan struct{}
+	err  error
 }
 
 // NewTransport returns a Transport with its own Dialer configured by opts.
@@ -16,27 +49,323 @@ func NewTransport(opts ...Option) *Transport {
 	return New(opts...).Transport()
 }
 
-// Transport returns an http.RoundTripper that dials with d and shares its
+// Transport returns an http.RoundTripper that dials with d and shares
 // connections with d's WebSocket and WebTransport dials.
 func (d *Dialer) Transport() *Transport {
-	return &Transport{d: d, h1: &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		DialContext:       d.DialContext,
-		ForceAttemptHTTP2: true,
-		TLSClientConfig:   d.base.tls,
-	}}
+	t := &Transport{d: d, dialing: map[string]*dialCall{}, stash: map[string]net.Conn{}}
+	t.h1 = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		DialTLSContext:        t.dialTLS,
+		TLSClientConfig:       d.base.tls,
+		IdleConnTimeout:       d.pool.idleTimeout(),
+		ResponseHeaderTimeout: d.base.responseHeader,
+		MaxConnsPerHost:       d.base.maxConnsPerHost,
+		ExpectContinueTimeout: time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+	}
+	return t
 }
 
-// Dialer returns the Dialer the Transport dials with.
+// Dialer returns the Dialer the Transport dials with, for WebSocket and
+// WebTransport dials that share its connections.
 func (t *Transport) Dialer() *Dialer { return t.d }
 
-// RoundTrip sends req and returns the response.
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.h1.RoundTrip(req)
-}
-
-// CloseIdleConnections closes idle pooled connections.
+// CloseIdleConnections closes the connections that carry no request or
+// session.
 func (t *Transport) CloseIdleConnections() {
 	t.h1.CloseIdleConnections()
 	t.d.CloseIdleConnections()
+	t.mu.Lock()
+	for k, c := range t.stash {
+		c.Close()
+		delete(t.stash, k)
+	}
+	t.mu.Unlock()
+}
+
+// RoundTrip sends one HTTP request and returns its response.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || req.URL.Host == "" {
+		closeBody(req)
+		return nil, errors.New("dialer: request has no URL host")
+	}
+	if req.URL.Scheme != "https" || t.proxied(req) {
+		return t.viaH1(req)
+	}
+	host, port, err := splitHostPort(req.URL.Host, "443")
+	if err != nil {
+		closeBody(req)
+		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
+	}
+	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
+		return t.viaH1(req)
+	}
+	for tries := 0; ; tries++ {
+		if pc := t.d.pool.get(key, (*carrier).multiplexed); pc != nil {
+			resp, err := t.send(pc, req)
+			if err != nil && tries < 2 && !pc.car.alive() {
+				// The pooled connection died under the request before it
+				// got an answer; send it again on a new one where that is
+				// safe, as net/http does.
+				if again, ok := rewind(req); ok {
+					req = again
+					continue
+				}
+			}
+			return resp, err
+		}
+		if t.d.caps.h1Only(key) {
+			return t.viaH1(req)
+		}
+		if err := t.dial(req.Context(), req.URL.String(), key, host, port); err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		if t.stashed(key) || t.d.caps.h1Only(key) {
+			return t.viaH1(req)
+		}
+	}
+}
+
+// viaH1 sends req through the HTTP/1.1 (and proxy) transport.
+func (t *Transport) viaH1(req *http.Request) (*http.Response, error) {
+	resp, err := t.h1.RoundTrip(req)
+	if err == nil {
+		t.learnAltSvc(req, resp)
+	}
+	return resp, err
+}
+
+// send runs req on a pooled h2 or h3 connection with a request reserved on
+// it; the reservation ends with the response body.
+func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) {
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
+		info := httptrace.GotConnInfo{Reused: pc.used()}
+		if pc.car.h2 != nil {
+			info.Conn = pc.car.h2.sn
+		}
+		trace.GotConn(info)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	var timedOut atomic.Bool
+	var timer *time.Timer
+	if d := t.h1.ResponseHeaderTimeout; d > 0 {
+		timer = time.AfterFunc(d, func() { timedOut.Store(true); cancel() })
+	}
+	resp, err := pc.car.roundTrip(req.WithContext(ctx))
+	if timer != nil && !timer.Stop() && timedOut.Load() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		err = fmt.Errorf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)
+	}
+	if err != nil {
+		cancel()
+		pc.release()
+		if !pc.car.alive() {
+			pc.drop()
+		}
+		return nil, err
+	}
+	done := sync.OnceFunc(func() { cancel(); pc.release() })
+	if resp.Body == nil || resp.Body == http.NoBody {
+		done()
+	} else {
+		resp.Body = &releaseBody{ReadCloser: resp.Body, done: done}
+	}
+	t.learnAltSvc(req, resp)
+	return resp, nil
+}
+
+// dial races the origin's endpoints once, however many requests wait for
+// it: an h2 or h3 winner goes to the pool, an HTTP/1.1 winner to the stash
+// where the HTTP/1.1 transport picks it up.
+func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uint16) error {
+	t.mu.Lock()
+	if c := t.dialing[key]; c != nil {
+		t.mu.Unlock()
+		select {
+		case <-c.done:
+			// A race that failed for its own caller's context is no
+			// verdict on ours: let the loop try again.
+			if c.err != nil && ctx.Err() == nil && isContextErr(c.err) {
+				return nil
+			}
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c := &dialCall{done: make(chan struct{})}
+	t.dialing[key] = c
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.dialing, key)
+		t.mu.Unlock()
+		close(c.done)
+	}()
+
+	cfg := t.d.base
+	spec := raceSpec{
+		url:  rawURL,
+		kind: "http",
+		port: port,
+		need: hev3.NeedTransport,
+		tls:  cfg.tlsConfig(),
+	}
+	spec.host, spec.literal = hostOrLiteral(host)
+	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
+	spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
+	dctx, cancel := cfg.dialContext(ctx)
+	defer cancel()
+	car, rep, err := t.d.race(dctx, cfg, spec)
+	t.d.caps.learn(key, spec.need, rep)
+	cfg.emit(rep)
+	if err != nil {
+		c.err = err
+		return err
+	}
+	if car.multiplexed() {
+		t.d.pool.add(key, car).release()
+		return nil
+	}
+	t.d.caps.markH1Only(key)
+	t.mu.Lock()
+	if old := t.stash[key]; old != nil {
+		old.Close()
+	}
+	t.stash[key] = car.conn
+	t.mu.Unlock()
+	return nil
+}
+
+// stashed reports whether a raced HTTP/1.1 connection waits for key.
+func (t *Transport) stashed(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stash[key] != nil
+}
+
+// dialTLS is the HTTP/1.1 transport's TLS dialer: the connection the race
+// left for it, or a new race offering http/1.1 only.
+func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := splitHostPort(addr, "443")
+	if err != nil {
+		return nil, err
+	}
+	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	t.mu.Lock()
+	c := t.stash[key]
+	delete(t.stash, key)
+	t.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	cfg := t.d.base
+	spec := raceSpec{
+		url:      "https://" + addr,
+		kind:     "http",
+		port:     port,
+		need:     hev3.NeedTransport,
+		versions: hev3.Versions(hev3.H1),
+		tls:      cfg.tlsConfig(),
+	}
+	spec.host, spec.literal = hostOrLiteral(host)
+	if network == "tcp4" {
+		cfg.onlyFamily, cfg.family = true, hev3.IPv4
+	} else if network == "tcp6" {
+		cfg.onlyFamily, cfg.family = true, hev3.IPv6
+	}
+	dctx, cancel := cfg.dialContext(ctx)
+	defer cancel()
+	car, rep, err := t.d.race(dctx, cfg, spec)
+	cfg.emit(rep)
+	if err != nil {
+		return nil, err
+	}
+	return car.conn, nil
+}
+
+// proxied reports whether the environment sends req through a proxy.
+func (t *Transport) proxied(req *http.Request) bool {
+	if t.h1.Proxy == nil {
+		return false
+	}
+	u, err := t.h1.Proxy(req)
+	return err == nil && u != nil
+}
+
+// learnAltSvc records an Alt-Svc h3 alternative on the same host.
+func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
+	v := resp.Header.Get("Alt-Svc")
+	if v == "" || resp.ProtoMajor == 3 || req.URL.Scheme != "https" {
+		return
+	}
+	host, port, err := splitHostPort(req.URL.Host, "443")
+	if err != nil {
+		return
+	}
+	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if p, ma, ok := parseAltSvcH3(v, port); ok {
+		t.d.caps.altSvc(key, p, ma)
+	}
+}
+
+// releaseBody ends a request's reservation on its connection when the
+// body is read to the end or closed.
+type releaseBody struct {
+	io.ReadCloser
+	done func()
+}
+
+func (b *releaseBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.done()
+	}
+	return n, err
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.done()
+	return err
+}
+
+// rewind returns a copy of req to send again, as net/http does for
+// requests that are idempotent and whose body can be recreated.
+func rewind(req *http.Request) (*http.Request, bool) {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		if req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
+			return nil, false
+		}
+	}
+	again := req.Clone(req.Context())
+	if req.Body == nil || req.Body == http.NoBody {
+		return again, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	again.Body = body
+	return again, true
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -53,7 +53,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 
 	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if secure {
-		if pc := d.pool.get(key, (*carrier).needsSettings); pc != nil {
+		if pc := d.pool.get(key, (*carrier).canWebSocket); pc != nil {
 			start := time.Now()
 			c, resp, err := d.wsOnPooled(ctx, cfg, u, pc)
 			if err == nil || errors.Is(err, ErrRejected) {
@@ -77,8 +77,8 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	spec.host, spec.literal = hostOrLiteral(host)
 	if secure {
 		spec.tls = cfg.tlsConfig()
-		spec.versions = cfg.versionsOr(hev3.AllVersions)
-		spec.versions, spec.knownH3 = d.caps.apply(key, spec.need, spec.versions, cfg.knownH3)
+		h := d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
+		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
 	}
 	// A server that blames the protocol for refusing the WebSocket sends
 	// the dial one rung down the ladder: h3, then h2, then h1.

@@ -306,3 +306,19 @@ func TestAnswerNotAliased(t *testing.T) {
 	s.IPv6Hints[0] = parseAddrs(v6b)[0]
 	r.expect("attempt 3 [2001:db8::1]:443 h3 ech=E hint")
 }
+
+// §5.5 #67: an h3 alternative on another port (Alt-Svc) is tried first, on
+// both families, then TCP on the origin's port.
+func TestKnownH3OtherPort(t *testing.T) {
+	cfg := config()
+	cfg.KnownH3, cfg.H3Port = true, 8443
+	r := resolved(t, cfg, list(v6), list(v4))
+	want := []string{
+		"attempt 3 [2001:db8::1]:8443 h3",
+		"attempt 4 192.0.2.1:8443 h3",
+		"attempt 5 [2001:db8::1]:443 h2,h1",
+		"attempt 6 192.0.2.1:443 h2,h1",
+	}
+	r.expect(want[0])
+	r.chain(10*ms, 3, want, "fail connect")
+}

@@ -157,10 +157,14 @@ func (m *Machine) recordEndpoints(r ServiceInfo) []Endpoint {
 
 // fallbackEndpoints returns the origin's addresses (or the IP literal) on
 // the origin's port: QUIC when Config.KnownH3 says the origin speaks h3,
-// and TCP with the enabled TCP versions.
+// and TCP with the enabled TCP versions. QUIC on another port
+// (Config.H3Port, from Alt-Svc) comes first as a group, as alt-svc
+// endpoints do in the reference crate.
 func (m *Machine) fallbackEndpoints() []Endpoint {
 	v := m.versions &^ Versions(H3)
-	if m.cfg.KnownH3 && m.versions.Has(H3) {
+	quic := m.cfg.KnownH3 && m.versions.Has(H3)
+	altPort := quic && m.cfg.H3Port != 0 && m.cfg.H3Port != m.cfg.Port
+	if quic && !altPort {
 		v |= Versions(H3)
 	}
 	var addrs []hostAddr
@@ -175,7 +179,11 @@ func (m *Machine) fallbackEndpoints() []Endpoint {
 			}
 		}
 	}
-	return interleave(addrs, m.protos(v), m.cfg.Port, nil, m.prefer)
+	eps := interleave(addrs, m.protos(v), m.cfg.Port, nil, m.prefer)
+	if altPort {
+		eps = append(interleave(addrs, []Proto{ProtoH3}, m.cfg.H3Port, nil, m.prefer), eps...)
+	}
+	return eps
 }
 
 func containsAddr(list []hostAddr, a netip.Addr) bool {

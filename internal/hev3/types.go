@@ -214,6 +214,9 @@ type Config struct {
 	// KnownH3 adds QUIC endpoints on the origin port even without an
 	// HTTPS record (learned from Alt-Svc, a cached success or an option).
 	KnownH3 bool
+	// H3Port is the port of those QUIC endpoints (an Alt-Svc alternative
+	// port); 0 means the origin's port.
+	H3Port uint16
 	// NoHTTPS skips the HTTPS query (plain ws:// and http:// dials).
 	NoHTTPS bool
 

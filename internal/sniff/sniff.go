@@ -95,6 +95,13 @@ func (c *Conn) Settings(ctx context.Context) (map[uint16]uint32, error) {
 	return c.settings, c.err
 }
 
+// Received returns the server's first SETTINGS if they have arrived.
+func (c *Conn) Received() (map[uint16]uint32, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settings, c.settings != nil
+}
+
 func (c *Conn) fail(err error) {
 	c.err = err
 	close(c.done)
