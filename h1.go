@@ -16,16 +16,11 @@ import (
 // itself, for HTTP/1.1.
 func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.Endpoint) (*carrier, error) {
 	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
+		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
+		// in ctx; the TLS handshake is reported here.
 		trace := httptrace.ContextClientTrace(ctx)
-		addr := ep.Addr.String()
-		if trace != nil && trace.ConnectStart != nil {
-			trace.ConnectStart("tcp", addr)
-		}
 		var nd net.Dialer
-		c, err := nd.DialContext(ctx, "tcp", addr)
-		if trace != nil && trace.ConnectDone != nil {
-			trace.ConnectDone("tcp", addr, err)
-		}
+		c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
 		if err != nil {
 			return nil, err
 		}

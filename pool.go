@@ -54,10 +54,23 @@ func (p *pool) get(key string, ok func(*carrier) bool) *pooled {
 func (p *pool) add(key string, car *carrier) *pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	pc := p.putLocked(key, car)
+	pc.reserveLocked()
+	return pc
+}
+
+// put puts car in the pool, idle.
+func (p *pool) put(key string, car *carrier) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.putLocked(key, car).startIdleLocked()
+}
+
+func (p *pool) putLocked(key string, car *carrier) *pooled {
 	if p.conns == nil {
 		p.conns = make(map[string][]*pooled)
 	}
-	pc := &pooled{p: p, key: key, car: car, streams: 1, uses: 1}
+	pc := &pooled{p: p, key: key, car: car}
 	p.conns[key] = append(p.conns[key], pc)
 	return pc
 }
@@ -94,9 +107,15 @@ func (pc *pooled) release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pc.streams--
+	pc.startIdleLocked()
+}
+
+// startIdleLocked starts the idle timer of a connection nothing uses.
+func (pc *pooled) startIdleLocked() {
 	if pc.streams > 0 || pc.closed {
 		return
 	}
+	p := pc.p
 	pc.timer = time.AfterFunc(p.idleTimeout(), func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()

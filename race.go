@@ -139,7 +139,9 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				log.Debug("dns query", "name", a.Name, "type", a.Type)
 				live++
 				go func() {
-					ans := res.Lookup(raceCtx, a.Name, a.Type)
+					// DNS traffic is not the caller's connection: keep
+					// httptrace's connect hooks out of it.
+					ans := res.Lookup(valueless{raceCtx}, a.Name, a.Type)
 					events <- raceEvent{id: a.ID, query: true, answer: ans, done: true}
 				}()
 			case hev3.StartAttempt:
@@ -320,6 +322,12 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	rep.Reason = "failed: " + derr.Stage
 	return nil, rep, derr
 }
+
+// valueless is a context without values: its deadline and cancellation,
+// but not the caller's httptrace hooks.
+type valueless struct{ context.Context }
+
+func (valueless) Value(any) any { return nil }
 
 // expired reports whether ctx is done or its deadline has passed (net.Dialer
 // may report the deadline before the context's timer fires).

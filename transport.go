@@ -229,7 +229,7 @@ func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uin
 		return err
 	}
 	if car.multiplexed() {
-		t.d.pool.add(key, car).release()
+		t.d.pool.put(key, car)
 		return nil
 	}
 	t.d.caps.markH1Only(key)

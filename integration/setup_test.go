@@ -139,7 +139,7 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 	switch f {
 	case serve, serveH1:
 		c := testkit.NewCounter(l)
-		srv := &http.Server{Handler: testkit.EchoHandler()}
+		srv := &http.Server{Handler: handler()}
 		if secure {
 			srv.TLSConfig = e.serverTLS()
 		}
@@ -154,7 +154,7 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 		t.Cleanup(func() { hs.Close() })
 		return c, nil
 	case h2NoExt:
-		fs, err := testkit.StartH2NoExtendedConnect(l, e.serverTLS(), testkit.EchoHandler())
+		fs, err := testkit.StartH2NoExtendedConnect(l, e.serverTLS(), handler())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +202,7 @@ func (e *env) setupUDP(pc *net.PacketConn, m udpMode, addr string) (*testkit.H3S
 		var s *testkit.H3Server
 		var err error
 		if m == h3 {
-			s, err = testkit.StartH3(conn, e.serverTLS(), testkit.EchoHandler())
+			s, err = testkit.StartH3(conn, e.serverTLS(), handler())
 		} else {
 			s, err = testkit.StartH3NoExtendedConnect(conn, e.serverTLS())
 		}

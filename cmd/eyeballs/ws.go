@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -17,28 +16,29 @@ import (
 // runWS is "eyeballs ws URL": each stdin line is sent as a text message and
 // each message received is printed on its own line.
 func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ws", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ws", "Usage: eyeballs ws [flags] URL\n\nSends each line of stdin as a text message and prints each message received.\nURL is ws://, wss://, http:// or https://.\n", stderr)
 	var c common
 	c.register(fs)
+	c.registerSubprotocol(fs)
 	linger := fs.Duration("linger", 500*time.Millisecond, "after stdin ends, keep printing messages until none arrives for this long, then close")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: eyeballs ws [flags] URL\n\nSends each line of stdin as a text message and prints each message received.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
+	args, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: want exactly one URL (ws://, wss://, http:// or https://)", errUsage)
+	if len(args) != 1 {
+		return usagef("want exactly one URL (ws://, wss://, http:// or https://)")
 	}
-	opts, err := c.options(stderr)
+	p := newProgress(stderr, "dialing "+hostOf(args[0]))
+	defer p.stop()
+	opts, err := c.sessionOptions(p)
 	if err != nil {
 		return err
 	}
 	d := dialer.New()
 	defer d.CloseIdleConnections()
-	conn, resp, err := d.DialWebSocket(ctx, fs.Arg(0), opts...)
+	p.start()
+	conn, resp, err := d.DialWebSocket(ctx, args[0], opts...)
+	p.stop()
 	if err != nil {
 		if errors.Is(err, dialer.ErrRejected) && resp != nil {
 			return fmt.Errorf("server answered %s: %w", resp.Status, err)

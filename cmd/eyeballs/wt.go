@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -16,29 +15,30 @@ import (
 // stream (or, with -datagrams, as one datagram) and everything that comes
 // back is printed.
 func runWT(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("wt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("wt", "Usage: eyeballs wt [flags] https://URL\n\nOpens a WebTransport session, sends each line of stdin on one bidirectional stream\n(or as datagrams) and prints what comes back.\n", stderr)
 	var c common
 	c.register(fs)
+	c.registerSubprotocol(fs)
 	datagrams := fs.Bool("datagrams", false, "send each line as a datagram instead of on the stream")
 	linger := fs.Duration("linger", 500*time.Millisecond, "after stdin ends, keep printing until nothing arrives for this long, then close")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: eyeballs wt [flags] https://URL\n\nOpens a WebTransport session, sends each line of stdin on one bidirectional stream\n(or as datagrams) and prints what comes back.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
+	args, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: want exactly one https:// URL", errUsage)
+	if len(args) != 1 {
+		return usagef("want exactly one https:// URL")
 	}
-	opts, err := c.options(stderr)
+	p := newProgress(stderr, "dialing "+hostOf(args[0]))
+	defer p.stop()
+	opts, err := c.sessionOptions(p)
 	if err != nil {
 		return err
 	}
 	d := dialer.New()
 	defer d.CloseIdleConnections()
-	sess, resp, err := d.DialWebTransport(ctx, fs.Arg(0), opts...)
+	p.start()
+	sess, resp, err := d.DialWebTransport(ctx, args[0], opts...)
+	p.stop()
 	if err != nil {
 		if errors.Is(err, dialer.ErrRejected) && resp != nil {
 			return fmt.Errorf("server answered %s: %w", resp.Status, err)

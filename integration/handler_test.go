@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/testkit"
+)
+
+// handler serves WebSocket upgrades and extended CONNECTs with the echo
+// handler, and plain HTTP requests with httpMux.
+func handler() http.Handler {
+	ws, plain := testkit.EchoHandler(), httpMux()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
+			ws.ServeHTTP(w, r)
+			return
+		}
+		plain.ServeHTTP(w, r)
+	})
+}
+
+// httpMux is what the Transport tests talk to.
+func httpMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	// /proto answers with the HTTP version the server saw, and with an
+	// Alt-Svc header when asked (?altsvc=h3=":443").
+	mux.HandleFunc("/proto", func(w http.ResponseWriter, r *http.Request) {
+		if a := r.URL.Query().Get("altsvc"); a != "" {
+			w.Header().Set("Alt-Svc", a)
+		}
+		fmt.Fprintf(w, "%d", r.ProtoMajor)
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/proto", http.StatusFound)
+	})
+	// /echo-body returns the request body.
+	mux.HandleFunc("/echo-body", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/trailer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Sum", "42")
+	})
+	mux.HandleFunc("/gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz := gzip.NewWriter(w)
+		io.WriteString(gz, "compressed hello")
+		gz.Close()
+	})
+	// /slow?n=N sends N chunks, 50 ms apart.
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := range n {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	return mux
+}
