@@ -62,6 +62,8 @@ func (d *Dialer) Transport() *Transport {
 		ResponseHeaderTimeout: d.base.responseHeader,
 		MaxConnsPerHost:       d.base.maxConnsPerHost,
 		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   100,
 		TLSHandshakeTimeout:   10 * time.Second,
 	}
 	return t

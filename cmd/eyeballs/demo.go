@@ -5,10 +5,10 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -63,18 +63,16 @@ var scenarios = []scenario{
 // runDemo starts a DNS server, a CA and WebSocket echo servers on loopback,
 // and races to them in several scenarios, printing each race.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "Usage: eyeballs demo [flags]\n\nStarts a DNS server and WebSocket servers on loopback and races to them in a few scenarios.\nNothing leaves the machine.\n", stderr)
 	asJSON := fs.Bool("json", false, "print each race report as JSON instead of a waterfall")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: eyeballs demo [flags]\n\nStarts a DNS server and WebSocket servers on loopback and races to them in a few scenarios.\nNothing leaves the machine.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
+	svgFile := fs.String("svg", "", "also draw the races as an SVG image in `FILE`")
+	htmlFile := fs.String("html", "", "also draw the races in an HTML page `FILE`")
+	args, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: demo takes no arguments", errUsage)
+	if len(args) != 0 {
+		return usagef("demo takes no arguments")
 	}
 	ns, err := dnstest.New("127.0.0.1:0")
 	if err != nil {
@@ -85,19 +83,63 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	var (
+		reports []*dialer.Report
+		titles  []string
+	)
 	for _, sc := range scenarios {
-		if err := runScenario(ctx, sc, ns, ca, *asJSON, stdout); err != nil {
+		rep, err := runScenario(ctx, sc, ns, ca, *asJSON, stdout)
+		if rep != nil {
+			reports = append(reports, rep)
+			titles = append(titles, sc.name+": "+sc.about)
+		}
+		if err != nil {
+			// Draw the races so far: they show what went wrong.
+			writeImages(*svgFile, *htmlFile, reports, titles, stderr)
 			return fmt.Errorf("scenario %s: %w", sc.name, err)
 		}
+	}
+	return writeImages(*svgFile, *htmlFile, reports, titles, stderr)
+}
+
+// writeImages writes the reports as an SVG image to svgFile and as an HTML
+// page to htmlFile, skipping those that are "".
+func writeImages(svgFile, htmlFile string, reports []*dialer.Report, titles []string, stderr io.Writer) error {
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer, []*dialer.Report, []string) error
+	}{{svgFile, svgReport}, {htmlFile, htmlReport}} {
+		if f.name == "" {
+			continue
+		}
+		if err := writeFile(f.name, func(w io.Writer) error { return f.write(w, reports, titles) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", f.name)
 	}
 	return nil
 }
 
-func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testkit.CA, asJSON bool, stdout io.Writer) error {
+// writeFile creates name and writes it with write.
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runScenario runs one scenario and prints its race; it returns the race's
+// report if there was one.
+func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testkit.CA, asJSON bool, stdout io.Writer) (*dialer.Report, error) {
 	name := sc.name + ".demo.test"
 	conf, err := ca.ServerConfig(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	port, closers, err := startServers(sc, conf)
 	defer func() {
@@ -106,7 +148,7 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 		}
 	}()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ns.A(name, "127.0.0.1")
 	ns.AAAA(name, "::1")
@@ -137,18 +179,22 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 		}
 	}
 	if err != nil {
-		return err
+		return rep, err
 	}
 	defer c.CloseNow()
 	if err := c.Write(dctx, websocket.MessageText, []byte("hello")); err != nil {
-		return err
+		return rep, err
 	}
 	_, msg, err := c.Read(dctx)
 	if err != nil {
-		return err
+		return rep, err
 	}
-	fmt.Fprintf(stdout, "  WebSocket over HTTP/%d, ready after %s; sent %q, echoed %q\n", resp.ProtoMajor, rep.Ready.Round(100*time.Microsecond), "hello", msg)
-	return c.Close(websocket.StatusNormalClosure, "")
+	ready := time.Duration(0)
+	if rep != nil {
+		ready = rep.Ready
+	}
+	fmt.Fprintf(stdout, "  WebSocket over HTTP/%d, ready after %s; sent %q, echoed %q\n", resp.ProtoMajor, ready.Round(100*time.Microsecond), "hello", msg)
+	return rep, c.Close(websocket.StatusNormalClosure, "")
 }
 
 // startServers starts the scenario's servers and faults on one port of

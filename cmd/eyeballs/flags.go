@@ -77,17 +77,17 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.json, "json", false, "print the race report as JSON on stderr")
 	fs.BoolVar(&c.ipv4, "ipv4", false, "use IPv4 addresses only")
 	fs.BoolVar(&c.ipv6, "ipv6", false, "use IPv6 addresses only")
-	fs.Var(&c.protos, "proto", "HTTP versions to try: h1, h2, h3 (repeatable or comma-separated; default all)")
+	fs.Var(&c.protos, "proto", "HTTP `VERSIONS` to try: h1, h2, h3, comma-separated or repeated (default all)")
 	fs.DurationVar(&c.attemptDelay, "attempt-delay", 250*time.Millisecond, "Happy Eyeballs connection attempt delay (10ms..2s)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "bound on the whole dial")
-	fs.Var(&c.nameservers, "nameserver", "DNS server host:port to query instead of /etc/resolv.conf (repeatable)")
-	fs.StringVar(&c.cacert, "cacert", "", "PEM file of CA certificates to trust instead of the system roots")
-	fs.Var(&c.headers, "header", `extra request header "Name: value" (repeatable)`)
+	fs.Var(&c.nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
+	fs.StringVar(&c.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust instead of the system roots")
+	fs.Var(&c.headers, "header", "extra request header `NAME:VALUE` (repeatable)")
 }
 
 // registerSubprotocol adds -subprotocol, for the session commands.
 func (c *common) registerSubprotocol(fs *flag.FlagSet) {
-	fs.Var(&c.subprotocols, "subprotocol", "WebSocket subprotocol or WebTransport protocol to offer (repeatable)")
+	fs.Var(&c.subprotocols, "subprotocol", "WebSocket subprotocol or WebTransport `PROTOCOL` to offer (repeatable)")
 }
 
 // options turns the flags, except -header and -subprotocol, into dialer

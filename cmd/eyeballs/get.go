@@ -29,8 +29,8 @@ func runGet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs := newFlagSet("get", getSynopsis, stderr)
 	var c common
 	c.register(fs)
-	method := fs.String("X", "", "request method (default GET, or POST with -d)")
-	data := fs.String("d", "", `request body; "@FILE" reads a file, "@-" stdin`)
+	method := fs.String("X", "", "request `METHOD` (default GET, or POST with -d)")
+	data := fs.String("d", "", "request body `DATA`; \"@FILE\" reads a file, \"@-\" stdin")
 	include := fs.Bool("i", false, "print the status line and the response headers on stderr")
 	fail := fs.Bool("f", false, "exit 1, without the body, when the status is not 2xx")
 	args, err := parse(fs, args)

@@ -20,7 +20,16 @@ func TestMain(m *testing.M) {
 	if code, ok := testkit.EnsureXConnect(); ok {
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(m)
+	dir, err := os.MkdirTemp("", "eyeballs-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // wsServer starts a wss:// echo server on 127.0.0.1 named by a test DNS

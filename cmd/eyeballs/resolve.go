@@ -46,7 +46,7 @@ type answerResult struct {
 func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resolve", resolveSynopsis, stderr)
 	var nameservers listFlag
-	fs.Var(&nameservers, "nameserver", "DNS server host:port to query instead of /etc/resolv.conf (repeatable)")
+	fs.Var(&nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
 	asJSON := fs.Bool("json", false, "print the answers as one JSON object")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on the lookups")
 	args, err := parse(fs, args)

@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/eyeballs/dialer"
+)
+
+// fetch GETs url with c and drains the body.
+func fetch(b *testing.B, c *http.Client, url string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// BenchmarkTransportGET measures GET latency (sequential) and throughput
+// (parallel) on warm connections: this Transport against net/http's
+// Transport (h1, h2) and quic-go's http3.Transport (h3) on the same servers.
+func BenchmarkTransportGET(b *testing.B) {
+	h1 := newEnv(b, true, serveH1, closed)
+	e := newEnv(b, true, serve, closed)
+	e.quic(h3, noUDP)
+	h1URL := "https://127.0.0.1:" + itoa(h1.port) + "/proto"
+	url := "https://127.0.0.1:" + itoa(e.port) + "/proto"
+	stdlib := func(env *env, h2 bool) http.RoundTripper {
+		return &http.Transport{TLSClientConfig: env.ca.ClientConfig(), ForceAttemptHTTP2: h2, MaxIdleConnsPerHost: 100}
+	}
+	for _, tc := range []struct {
+		name string
+		rt   func() http.RoundTripper
+		url  string
+	}{
+		{"h1/net-http", func() http.RoundTripper { return stdlib(h1, false) }, h1URL},
+		{"h1/dialer", func() http.RoundTripper { return h1.dialer().Transport() }, h1URL},
+		{"h2/net-http", func() http.RoundTripper { return stdlib(e, true) }, url},
+		{"h2/dialer", func() http.RoundTripper { return e.dialer(dialer.WithProtocols("h2", "h1")).Transport() }, url},
+		{"h3/quic-go", func() http.RoundTripper { return &http3.Transport{TLSClientConfig: e.ca.ClientConfig()} }, url},
+		{"h3/dialer", func() http.RoundTripper { return e.dialer(dialer.WithProtocols("h3")).Transport() }, url},
+	} {
+		for _, mode := range []string{"sequential", "parallel"} {
+			b.Run(tc.name+"/"+mode, func(b *testing.B) {
+				rt := tc.rt()
+				defer func() {
+					rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+					if c, ok := rt.(io.Closer); ok {
+						c.Close() // http3.Transport keeps its UDP socket until Close
+					}
+				}()
+				c := &http.Client{Transport: rt}
+				fetch(b, c, tc.url) // warm up: connect outside the timing
+				b.ResetTimer()
+				if mode == "sequential" {
+					for b.Loop() {
+						fetch(b, c, tc.url)
+					}
+					return
+				}
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						fetch(b, c, tc.url)
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkTransportFirstRequestIPv6Blackholed measures the first request
+// on a new Transport when [::1] drops SYNs: this Transport (attempt delay
+// 250 ms) against net/http's (net.Dialer's 300 ms fallback), both resolving
+// through the test DNS server.
+func BenchmarkTransportFirstRequestIPv6Blackholed(b *testing.B) {
+	e := newEnv(b, true, serve, blackhole)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.AAAA(host, "::1")
+	url := "https://" + host + ":" + itoa(e.port) + "/proto"
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, e.dns.Addr())
+	}}
+	b.Run("net-http", func(b *testing.B) {
+		for b.Loop() {
+			tr := &http.Transport{TLSClientConfig: e.ca.ClientConfig(), ForceAttemptHTTP2: true, DialContext: (&net.Dialer{Resolver: res}).DialContext}
+			fetch(b, &http.Client{Transport: tr}, url)
+			tr.CloseIdleConnections()
+		}
+	})
+	b.Run("dialer", func(b *testing.B) {
+		for b.Loop() {
+			tr := e.dialer().Transport()
+			fetch(b, &http.Client{Transport: tr}, url)
+			tr.CloseIdleConnections()
+		}
+	})
+}
