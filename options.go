@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,6 +41,7 @@ type config struct {
 	// Transport only.
 	responseHeader  time.Duration
 	maxConnsPerHost int
+	proxy           func(*http.Request) (*url.URL, error)
 }
 
 // Defaults.
@@ -179,6 +181,14 @@ func WithResponseHeaderTimeout(d time.Duration) Option {
 // concurrent requests on one connection.
 func WithMaxConnsPerHost(n int) Option {
 	return func(c *config) { c.maxConnsPerHost = n }
+}
+
+// WithProxy sets how a Transport picks a proxy for a request, as
+// http.Transport.Proxy does; the default is http.ProxyFromEnvironment.
+// Requests through a proxy use HTTP/1.1 (or h2 when the proxied TLS
+// offers it) over a raced connection to the proxy.
+func WithProxy(f func(*http.Request) (*url.URL, error)) Option {
+	return func(c *config) { c.proxy = f }
 }
 
 // WithPreferIPv4 makes IPv4 the first family tried instead of IPv6.

@@ -53,8 +53,12 @@ func NewTransport(opts ...Option) *Transport {
 // connections with d's WebSocket and WebTransport dials.
 func (d *Dialer) Transport() *Transport {
 	t := &Transport{d: d, dialing: map[string]*dialCall{}, stash: map[string]net.Conn{}}
+	proxy := d.base.proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
 	t.h1 = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           d.DialContext,
 		DialTLSContext:        t.dialTLS,
 		TLSClientConfig:       d.base.tls,

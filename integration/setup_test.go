@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,9 +265,20 @@ func checkFDs(t testing.TB) {
 			n = countFDs(t)
 		}
 		if n > before {
-			t.Errorf("%d file descriptors open after the test, %d before", n, before)
+			t.Errorf("%d file descriptors open after the test, %d before: %s", n, before, describeFDs())
 		}
 	})
+}
+
+// describeFDs lists the open descriptors and what they point to.
+func describeFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+"->"+target)
+	}
+	return strings.Join(out, " ")
 }
 
 func countFDs(t testing.TB) int {

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,4 +329,46 @@ func TestTransportPlainHTTP(t *testing.T) {
 	if resp, body := get(t, c, "http://"+host+":"+itoa(e.port)+"/proto"); resp.ProtoMajor != 1 || body != "1" {
 		t.Errorf("HTTP/%d %q", resp.ProtoMajor, body)
 	}
+}
+
+// TestTransportProxy: a request through an HTTP CONNECT proxy reaches the
+// origin; the proxy resolves names with the test DNS server.
+func TestTransportProxy(t *testing.T) {
+	e := newEnv(t, true, serve, closed)
+	e.dns.A(host, "127.0.0.1")
+	d := e.dialer()
+	var connects atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		connects.Add(1)
+		up, err := d.DialContext(r.Context(), "tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer up.Close()
+		w.WriteHeader(http.StatusOK)
+		down, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer down.Close()
+		// Plain copies: io.Copy between two TCP sockets would splice(2)
+		// through a pipe pair that Go caches for the process, which the
+		// descriptor check would count as a leak.
+		go func() { io.Copy(struct{ io.Writer }{up}, rw); up.Close() }()
+		io.Copy(struct{ io.Writer }{down}, up)
+	}))
+	defer proxy.Close()
+	defer d.CloseIdleConnections()
+	pu, _ := url.Parse(proxy.URL)
+	c, tr, _ := e.client(t, dialer.WithProxy(http.ProxyURL(pu)))
+	resp, body := get(t, c, e.httpURL("/proto"))
+	if body != strconv.Itoa(resp.ProtoMajor) || connects.Load() != 1 {
+		t.Errorf("through the proxy: %q over HTTP/%d, %d CONNECTs", body, resp.ProtoMajor, connects.Load())
+	}
+	tr.CloseIdleConnections()
 }

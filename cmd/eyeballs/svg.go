@@ -91,17 +91,17 @@ func svgLegend(b *strings.Builder, y int) int {
 	x, mid := svgPad, y+8
 	for _, o := range outcomes() {
 		fill, _ := outcomeColors(o)
-		fmt.Fprintf(b, `<rect class="swatch %s" x="%d" y="%d" width="16" height="%d" fill="%s"/>`, o, x, mid-svgBarH/2, svgBarH, fill)
+		fmt.Fprintf(b, `<rect class="swatch swatch-%s" x="%d" y="%d" width="16" height="%d" fill="%s"/>`, o, x, mid-svgBarH/2, svgBarH, fill)
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", x+21, mid+4, o)
 		x += 36 + 7*len(o)
 	}
-	fmt.Fprintf(b, `<rect class="swatch dns" x="%d" y="%d" width="16" height="%d" fill="#b8b8b8"/>`, x, mid-svgDNSBarH/2, svgDNSBarH)
+	fmt.Fprintf(b, `<rect class="swatch swatch-dns" x="%d" y="%d" width="16" height="%d" fill="#b8b8b8"/>`, x, mid-svgDNSBarH/2, svgDNSBarH)
 	fmt.Fprintf(b, `<text x="%d" y="%d">DNS query</text>`+"\n", x+21, mid+4)
 	x += 100
 	fmt.Fprintf(b, `<rect x="%d" y="%d" width="3" height="%d" fill="#333"/>`, x, mid-svgBarH/2, svgBarH)
 	fmt.Fprintf(b, `<text x="%d" y="%d">connected</text>`+"\n", x+8, mid+4)
 	x += 84
-	b.WriteString(diamond(float64(x+5), float64(mid), "#333", "legend"))
+	b.WriteString(diamond(float64(x+5), float64(mid), "#333", "SETTINGS arrived"))
 	fmt.Fprintf(b, `<text x="%d" y="%d">SETTINGS</text>`+"\n", x+14, mid+4)
 	x += 84
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#1a5fb4" stroke-width="1.5" stroke-dasharray="4 3"/>`, x+4, mid-8, x+4, mid+8)

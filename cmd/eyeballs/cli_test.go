@@ -1,0 +1,537 @@
+package main
+
+// Tests that build the eyeballs binary and run it against loopback servers,
+// as a script would.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/dnstest"
+	"github.com/eyeballs/dialer/internal/testkit"
+)
+
+// binDir is the directory, made by TestMain, that the binary is built in.
+var binDir string
+
+// build builds the binary once for all tests.
+var build struct {
+	once sync.Once
+	path string
+	skip string
+	err  error
+}
+
+// binary returns the path of the eyeballs binary, building it with the go
+// tool on first use. It skips the test when there is no go tool.
+func binary(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			build.skip = fmt.Sprintf("cannot build the eyeballs binary: no go tool on PATH (%v)", err)
+			return
+		}
+		path := filepath.Join(binDir, "eyeballs")
+		out, err := exec.Command(goTool, "build", "-o", path, ".").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		build.path = path
+	})
+	switch {
+	case build.skip != "":
+		t.Skip(build.skip)
+	case build.err != nil:
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+// result is how a run of the binary ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// eyeballs runs the binary with args and stdin and waits for it, for at
+// most 20 s.
+func eyeballs(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 2 * time.Second
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("eyeballs %s: did not end in time\n%s", strings.Join(args, " "), r)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("eyeballs %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// certFor returns a server TLS config for name and the file of the CA that
+// signed it.
+func certFor(t *testing.T, name string) (*tls.Config, string) {
+	t.Helper()
+	ca, err := testkit.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := ca.ServerConfig(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacert := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(cacert, ca.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf, cacert
+}
+
+// httpServer starts an https:// server on 127.0.0.1, named
+// get.example.test by a test DNS server, and returns its base URL, the
+// nameserver and the CA file. /hello says hello, /echo answers with the
+// method, the X-Test header and the body, and the rest is 404.
+func httpServer(t *testing.T) (base, ns, cacert string) {
+	t.Helper()
+	conf, cacert := certFor(t, "get.example.test")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Eyeballs", "yes")
+		fmt.Fprintln(w, "hello, eyeballs")
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("X-Test"), b)
+	})
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testkit.StartHTTP(l, conf, mux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dns := dnstest.Start(t)
+	dns.A("get.example.test", "127.0.0.1")
+	return fmt.Sprintf("https://get.example.test:%d", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
+}
+
+// wtServer starts a WebTransport echo server on UDP 127.0.0.1, named
+// wt.example.test by a test DNS server, and returns its URL, the nameserver
+// and the CA file.
+func wtServer(t *testing.T) (url, ns, cacert string) {
+	t.Helper()
+	conf, cacert := certFor(t, "wt.example.test")
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testkit.StartWebTransport(pc, conf)
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dns := dnstest.Start(t)
+	dns.A("wt.example.test", "127.0.0.1")
+	return fmt.Sprintf("https://wt.example.test:%d/wt", pc.LocalAddr().(*net.UDPAddr).Port), dns.Addr(), cacert
+}
+
+// lines returns the lines of s without the final newline.
+func lines(s string) []string {
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+// TestBinaryHelp: "eyeballs -h" lists every command, and each command's -h
+// lists its flags and exits 0.
+func TestBinaryHelp(t *testing.T) {
+	t.Parallel()
+	r := eyeballs(t, "", "-h")
+	if r.code != 0 {
+		t.Fatalf("eyeballs -h: %s", r)
+	}
+	for _, cmd := range []string{"demo", "ws", "wt", "get", "resolve"} {
+		if !strings.Contains(r.stdout, "eyeballs "+cmd+" [flags]") {
+			t.Errorf("eyeballs -h does not list %s:\n%s", cmd, r.stdout)
+		}
+	}
+	for cmd, flags := range map[string][]string{
+		"demo":    {"-json", "-svg FILE", "-html FILE"},
+		"ws":      {"-trace", "-proto VERSIONS", "-subprotocol", "-linger"},
+		"wt":      {"-datagrams", "-cacert FILE", "-subprotocol"},
+		"get":     {"-X METHOD", "-d DATA", "-i", "-f", "-header NAME:VALUE", "-nameserver HOST:PORT", "-ipv4", "-attempt-delay"},
+		"resolve": {"-json", "-nameserver HOST:PORT", "-timeout"},
+	} {
+		r := eyeballs(t, "", cmd, "-h")
+		if r.code != 0 || !strings.Contains(r.stderr, "Usage: eyeballs "+cmd) {
+			t.Errorf("eyeballs %s -h: %s", cmd, r)
+			continue
+		}
+		for _, f := range flags {
+			if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(f) + `( |\t|$)`).MatchString(r.stderr) {
+				t.Errorf("eyeballs %s -h does not list %s:\n%s", cmd, f, r.stderr)
+			}
+		}
+	}
+}
+
+// TestBinaryUsageErrors: usage errors exit 2 with one line that says what
+// to do.
+func TestBinaryUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frob"}, `unknown command "frob" (run "eyeballs -h"`},
+		{[]string{"ws"}, `want exactly one URL`},
+		{[]string{"ws", "-nope", "wss://x.test"}, `flag provided but not defined: -nope (see "eyeballs ws -h")`},
+		{[]string{"ws", "-proto", "h1,h4", "wss://x.test"}, `unknown protocol "h4"`},
+		{[]string{"wt", "-ipv4", "-ipv6", "https://x.test"}, "exclude each other"},
+		{[]string{"get"}, `want exactly one http:// or https:// URL (see "eyeballs get -h")`},
+		{[]string{"get", "ftp://x.test/"}, "is not an http:// or https:// URL"},
+		{[]string{"get", "-header", "novalue", "https://x.test/"}, "Name: value"},
+		{[]string{"get", "-d", "@/nonexistent/file", "https://x.test/"}, "-d: open /nonexistent/file"},
+		{[]string{"resolve"}, "want exactly one name"},
+		{[]string{"resolve", "-nameserver", "not-an-ip", "x.test"}, "is not IP:PORT"},
+		{[]string{"demo", "extra"}, "demo takes no arguments"},
+	} {
+		r := eyeballs(t, "", tc.args...)
+		if r.code != 2 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("eyeballs %s: want exit 2 and one line with %q; %s", strings.Join(tc.args, " "), tc.want, r)
+		}
+	}
+	r := eyeballs(t, "")
+	if r.code != 2 || !strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("eyeballs without a command: %s", r)
+	}
+}
+
+// TestBinaryDialFailure: a failed dial exits 1 with one line that names
+// the cause and what to do.
+func TestBinaryDialFailure(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens: connection refused
+	dns := dnstest.Start(t)
+	dns.A("refused.example.test", "127.0.0.1")
+	url := fmt.Sprintf("wss://refused.example.test:%d/", port)
+	for _, args := range [][]string{
+		{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", url},
+		{"get", "-nameserver", dns.Addr(), "-timeout", "5s", "https://refused.example.test:" + fmt.Sprint(port) + "/"},
+	} {
+		r := eyeballs(t, "", args...)
+		if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "refused") ||
+			!strings.Contains(r.stderr, "is a server listening on that port?") {
+			t.Errorf("eyeballs %s: want exit 1 and one line about the refused connection; %s", args[0], r)
+		}
+	}
+	r := eyeballs(t, "", "ws", "-nameserver", dns.Addr(), "-timeout", "5s", "wss://missing.example.test/")
+	if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "-nameserver") {
+		t.Errorf("ws to a name without addresses: %s", r)
+	}
+}
+
+// TestBinaryWSEcho: stdin lines come back on stdout.
+func TestBinaryWSEcho(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	r := eyeballs(t, "one\ntwo\nthree\n", "ws", "-nameserver", ns, "-cacert", ca, "-proto", "h1,h2", "-subprotocol", "chat", url)
+	if r.code != 0 || r.stdout != "one\ntwo\nthree\n" {
+		t.Fatalf("want the three lines echoed; %s", r)
+	}
+	if !strings.Contains(r.stderr, `connected over HTTP/2, subprotocol "chat"`) {
+		t.Errorf("stderr lacks the connection line:\n%s", r.stderr)
+	}
+	// Flags may follow the URL; -proto h1 forces HTTP/1.1.
+	r = eyeballs(t, "hi\n", "ws", url, "-nameserver", ns, "-cacert", ca, "-proto", "h1")
+	if r.code != 0 || r.stdout != "hi\n" || !strings.Contains(r.stderr, "connected over HTTP/1") {
+		t.Errorf("ws -proto h1 after the URL: %s", r)
+	}
+}
+
+// TestBinaryWSJSON: -json writes a report on stderr that decodes into
+// dialer.Report.
+func TestBinaryWSJSON(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	r := eyeballs(t, "x\n", "ws", "-json", "-nameserver", ns, "-cacert", ca, url)
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stderr))
+	var rep dialer.Report
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("stderr does not start with a JSON report: %v\n%s", err, r.stderr)
+	}
+	if rep.URL != url || rep.Kind != "websocket" || rep.Winner < 0 || rep.Winner >= len(rep.Attempts) {
+		t.Fatalf("report: %+v", rep)
+	}
+	if w := rep.Attempts[rep.Winner]; w.Outcome != "won" || w.Addr.Addr().String() != "127.0.0.1" {
+		t.Errorf("winner: %+v", w)
+	}
+	if len(rep.DNS) == 0 {
+		t.Errorf("report has no DNS queries: %+v", rep)
+	}
+	rest, _ := io.ReadAll(dec.Buffered())
+	if !strings.Contains(string(rest), "connected over HTTP/2") {
+		t.Errorf("no connection line after the report: %q", rest)
+	}
+}
+
+// TestBinaryWTEcho: stdin lines go out on a WebTransport stream, or as
+// datagrams, and come back on stdout.
+func TestBinaryWTEcho(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wtServer(t)
+	r := eyeballs(t, "hello\nworld\n", "wt", "-nameserver", ns, "-cacert", ca, "-trace", url)
+	if r.code != 0 || r.stdout != "hello\nworld\n" {
+		t.Fatalf("want the lines echoed on the stream; %s", r)
+	}
+	for _, want := range []string{"won h3", "session open over HTTP/3"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = eyeballs(t, "dgram\n", "wt", "-datagrams", "-nameserver", ns, "-cacert", ca, "-proto", "h3", "-subprotocol", "echo-v1", url)
+	if r.code != 0 || r.stdout != "dgram\n" || !strings.Contains(r.stderr, `protocol "echo-v1"`) {
+		t.Errorf("want the datagram echoed with protocol echo-v1; %s", r)
+	}
+}
+
+// TestBinaryGet: the body goes to stdout; -i, -trace, -X, -d, -header and
+// -f work as in curl.
+func TestBinaryGet(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	common := []string{"-nameserver", ns, "-cacert", ca}
+	get := func(args ...string) result {
+		return eyeballs(t, "from stdin", append(append([]string{"get"}, common...), args...)...)
+	}
+
+	r := get(base + "/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" || r.stderr != "" {
+		t.Errorf("get /hello: %s", r)
+	}
+	r = get("-i", "-trace", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -i -trace: %s", r)
+	}
+	for _, re := range []string{`(?m)^HTTP/[123] 200 OK$`, `(?m)^HTTP/[123]\.[01] 200 OK$`, `(?m)^X-Eyeballs: yes$`} {
+		if !regexp.MustCompile(re).MatchString(r.stderr) {
+			t.Errorf("get -i -trace: stderr does not match %s:\n%s", re, r.stderr)
+		}
+	}
+	r = get(base + "/missing")
+	if r.code != 0 || !strings.Contains(r.stdout, "404 page not found") {
+		t.Errorf("get of a 404 without -f: want exit 0 and the body; %s", r)
+	}
+	r = get("-f", base+"/missing")
+	if r.code != 1 || r.stdout != "" || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "server answered 404 Not Found") {
+		t.Errorf("get -f of a 404: want exit 1, no body and one line; %s", r)
+	}
+	r = get("-d", "a=1", "-header", "X-Test: t1", base+"/echo")
+	if r.code != 0 || r.stdout != "POST t1 a=1" {
+		t.Errorf("get -d: %s", r)
+	}
+	r = get(base+"/echo", "-X", "PUT", "-d", "@-")
+	if r.code != 0 || r.stdout != "PUT  from stdin" {
+		t.Errorf("get -X PUT -d @- with flags after the URL: %s", r)
+	}
+}
+
+// TestBinaryResolve: resolve prints the A, AAAA and HTTPS records that the
+// test DNS server holds, as text and as JSON, and exits 1 when there are
+// none.
+func TestBinaryResolve(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Start(t)
+	dns.A("res.example.test", "127.0.0.1", "127.0.0.2")
+	dns.AAAA("res.example.test", "::1")
+	dns.HTTPS("res.example.test", "1 . alpn=h3,h2 port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 ech=AAEC", "2 alt.example.test. alpn=h2 no-default-alpn")
+	dns.A("v4only.example.test", "127.0.0.3")
+
+	r := eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "res.example.test")
+	want := []string{
+		"A      127.0.0.1",
+		"A      127.0.0.2",
+		"AAAA   ::1",
+		"HTTPS  1 . alpn=h3,h2,http/1.1 port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 ech=yes",
+		"HTTPS  2 alt.example.test alpn=h2",
+	}
+	if r.code != 0 || !slices.Equal(lines(r.stdout), want) || r.stderr != "" {
+		t.Errorf("resolve: want\n%s\n%s", strings.Join(want, "\n"), r)
+	}
+
+	r = eyeballs(t, "", "resolve", "-json", "-nameserver", dns.Addr(), "https://res.example.test:8443/path")
+	var res resolveResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+		t.Fatalf("resolve -json: %v\n%s", err, r)
+	}
+	if res.Name != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
+		t.Fatalf("resolve -json: %+v", res)
+	}
+	s := res.HTTPS.Services[0]
+	if s.Port != 8443 || !s.ECH || !slices.Equal(s.ALPN, []string{"h3", "h2", "http/1.1"}) || len(s.Hints) != 2 {
+		t.Errorf("resolve -json: first HTTPS record %+v", s)
+	}
+
+	// Some types empty: still exit 0, with the empty ones on stderr.
+	r = eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "v4only.example.test")
+	if r.code != 0 || r.stdout != "A      127.0.0.3\n" || !strings.Contains(r.stderr, "AAAA   no records") {
+		t.Errorf("resolve of an IPv4-only name: %s", r)
+	}
+	// Nothing at all: exit 1 with the errors and one line saying what to do.
+	r = eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "nowhere.example.test")
+	if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "NXDOMAIN") != 3 ||
+		!strings.Contains(r.stderr, "eyeballs resolve: no A, AAAA or HTTPS record for nowhere.example.test") {
+		t.Errorf("resolve of a missing name: %s", r)
+	}
+}
+
+// TestBinaryDemoImages: demo -svg and -html finish in bounded time and
+// draw exactly one attempt bar per attempt of the races it reports.
+func TestBinaryDemoImages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	svgPath, htmlPath := filepath.Join(dir, "out.svg"), filepath.Join(dir, "out.html")
+	start := time.Now()
+	r := eyeballs(t, "", "demo", "-json", "-svg", svgPath, "-html", htmlPath)
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("demo took %v", d)
+	}
+	reps := decodeReports(t, r.stdout)
+	if len(reps) != len(scenarios) {
+		t.Fatalf("%d reports in the -json output, want %d", len(reps), len(scenarios))
+	}
+	attempts, queries := 0, 0
+	for _, rep := range reps {
+		attempts += len(rep.Attempts)
+		queries += len(rep.DNS)
+	}
+
+	f, err := os.Open(svgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	counts := countClasses(t, f)
+	if counts["attempt"] != attempts || attempts == 0 {
+		t.Errorf("%d attempt bars in the SVG, want %d", counts["attempt"], attempts)
+	}
+	if counts["dns"] != queries {
+		t.Errorf("%d DNS bars in the SVG, want %d", counts["dns"], queries)
+	}
+	if counts["won"] != len(reps) {
+		t.Errorf("%d winning bars in the SVG, want one per race (%d)", counts["won"], len(reps))
+	}
+
+	page, err := os.ReadFile(htmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(page, []byte("<!DOCTYPE html>")) || bytes.Count(page, []byte(`class="attempt `)) != attempts {
+		t.Errorf("the HTML page does not embed the waterfall:\n%.500s", page)
+	}
+	if !strings.Contains(r.stderr, "wrote "+svgPath) || !strings.Contains(r.stderr, "wrote "+htmlPath) {
+		t.Errorf("stderr does not tell where the images are:\n%s", r.stderr)
+	}
+}
+
+// decodeReports decodes the JSON reports of demo -json output, each
+// starting on a line of its own with "{".
+func decodeReports(t *testing.T, out string) []dialer.Report {
+	t.Helper()
+	var reps []dialer.Report
+	for i := 0; i < len(out); {
+		if out[i] == '{' && (i == 0 || out[i-1] == '\n') {
+			dec := json.NewDecoder(strings.NewReader(out[i:]))
+			var rep dialer.Report
+			if err := dec.Decode(&rep); err != nil {
+				t.Fatalf("bad report at offset %d: %v", i, err)
+			}
+			reps = append(reps, rep)
+			i += int(dec.InputOffset())
+			continue
+		}
+		i++
+	}
+	return reps
+}
+
+// countClasses parses an SVG document and counts the elements by each of
+// their classes.
+func countClasses(t *testing.T, r io.Reader) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	dec := xml.NewDecoder(r)
+	root := true
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the SVG does not parse: %v", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if root && (se.Name.Local != "svg" || se.Name.Space != "http://www.w3.org/2000/svg") {
+			t.Fatalf("root element %v, want svg", se.Name)
+		}
+		root = false
+		for _, a := range se.Attr {
+			if a.Name.Local == "class" {
+				for _, c := range strings.Fields(a.Value) {
+					counts[c]++
+				}
+			}
+		}
+	}
+	return counts
+}

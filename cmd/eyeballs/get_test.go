@@ -1,0 +1,33 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestGet runs get in process, so that goleak (see TestMain) checks that
+// the command leaves no connection or goroutine behind.
+func TestGet(t *testing.T) {
+	base, ns, ca := httpServer(t)
+	code, out, errOut := runCmd(t, "", "get", "-nameserver", ns, "-cacert", ca, base+"/hello")
+	if code != 0 || out != "hello, eyeballs\n" {
+		t.Errorf("get /hello: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "get", "-f", "-nameserver", ns, "-cacert", ca, base+"/missing")
+	if code != 1 || out != "" || !strings.Contains(errOut, "404") {
+		t.Errorf("get -f of a 404: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "body", "get", "-nameserver", ns, "-cacert", ca, "-d", "@-", base+"/echo")
+	if code != 0 || out != "POST  body" {
+		t.Errorf("get -d @-: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+}
+
+// TestResolve runs resolve in process.
+func TestResolve(t *testing.T) {
+	_, ns, _ := httpServer(t)
+	code, out, errOut := runCmd(t, "", "resolve", "-nameserver", ns, "get.example.test")
+	if code != 0 || out != "A      127.0.0.1\n" || !strings.Contains(errOut, "HTTPS  no records") {
+		t.Errorf("resolve: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+}
