@@ -53,17 +53,20 @@ func httpMux() *http.ServeMux {
 		io.WriteString(gz, "compressed hello")
 		gz.Close()
 	})
-	// /slow?n=N sends N chunks, 50 ms apart.
+	// /slow?n=N sends N chunks, 50 ms apart, until a write fails. It does
+	// not watch r.Context(): net/http's HTTP/1.1 server may cancel that
+	// early, and the response must not end on its own while a test
+	// cancels it from the client side.
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		for i := range n {
-			fmt.Fprintf(w, "chunk %d\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-r.Context().Done():
+			if _, err := fmt.Fprintf(w, "chunk %d\n", i); err != nil {
 				return
 			}
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	return mux

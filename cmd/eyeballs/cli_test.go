@@ -86,6 +86,7 @@ func eyeballs(t *testing.T, stdin string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = withoutProxies(os.Environ())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 2 * time.Second
@@ -101,6 +102,15 @@ func eyeballs(t *testing.T, stdin string, args ...string) result {
 		t.Fatalf("eyeballs %s: %v", strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// withoutProxies returns env without the proxy variables, so that get
+// only ever connects to loopback.
+func withoutProxies(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return strings.HasSuffix(strings.ToUpper(k), "_PROXY")
+	})
 }
 
 // certFor returns a server TLS config for name and the file of the CA that
@@ -171,6 +181,27 @@ func wtServer(t *testing.T) (url, ns, cacert string) {
 	dns := dnstest.Start(t)
 	dns.A("wt.example.test", "127.0.0.1")
 	return fmt.Sprintf("https://wt.example.test:%d/wt", pc.LocalAddr().(*net.UDPAddr).Port), dns.Addr(), cacert
+}
+
+// h3Server starts an HTTP/3 server on UDP 127.0.0.1 with h, named
+// h3.example.test by a test DNS server without an HTTPS record, and returns
+// its base URL, the nameserver and the CA file.
+func h3Server(t *testing.T, h http.Handler) (base, ns, cacert string) {
+	t.Helper()
+	conf, cacert := certFor(t, "h3.example.test")
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testkit.StartH3(pc, conf, h)
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dns := dnstest.Start(t)
+	dns.A("h3.example.test", "127.0.0.1")
+	return fmt.Sprintf("https://h3.example.test:%d", pc.LocalAddr().(*net.UDPAddr).Port), dns.Addr(), cacert
 }
 
 // lines returns the lines of s without the final newline.
@@ -377,6 +408,18 @@ func TestBinaryGet(t *testing.T) {
 	r = get(base+"/echo", "-X", "PUT", "-d", "@-")
 	if r.code != 0 || r.stdout != "PUT  from stdin" {
 		t.Errorf("get -X PUT -d @- with flags after the URL: %s", r)
+	}
+}
+
+// TestBinaryGetH3: -proto h3 makes get try QUIC without an HTTPS record.
+func TestBinaryGetH3(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s over %s\n", r.URL.Path, r.Proto)
+	}))
+	r := eyeballs(t, "", "get", "-trace", "-proto", "h3", "-nameserver", ns, "-cacert", ca, base+"/quic")
+	if r.code != 0 || r.stdout != "/quic over HTTP/3.0\n" || !strings.Contains(r.stderr, "HTTP/3 200 OK") {
+		t.Errorf("get -proto h3: %s", r)
 	}
 }
 

@@ -33,6 +33,7 @@ func runGet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	data := fs.String("d", "", "request body `DATA`; \"@FILE\" reads a file, \"@-\" stdin")
 	include := fs.Bool("i", false, "print the status line and the response headers on stderr")
 	fail := fs.Bool("f", false, "exit 1, without the body, when the status is not 2xx")
+	noProxy := fs.Bool("noproxy", false, "connect directly, ignoring HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
 	args, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -85,6 +86,9 @@ func runGet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	opts, err := c.options(p)
 	if err != nil {
 		return err
+	}
+	if *noProxy {
+		opts = append(opts, dialer.WithProxy(func(*http.Request) (*url.URL, error) { return nil, nil }))
 	}
 	tr := dialer.NewTransport(opts...)
 	defer tr.CloseIdleConnections()

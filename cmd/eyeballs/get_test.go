@@ -9,15 +9,15 @@ import (
 // the command leaves no connection or goroutine behind.
 func TestGet(t *testing.T) {
 	base, ns, ca := httpServer(t)
-	code, out, errOut := runCmd(t, "", "get", "-nameserver", ns, "-cacert", ca, base+"/hello")
+	code, out, errOut := runCmd(t, "", "get", "-noproxy", "-nameserver", ns, "-cacert", ca, base+"/hello")
 	if code != 0 || out != "hello, eyeballs\n" {
 		t.Errorf("get /hello: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
-	code, out, errOut = runCmd(t, "", "get", "-f", "-nameserver", ns, "-cacert", ca, base+"/missing")
+	code, out, errOut = runCmd(t, "", "get", "-noproxy", "-f", "-nameserver", ns, "-cacert", ca, base+"/missing")
 	if code != 1 || out != "" || !strings.Contains(errOut, "404") {
 		t.Errorf("get -f of a 404: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
-	code, out, errOut = runCmd(t, "body", "get", "-nameserver", ns, "-cacert", ca, "-d", "@-", base+"/echo")
+	code, out, errOut = runCmd(t, "body", "get", "-noproxy", "-nameserver", ns, "-cacert", ca, "-d", "@-", base+"/echo")
 	if code != 0 || out != "POST  body" {
 		t.Errorf("get -d @-: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}

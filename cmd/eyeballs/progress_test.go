@@ -46,7 +46,7 @@ func TestProgressQuick(t *testing.T) {
 	p.stop()
 	q := newProgress(&b, "dialing")
 	q.start()
-	time.Sleep(2 * progressDelay)
+	time.Sleep(progressDelay + 50*time.Millisecond)
 	q.stop()
 	if b.Len() != 0 {
 		t.Errorf("wrote %q", b.String())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -107,6 +108,13 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		printAnswers(stdout, stderr, types, answers)
 	}
 	if !found {
+		timedOut := true
+		for _, a := range answers {
+			timedOut = timedOut && errors.Is(a.Err, resolver.ErrTimeout)
+		}
+		if timedOut {
+			return fmt.Errorf("no DNS answer for %s in %v (check -nameserver, or raise -timeout)", name, *timeout)
+		}
 		return fmt.Errorf("no A, AAAA or HTTPS record for %s (check the name, or query another server with -nameserver HOST:PORT)", name)
 	}
 	return nil
