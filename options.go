@@ -32,6 +32,7 @@ type config struct {
 	onlyFamily      bool
 	family          hev3.Family
 	report          func(*Report)
+	trace           *Trace
 	logger          *slog.Logger
 	// versions limits the HTTP versions (0: all); knownH3 tries QUIC even
 	// without an HTTPS record advertising h3.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http/httptrace"
 	"net/netip"
@@ -65,10 +64,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	start := time.Now()
 	rep := &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1}
 	since := func() time.Duration { return time.Since(start) }
-	log := cfg.logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	obs := newObserver(cfg)
 
 	res, err := d.resolver(cfg)
 	if err != nil && !spec.literal.IsValid() {
@@ -136,7 +132,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				dnsStarted = true
 				queries[a.ID] = len(rep.DNS)
 				rep.DNS = append(rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: since()})
-				log.Debug("dns query", "name", a.Name, "type", a.Type)
+				obs.dnsStart(rep.DNS[len(rep.DNS)-1])
 				live++
 				go func() {
 					// DNS traffic is not the caller's connection: keep
@@ -158,7 +154,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 					ECH:    len(a.Endpoint.ECH) > 0,
 					Start:  since(),
 				})
-				log.Debug("attempt start", "id", a.ID, "addr", a.Endpoint.Addr, "proto", a.Endpoint.Proto)
+				obs.attemptStart(rep.Attempts[st.rec])
 				live++
 				dial := dialTCP
 				if a.Endpoint.Proto.QUIC() {
@@ -200,17 +196,20 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				if st.err != nil && r.Err == "" {
 					r.Err = st.err.Error()
 				}
-				log.Debug("attempt cancelled", "id", a.ID, "reason", a.Reason)
+				if a.Reason == hev3.Incapable {
+					obs.incapable(*r)
+				} else {
+					obs.cancelled(*r)
+				}
 			case hev3.Succeed:
 				st := attempts[a.ID]
-				ep, _ := m.Endpoint(a.ID)
 				win = st.car
 				st.car, st.over = nil, true
 				r := &rep.Attempts[st.rec]
 				r.Outcome, r.End = "won", since()
 				rep.Winner = st.rec
 				rep.Reason = winReason(spec, r)
-				log.Debug("attempt won", "id", a.ID, "addr", ep.Addr, "version", r.Version)
+				obs.won(*r, rep.Reason)
 			case hev3.Fail:
 				failed, failure = true, a.Reason
 			}
@@ -234,7 +233,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				for _, a := range ev.answer.Addrs {
 					resolved = append(resolved, net.IPAddr{IP: a.AsSlice()})
 				}
-				log.Debug("dns answer", "name", q.Name, "type", q.Type, "addrs", q.Addrs, "services", len(q.Services), "err", q.Err)
+				obs.dnsDone(*q)
 				m.OnDNS(now, ev.id, ev.answer)
 				continue
 			}
@@ -254,16 +253,16 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				}
 				st.err, st.over = ev.err, true
 				r.End, r.Outcome, r.Err = since(), "failed", ev.err.Error()
-				log.Debug("attempt failed", "id", ev.id, "err", ev.err)
+				obs.failed(*r)
 				m.OnFailed(now, ev.id, ev.err)
 			case ev.car != nil:
 				st.car = ev.car
 				r.Connected, r.Version = since(), ev.car.version.String()
-				log.Debug("attempt connected", "id", ev.id, "version", ev.car.version)
+				obs.handshakeDone(*r)
 				m.OnConnected(now, ev.id, ev.car.version)
 			case ev.settings != nil:
 				r.Settings = &Capabilities{At: since(), ExtendedConnect: ev.settings.ExtendedConnect, Datagrams: ev.settings.Datagrams, WebTransport: ev.settings.WebTransport}
-				log.Debug("attempt settings", "id", ev.id, "extended_connect", ev.settings.ExtendedConnect, "datagrams", ev.settings.Datagrams, "webtransport", ev.settings.WebTransport)
+				obs.settings(*r)
 				m.OnSettings(now, ev.id, *ev.settings)
 			}
 		case <-timer.C:
