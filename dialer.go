@@ -27,20 +27,32 @@ import (
 // dial and can be extended per call. A Dialer keeps a DNS cache shared by
 // its dials; it is safe for concurrent use.
 type Dialer struct {
-	base config
-	pool pool
-	caps caps
+	base    config
+	pool    pool
+	caps    caps
+	flights flights
+	// attempts holds a token per connection attempt in flight, bounding
+	// the Dialer's concurrent handshakes.
+	attempts chan struct{}
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
 }
+
+// Bounds on connection attempts in flight: per dial, beyond which the next
+// endpoint waits for an attempt to end, and per Dialer, beyond which an
+// attempt waits for a token before it dials.
+const (
+	maxAttemptsPerDial   = 8
+	maxAttemptsPerDialer = 256
+)
 
 // DefaultDialer is the Dialer used by the package-level functions.
 var DefaultDialer = New()
 
 // New returns a Dialer with the given options.
 func New(opts ...Option) *Dialer {
-	d := &Dialer{base: defaultConfig().with(opts)}
+	d := &Dialer{base: defaultConfig().with(opts), attempts: make(chan struct{}, maxAttemptsPerDialer)}
 	d.pool.idle = d.base.idle
 	return d
 }

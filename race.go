@@ -82,6 +82,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		H3Port:          spec.h3Port,
 		NoHTTPS:         spec.noHTTPS,
 		Need:            spec.need,
+		MaxLive:         maxAttemptsPerDial,
 		ResolutionDelay: cfg.resolutionDelay,
 		AttemptDelay:    cfg.attemptDelay,
 		OnlyFamily:      cfg.onlyFamily,
@@ -161,6 +162,14 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 					dial = dialQUIC
 				}
 				go func() {
+					// Wait for one of the Dialer's attempt tokens.
+					select {
+					case d.attempts <- struct{}{}:
+						defer func() { <-d.attempts }()
+					case <-actx.Done():
+						events <- raceEvent{id: a.ID, err: context.Cause(actx), done: true}
+						return
+					}
 					car, err := dial(actx, a.Endpoint)
 					if err != nil {
 						events <- raceEvent{id: a.ID, err: err, done: true}

@@ -33,15 +33,8 @@ type Transport struct {
 	d  *Dialer
 	h1 *http.Transport
 
-	mu      sync.Mutex
-	dialing map[string]*dialCall // one race per origin at a time
-	stash   map[string]net.Conn  // raced HTTP/1.1 connections for h1 to pick up
-}
-
-// dialCall is an origin's race in progress; others wait for it.
-type dialCall struct {
-	done chan struct{}
-	err  error
+	mu    sync.Mutex
+	stash map[string]net.Conn // raced HTTP/1.1 connections for h1 to pick up
 }
 
 // NewTransport returns a Transport with its own Dialer configured by opts.
@@ -52,7 +45,7 @@ func NewTransport(opts ...Option) *Transport {
 // Transport returns an http.RoundTripper that dials with d and shares
 // connections with d's WebSocket and WebTransport dials.
 func (d *Dialer) Transport() *Transport {
-	t := &Transport{d: d, dialing: map[string]*dialCall{}, stash: map[string]net.Conn{}}
+	t := &Transport{d: d, stash: map[string]net.Conn{}}
 	proxy := d.base.proxy
 	if proxy == nil {
 		proxy = http.ProxyFromEnvironment
@@ -187,32 +180,14 @@ func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) 
 
 // dial races the origin's endpoints once, however many requests wait for
 // it: an h2 or h3 winner goes to the pool, an HTTP/1.1 winner to the stash
-// where the HTTP/1.1 transport picks it up.
+// where the HTTP/1.1 transport picks it up. A caller that waited for
+// another's race returns nil and looks again.
 func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uint16) error {
-	t.mu.Lock()
-	if c := t.dialing[key]; c != nil {
-		t.mu.Unlock()
-		select {
-		case <-c.done:
-			// A race that failed for its own caller's context is no
-			// verdict on ours: let the loop try again.
-			if c.err != nil && ctx.Err() == nil && isContextErr(c.err) {
-				return nil
-			}
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	done, err := t.d.flights.start(ctx, key)
+	if done == nil {
+		return err
 	}
-	c := &dialCall{done: make(chan struct{})}
-	t.dialing[key] = c
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		delete(t.dialing, key)
-		t.mu.Unlock()
-		close(c.done)
-	}()
+	defer done()
 
 	cfg := t.d.base
 	spec := raceSpec{
@@ -231,7 +206,6 @@ func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uin
 	t.d.caps.learn(key, spec.need, rep)
 	cfg.emit(rep)
 	if err != nil {
-		c.err = err
 		return err
 	}
 	if car.multiplexed() {
@@ -370,8 +344,4 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-}
-
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

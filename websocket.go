@@ -52,17 +52,35 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	defer cancel()
 
 	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	// pooled tries a live h2 or h3 connection of the Dialer.
+	pooled := func() (c *websocket.Conn, resp *http.Response, ok bool, err error) {
+		pc := d.pool.get(key, (*carrier).canWebSocket)
+		if pc == nil {
+			return nil, nil, false, nil
+		}
+		start := time.Now()
+		c, resp, err = d.wsOnPooled(ctx, cfg, u, pc)
+		if err != nil && !errors.Is(err, ErrRejected) {
+			return nil, nil, false, nil // the pooled connection failed: dial afresh
+		}
+		cfg.emit(&Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
+			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
+		return c, resp, true, wrapHandshake(rawURL, err)
+	}
 	if secure {
-		if pc := d.pool.get(key, (*carrier).canWebSocket); pc != nil {
-			start := time.Now()
-			c, resp, err := d.wsOnPooled(ctx, cfg, u, pc)
-			if err == nil || errors.Is(err, ErrRejected) {
-				rep := &Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
-					Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)}
-				cfg.emit(rep)
-				return c, resp, wrapHandshake(rawURL, err)
-			}
-			// The pooled connection failed: dial afresh.
+		if c, resp, ok, err := pooled(); ok {
+			return c, resp, err
+		}
+		// Concurrent dials to the origin wait for one race, whose h2 or
+		// h3 winner can carry them all.
+		done, err := d.flights.start(ctx, key)
+		if err != nil {
+			return nil, nil, &DialError{URL: rawURL, Stage: "dns", Err: err}
+		}
+		if done != nil {
+			defer done()
+		} else if c, resp, ok, err := pooled(); ok {
+			return c, resp, err
 		}
 	}
 

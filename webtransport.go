@@ -47,19 +47,39 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	req := &wtRequest{url: u, header: cfg.header, protocols: cfg.subprotocols}
 
-	if pc := d.pool.get(key, isWebTransport); pc != nil {
+	// pooled tries a new session on a live WebTransport connection.
+	pooled := func() (s *Session, resp *http.Response, ok bool, err error) {
+		pc := d.pool.get(key, isWebTransport)
+		if pc == nil {
+			return nil, nil, false, nil
+		}
 		start := time.Now()
 		h := pc.car.h3
 		resp, sess, err := h.wcc.Dial(ctx, u.String(), req.header)
-		if err == nil || resp != nil {
-			cfg.emit(&Report{URL: rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
-				Reason: "reused a live h3 connection"})
-			return d.wtSession(rawURL, pc, resp, sess, err)
+		if err != nil && resp == nil {
+			pc.release()
+			if !h.alive() {
+				pc.drop()
+			}
+			return nil, nil, false, nil // dial afresh
 		}
-		pc.release()
-		if !h.alive() {
-			pc.drop()
-		}
+		cfg.emit(&Report{URL: rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
+			Reason: "reused a live h3 connection"})
+		s, resp, err = d.wtSession(rawURL, pc, resp, sess, err)
+		return s, resp, true, err
+	}
+	if s, resp, ok, err := pooled(); ok {
+		return s, resp, err
+	}
+	// Concurrent sessions to the origin wait for one race.
+	done, err := d.flights.start(ctx, key)
+	if err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "dns", Err: err}
+	}
+	if done != nil {
+		defer done()
+	} else if s, resp, ok, err := pooled(); ok {
+		return s, resp, err
 	}
 
 	spec := raceSpec{

@@ -322,3 +322,15 @@ func TestKnownH3OtherPort(t *testing.T) {
 	r.expect(want[0])
 	r.chain(10*ms, 3, want, "fail connect")
 }
+
+// MaxLive: with two attempts hanging, the third endpoint waits for one of
+// them to end, however much time passes, and no timer is asked for.
+func TestMaxLive(t *testing.T) {
+	cfg := config()
+	cfg.MaxLive = 2
+	r := resolved(t, cfg, list(v6, v6b, v6c), nil)
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1").wakeAt(250 * ms)
+	r.at(250 * ms).expect("attempt 4 [2001:db8::2]:443 h2,h1").idle()
+	r.at(5000 * ms).expect().idle()
+	r.failed(5001*ms, 3).expect("attempt 5 [2001:db8::3]:443 h2,h1")
+}

@@ -27,7 +27,7 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	acts = m.issueQueries(acts)
 	eps := m.pending()
 	moved := m.movedOn(now)
-	for len(eps) > 0 && moved && !m.slotBusy(now) {
+	for len(eps) > 0 && moved && !m.slotBusy(now) && !m.capped() {
 		acts = append(acts, m.start(now, eps[0]))
 		eps = eps[1:]
 	}
@@ -43,7 +43,25 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	if !moved {
 		return acts, m.first.Add(m.resDelay)
 	}
+	if m.capped() {
+		// Only an attempt ending can make room: no timer.
+		return acts, time.Time{}
+	}
 	return acts, m.slotFree()
+}
+
+// capped reports whether Config.MaxLive attempts are live.
+func (m *Machine) capped() bool {
+	if m.cfg.MaxLive <= 0 {
+		return false
+	}
+	n := 0
+	for _, a := range m.attempts {
+		if a.state.live() {
+			n++
+		}
+	}
+	return n >= m.cfg.MaxLive
 }
 
 // movedOn reports whether the machine stops waiting for DNS (draft §4.2):

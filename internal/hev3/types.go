@@ -222,6 +222,10 @@ type Config struct {
 
 	Need Need
 
+	// MaxLive caps the attempts live at once (0: no cap). When it is
+	// reached, the next endpoint waits for an attempt to end.
+	MaxLive int
+
 	ResolutionDelay time.Duration // 0: DefaultResolutionDelay
 	AttemptDelay    time.Duration // 0: DefaultAttemptDelay
 }
