@@ -110,19 +110,24 @@ func (c *caps) learn(key string, need hev3.Need, rep *Report) {
 	defer c.mu.Unlock()
 	now := c.clock()
 	o := c.entryLocked(key, now)
-	tcpWorked := false
+	// tcpUp is when the first TCP attempt to connect had started: a QUIC
+	// attempt that started no later and still never heard from the server
+	// while TCP got through marks h3 as broken (blocked UDP), as browsers
+	// do.
+	var tcpUp time.Duration = -1
 	for _, a := range rep.Attempts {
-		if a.Connected != 0 && a.Proto != "h3" {
-			tcpWorked = true
+		if a.Connected != 0 && a.Proto != "h3" && (tcpUp < 0 || a.Start < tcpUp) {
+			tcpUp = a.Start
 		}
 	}
 	for _, a := range rep.Attempts {
+		silent := a.Proto == "h3" && a.Connected == 0 && (a.Outcome == "failed" || a.Outcome == "lost")
 		switch {
 		case a.Outcome == "won" && a.Version == "h3":
 			o.h3Good, o.h3Bad = now.Add(capsGoodFor), time.Time{}
 		case a.Outcome == "incapable" && a.Version == "h3":
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
-		case a.Proto == "h3" && a.Outcome == "failed" && a.Connected == 0 && tcpWorked:
+		case silent && tcpUp >= 0 && a.Start <= tcpUp:
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
 		case a.Outcome == "incapable" && a.Version == "h2" && need == hev3.NeedWebSocket:
 			o.h2NoExt = now.Add(capsBadFor)

@@ -30,10 +30,11 @@ func TestCapsLearn(t *testing.T) {
 	if _, k := apply(key, hev3.NeedWebSocket, all, false); !k {
 		t.Error("h3 success not remembered")
 	}
-	// QUIC failed while TCP worked: h3 is skipped for 5 minutes.
+	// QUIC hung while TCP, started after it, got through: h3 is skipped
+	// for 5 minutes.
 	c.learn(key, hev3.NeedWebSocket, report(
-		Attempt{Proto: "h3", Outcome: "failed"},
-		Attempt{Proto: "h2,h1", Version: "h2", Connected: 1, Outcome: "won"},
+		Attempt{Proto: "h3", Outcome: "lost"},
+		Attempt{Proto: "h2,h1", Version: "h2", Start: 250, Connected: 260, Outcome: "won"},
 	))
 	if v, k := apply(key, hev3.NeedWebSocket, all, true); v.Has(hev3.H3) || k {
 		t.Errorf("broken h3 not skipped: %v %v", v, k)
@@ -49,6 +50,14 @@ func TestCapsLearn(t *testing.T) {
 	now = now.Add(capsBadFor + time.Second)
 	if v, k := apply(key, hev3.NeedWebSocket, all, false); v != all || k {
 		t.Errorf("failures did not expire: %v %v", v, k)
+	}
+	// A QUIC attempt that started after TCP and lost says nothing.
+	c.learn("z.test:443", hev3.NeedWebSocket, report(
+		Attempt{Proto: "h2,h1", Version: "h2", Connected: 5, Outcome: "won"},
+		Attempt{Proto: "h3", Start: 3, Outcome: "lost"},
+	))
+	if v, _ := apply("z.test:443", hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+		t.Error("h3 marked broken by a QUIC attempt that started after TCP")
 	}
 	// A QUIC failure while nothing else worked says nothing about UDP.
 	c.learn("y.test:443", hev3.NeedWebSocket, report(Attempt{Proto: "h3", Outcome: "failed"}, Attempt{Proto: "h2,h1", Outcome: "failed"}))

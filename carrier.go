@@ -99,6 +99,24 @@ func (c *carrier) alive() bool {
 	return false
 }
 
+// maxH3Streams is how many sessions and requests the pool puts on one
+// HTTP/3 connection: quic-go's default stream limit and RFC 9114's
+// recommended minimum. quic-go does not expose the peer's limit, and a
+// stream opened beyond it would wait for one to close.
+const maxH3Streams = 100
+
+// hasRoom reports whether a pooled carrier with n streams in use can take
+// one more without waiting for the server.
+func (c *carrier) hasRoom(n int) bool {
+	switch {
+	case c.h2 != nil:
+		return c.h2.hasRoom()
+	case c.h3 != nil:
+		return n < maxH3Streams
+	}
+	return false
+}
+
 // Close closes the carrier's connection.
 func (c *carrier) Close() error {
 	switch {

@@ -40,3 +40,30 @@ func (f *flights) start(ctx context.Context, key string) (done func(), err error
 		close(ch)
 	}, nil
 }
+
+// turn decides how a dial to origin key goes when other dials may be under
+// way. try uses a pooled connection and reports whether it served the
+// dial; ok tells which pooled connections the dial could use.
+//
+// turn returns served when try did. Otherwise the caller races: with done
+// set, it leads the origin's race and must call done when its session is
+// up or failed, so that waiters find the new connection; with done nil it
+// races on its own, because the origin's last race gave no shareable
+// connection (HTTP/1.1).
+func (d *Dialer) turn(ctx context.Context, key string, ok func(*carrier) bool, try func() bool) (done func(), served bool, err error) {
+	for {
+		if try() {
+			return nil, true, nil
+		}
+		done, err := d.flights.start(ctx, key)
+		if err != nil || done != nil {
+			return done, false, err
+		}
+		// Another dial's race just ended. A shareable connection that
+		// is already full sends us back in line to lead the next race;
+		// none at all means we race alone.
+		if !d.pool.has(key, ok) {
+			return nil, try(), nil
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 type h2Client interface {
 	RoundTrip(*http.Request) (*http.Response, error)
 	CanTakeNewRequest() bool
+	State() http2.ClientConnState
 	Close() error
 }
 
@@ -60,7 +61,16 @@ func (h *h2Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	return hev3.Settings{ExtendedConnect: s[sniff.SettingEnableConnectProtocol] == 1}, nil
 }
 
-func (h *h2Conn) alive() bool { return h.cc.CanTakeNewRequest() }
+// alive reports whether the connection is neither closed nor closing
+// (GOAWAY); a live connection may still be full (hasRoom).
+func (h *h2Conn) alive() bool {
+	st := h.cc.State()
+	return !st.Closed && !st.Closing
+}
+
+// hasRoom reports whether the connection can take one more stream under
+// the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+func (h *h2Conn) hasRoom() bool { return h.cc.CanTakeNewRequest() }
 
 func (h *h2Conn) Close() error {
 	h.cc.Close()

@@ -26,6 +26,7 @@ type pooled struct {
 	car     *carrier
 	streams int
 	uses    int         // sessions and requests ever reserved
+	retired bool        // handed out no more; closed when streams reach 0
 	timer   *time.Timer // idle timer, running while streams == 0
 	closed  bool
 }
@@ -41,13 +42,26 @@ func (p *pool) get(key string, ok func(*carrier) bool) *pooled {
 			p.dropLocked(pc)
 			continue
 		}
-		if !ok(pc.car) {
+		if pc.retired || !ok(pc.car) || !pc.car.hasRoom(pc.streams) {
 			continue
 		}
 		pc.reserveLocked()
 		return pc
 	}
 	return nil
+}
+
+// has reports whether the pool holds a live connection for key that ok
+// accepts, full or not.
+func (p *pool) has(key string, ok func(*carrier) bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.conns[key] {
+		if !pc.retired && pc.car.alive() && ok(pc.car) {
+			return true
+		}
+	}
+	return false
 }
 
 // add puts car in the pool with one session reserved on it.
@@ -110,9 +124,14 @@ func (pc *pooled) release() {
 	pc.startIdleLocked()
 }
 
-// startIdleLocked starts the idle timer of a connection nothing uses.
+// startIdleLocked starts the idle timer of a connection nothing uses, or
+// closes it if it is retired.
 func (pc *pooled) startIdleLocked() {
 	if pc.streams > 0 || pc.closed {
+		return
+	}
+	if pc.retired {
+		pc.p.dropLocked(pc)
 		return
 	}
 	p := pc.p
@@ -123,6 +142,16 @@ func (pc *pooled) startIdleLocked() {
 			p.dropLocked(pc)
 		}
 	})
+}
+
+// retire stops handing the connection out; it closes once the sessions and
+// requests on it have ended. A stream that failed for its own reasons
+// must not take down the others sharing the connection.
+func (pc *pooled) retire() {
+	pc.p.mu.Lock()
+	defer pc.p.mu.Unlock()
+	pc.retired = true
+	pc.startIdleLocked()
 }
 
 // drop closes the connection and removes it from the pool, whatever is on

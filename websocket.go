@@ -53,34 +53,37 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 
 	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	// pooled tries a live h2 or h3 connection of the Dialer.
-	pooled := func() (c *websocket.Conn, resp *http.Response, ok bool, err error) {
+	var (
+		conn *websocket.Conn
+		resp *http.Response
+	)
+	pooled := func() bool {
 		pc := d.pool.get(key, (*carrier).canWebSocket)
 		if pc == nil {
-			return nil, nil, false, nil
+			return false
 		}
 		start := time.Now()
-		c, resp, err = d.wsOnPooled(ctx, cfg, u, pc)
-		if err != nil && !errors.Is(err, ErrRejected) {
-			return nil, nil, false, nil // the pooled connection failed: dial afresh
+		c, r, e := d.wsOnPooled(ctx, cfg, u, pc)
+		if e != nil && !errors.Is(e, ErrRejected) {
+			return false // the pooled connection failed: dial afresh
 		}
 		cfg.emit(&Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
 			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
-		return c, resp, true, wrapHandshake(rawURL, err)
+		conn, resp, err = c, r, wrapHandshake(rawURL, e)
+		return true
 	}
 	if secure {
-		if c, resp, ok, err := pooled(); ok {
-			return c, resp, err
-		}
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
-		done, err := d.flights.start(ctx, key)
-		if err != nil {
-			return nil, nil, &DialError{URL: rawURL, Stage: "dns", Err: err}
+		done, served, terr := d.turn(ctx, key, (*carrier).canWebSocket, pooled)
+		if served {
+			return conn, resp, err
+		}
+		if terr != nil {
+			return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
 		}
 		if done != nil {
 			defer done()
-		} else if c, resp, ok, err := pooled(); ok {
-			return c, resp, err
 		}
 	}
 
@@ -185,8 +188,10 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
 		}
-		if blamesProtocol(rt.resp, err) {
+		if !pc.car.alive() {
 			pc.drop()
+		} else if blamesProtocol(rt.resp, err) {
+			pc.retire()
 		}
 		return nil, rt.resp, err
 	}

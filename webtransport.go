@@ -48,38 +48,40 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	req := &wtRequest{url: u, header: cfg.header, protocols: cfg.subprotocols}
 
 	// pooled tries a new session on a live WebTransport connection.
-	pooled := func() (s *Session, resp *http.Response, ok bool, err error) {
+	var (
+		sess *Session
+		resp *http.Response
+	)
+	pooled := func() bool {
 		pc := d.pool.get(key, isWebTransport)
 		if pc == nil {
-			return nil, nil, false, nil
+			return false
 		}
 		start := time.Now()
 		h := pc.car.h3
-		resp, sess, err := h.wcc.Dial(ctx, u.String(), req.header)
-		if err != nil && resp == nil {
+		r, s, e := h.wcc.Dial(ctx, u.String(), req.header)
+		if e != nil && r == nil {
 			pc.release()
 			if !h.alive() {
 				pc.drop()
 			}
-			return nil, nil, false, nil // dial afresh
+			return false // dial afresh
 		}
 		cfg.emit(&Report{URL: rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
 			Reason: "reused a live h3 connection"})
-		s, resp, err = d.wtSession(rawURL, pc, resp, sess, err)
-		return s, resp, true, err
-	}
-	if s, resp, ok, err := pooled(); ok {
-		return s, resp, err
+		sess, resp, err = d.wtSession(rawURL, pc, r, s, e)
+		return true
 	}
 	// Concurrent sessions to the origin wait for one race.
-	done, err := d.flights.start(ctx, key)
-	if err != nil {
-		return nil, nil, &DialError{URL: rawURL, Stage: "dns", Err: err}
+	done, served, terr := d.turn(ctx, key, isWebTransport, pooled)
+	if served {
+		return sess, resp, err
+	}
+	if terr != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
 	}
 	if done != nil {
 		defer done()
-	} else if s, resp, ok, err := pooled(); ok {
-		return s, resp, err
 	}
 
 	spec := raceSpec{
