@@ -70,3 +70,46 @@ func ExampleDialer_DialContext() {
 	resp.Body.Close()
 	fmt.Println(resp.Status)
 }
+
+// A drop-in http.RoundTripper: requests race QUIC and TCP+TLS per origin,
+// and HTTP/2 and HTTP/3 connections are pooled and shared with the
+// Dialer's WebSocket and WebTransport dials.
+func ExampleNewTransport() {
+	tr := dialer.NewTransport()
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	resp, err := client.Get("https://example.com/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Proto) // HTTP/3.0, HTTP/2.0 or HTTP/1.1
+
+	// A WebSocket to the same origin rides the same HTTP/2 or HTTP/3
+	// connection when the server allows extended CONNECT.
+	ws, _, err := tr.Dialer().DialWebSocket(context.Background(), "wss://example.com/ws")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// A WebTransport session with a stream and a datagram.
+func ExampleDialWebTransport() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _, err := dialer.DialWebTransport(ctx, "https://media.example.com/wt", dialer.WithSubprotocols("moq-00"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.CloseWithError(0, "done")
+	str, err := s.OpenStreamSync(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	str.Write([]byte("hello"))
+	str.Close()
+	if err := s.SendDatagram([]byte("ping")); err != nil {
+		log.Fatal(err)
+	}
+}

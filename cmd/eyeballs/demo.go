@@ -27,6 +27,8 @@ type scenario struct {
 	tcp4, tcp6 tcpMode
 	udp4, udp6 udpMode
 	slowAAAA   time.Duration
+	// webtransport dials a WebTransport session instead of a WebSocket.
+	webtransport bool
 }
 
 type tcpMode int
@@ -41,7 +43,7 @@ const (
 type udpMode int
 
 const (
-	udpServe     udpMode = iota // HTTP/3 with extended CONNECT
+	udpServe     udpMode = iota // HTTP/3 with extended CONNECT and WebTransport
 	udpH3NoExt                  // HTTP/3 without extended CONNECT
 	udpBlackhole                // datagrams dropped
 )
@@ -58,6 +60,8 @@ var scenarios = []scenario{
 		tcp4: tcpH2NoExt, tcp6: tcpH2NoExt, udp4: udpBlackhole, udp6: udpBlackhole},
 	{name: "slow-aaaa", about: "the AAAA answer takes 1s: IPv4 goes after the 50ms resolution delay",
 		slowAAAA: time.Second},
+	{name: "webtransport", about: "a WebTransport session: QUIC only, IPv6 blackholed, IPv4 wins",
+		tcp6: tcpBlackhole, udp6: udpBlackhole, webtransport: true},
 }
 
 // runDemo starts a DNS server, a CA and WebSocket echo servers on loopback,
@@ -168,16 +172,12 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 	defer d.CloseIdleConnections()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if sc.webtransport {
+		return rep, demoWT(dctx, d, fmt.Sprintf("https://%s:%d/wt", name, port), &rep, asJSON, stdout)
+	}
 	url := fmt.Sprintf("wss://%s:%d/chat", name, port)
 	c, resp, err := d.DialWebSocket(dctx, url)
-	if rep != nil {
-		if asJSON {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			fmt.Fprintf(stdout, "%s\n", b)
-		} else {
-			fmt.Fprint(stdout, rep)
-		}
-	}
+	printReport(stdout, rep, asJSON)
 	if err != nil {
 		return rep, err
 	}
@@ -195,6 +195,45 @@ func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testk
 	}
 	fmt.Fprintf(stdout, "  WebSocket over HTTP/%d, ready after %s; sent %q, echoed %q\n", resp.ProtoMajor, ready.Round(100*time.Microsecond), "hello", msg)
 	return rep, c.Close(websocket.StatusNormalClosure, "")
+}
+
+// demoWT opens a WebTransport session, echoes "hello" on a bidirectional
+// stream and prints the race.
+func demoWT(ctx context.Context, d *dialer.Dialer, url string, rep **dialer.Report, asJSON bool, stdout io.Writer) error {
+	s, _, err := d.DialWebTransport(ctx, url)
+	printReport(stdout, *rep, asJSON)
+	if err != nil {
+		return err
+	}
+	defer s.CloseWithError(0, "")
+	str, err := s.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	str.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := str.Write([]byte("hello")); err != nil {
+		return err
+	}
+	str.Close()
+	msg, err := io.ReadAll(str)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "  WebTransport over HTTP/%d, ready after %s; sent %q, echoed %q\n", s.HTTPVersion(), (*rep).Ready.Round(100*time.Microsecond), "hello", msg)
+	return nil
+}
+
+// printReport prints a race as a waterfall, or as JSON.
+func printReport(w io.Writer, rep *dialer.Report, asJSON bool) {
+	if rep == nil {
+		return
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprint(w, rep)
 }
 
 // startServers starts the scenario's servers and faults on one port of
@@ -236,7 +275,7 @@ func startServers(sc scenario, conf *tls.Config) (int, []io.Closer, error) {
 		c = nil
 		switch s.udp {
 		case udpServe:
-			c, err = testkit.StartH3(s.u, conf.Clone(), testkit.EchoHandler())
+			c, err = testkit.StartWebTransport(s.u, conf.Clone())
 		case udpH3NoExt:
 			c, err = testkit.StartH3NoExtendedConnect(s.u, conf.Clone())
 		default:
