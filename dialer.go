@@ -154,6 +154,12 @@ func splitHostPort(hostport, defPort string) (string, uint16, error) {
 	return host, uint16(p), nil
 }
 
+// originKey names an origin (host and port) in the Dialer's pool, flights
+// and capability cache.
+func originKey(host string, port uint16) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
 // hostOrLiteral returns host as a DNS name, or as an address when it is an IP
 // literal (zones are not supported).
 func hostOrLiteral(host string) (string, netip.Addr) {

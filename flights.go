@@ -45,25 +45,28 @@ func (f *flights) start(ctx context.Context, key string) (done func(), err error
 // way. try uses a pooled connection and reports whether it served the
 // dial; ok tells which pooled connections the dial could use.
 //
-// turn returns served when try did. Otherwise the caller races: with done
-// set, it leads the origin's race and must call done when its session is
-// up or failed, so that waiters find the new connection; with done nil it
-// races on its own, because the origin's last race gave no shareable
-// connection (HTTP/1.1).
+// turn returns served when try did. Otherwise the caller races and must
+// call done when its session is up or failed: if it leads the origin's
+// race, that lets the waiters find the new connection; if the origin's
+// last race gave no shareable connection (HTTP/1.1), it races on its own
+// and done does nothing.
 func (d *Dialer) turn(ctx context.Context, key string, ok func(*carrier) bool, try func() bool) (done func(), served bool, err error) {
 	for {
 		if try() {
-			return nil, true, nil
+			return func() {}, true, nil
 		}
 		done, err := d.flights.start(ctx, key)
-		if err != nil || done != nil {
-			return done, false, err
+		if err != nil {
+			return func() {}, false, err
+		}
+		if done != nil {
+			return done, false, nil
 		}
 		// Another dial's race just ended. A shareable connection that
 		// is already full sends us back in line to lead the next race;
 		// none at all means we race alone.
 		if !d.pool.has(key, ok) {
-			return nil, try(), nil
+			return func() {}, try(), nil
 		}
 	}
 }

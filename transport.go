@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +96,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
 	}
-	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	key := originKey(host, port)
 	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
 		return t.viaH1(req)
 	}
@@ -236,7 +235,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	if err != nil {
 		return nil, err
 	}
-	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	key := originKey(host, port)
 	t.mu.Lock()
 	c := t.stash[key]
 	delete(t.stash, key)
@@ -288,7 +287,7 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if err != nil {
 		return
 	}
-	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	key := originKey(host, port)
 	if p, ma, ok := parseAltSvcH3(v, port); ok {
 		t.d.caps.altSvc(key, p, ma)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -51,7 +50,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	key := originKey(host, port)
 	// pooled tries a live h2 or h3 connection of the Dialer.
 	var (
 		conn *websocket.Conn
@@ -82,9 +81,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		if terr != nil {
 			return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
 		}
-		if done != nil {
-			defer done()
-		}
+		defer done()
 	}
 
 	spec := raceSpec{

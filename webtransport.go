@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/quic-go/webtransport-go"
@@ -44,7 +42,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
-	key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	key := originKey(host, port)
 	req := &wtRequest{url: u, header: cfg.header, protocols: cfg.subprotocols}
 
 	// pooled tries a new session on a live WebTransport connection.
@@ -80,9 +78,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	if terr != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
 	}
-	if done != nil {
-		defer done()
-	}
+	defer done()
 
 	spec := raceSpec{
 		url:      rawURL,
