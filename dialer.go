@@ -135,7 +135,8 @@ func (c config) emit(rep *Report) {
 }
 
 // splitHostPort splits "host:port", using defPort when the port is missing
-// and defPort is not empty.
+// and defPort is not empty. The host must be an IP literal without a zone or
+// a DNS name without empty labels (one trailing dot is allowed).
 func splitHostPort(hostport, defPort string) (string, uint16, error) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -144,14 +145,37 @@ func splitHostPort(hostport, defPort string) (string, uint16, error) {
 		}
 		host, port = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), defPort
 	}
-	if host == "" {
-		return "", 0, fmt.Errorf("missing host in %q", hostport)
+	if err := checkHost(host); err != nil {
+		return "", 0, err
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {
 		return "", 0, fmt.Errorf("invalid port %q", port)
 	}
 	return host, uint16(p), nil
+}
+
+// checkHost accepts an IP literal without a zone or a DNS name.
+func checkHost(host string) error {
+	switch {
+	case host == "":
+		return fmt.Errorf("missing host")
+	case strings.Contains(host, "%"):
+		return fmt.Errorf("host %q: IPv6 zones are not supported", host)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	name := strings.TrimSuffix(host, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("invalid host name %q", host)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("invalid host name %q: empty or long label", host)
+		}
+	}
+	return nil
 }
 
 // originKey names an origin (host and port) in the Dialer's pool, flights

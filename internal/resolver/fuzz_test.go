@@ -1,8 +1,6 @@
 package resolver
 
 import (
-	"fmt"
-	"os"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -362,7 +360,6 @@ func FuzzSVCB(f *testing.F) {
 		f.Add(true, buf[n-int(rr.Header().Rdlength):n])
 	}
 	f.Fuzz(func(t *testing.T, wire bool, data []byte) {
-		os.WriteFile(fmt.Sprintf("/tmp/svcbcur.%d", os.Getpid()), append([]byte(fmt.Sprint(wire)+"\n"), data...), 0o644) // DEBUG
 		rr, ok := parseHTTPS(wire, data)
 		if !ok {
 			return

@@ -246,7 +246,9 @@ func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.D
 					ans.Addrs = append(ans.Addrs, a.Unmap())
 				}
 			case *dns.AAAA:
-				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+				// An IPv4-mapped AAAA is not an IPv6 address: drop it,
+				// as the hosts file and literals do.
+				if a, ok := netip.AddrFromSlice(rr.AAAA); ok && !a.Is4In6() {
 					ans.Addrs = append(ans.Addrs, a)
 				}
 			}
