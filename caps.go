@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -34,13 +35,17 @@ type originCaps struct {
 	// altH3 is until when an Alt-Svc header advertised h3, on altPort.
 	altH3   time.Time
 	altPort uint16
+	// bad maps addresses whose connection broke before its first
+	// response to when that stops counting.
+	bad map[netip.AddrPort]time.Time
 }
 
 // raceHints is what the cache says about an origin's next race.
 type raceHints struct {
 	versions hev3.Versions
 	knownH3  bool
-	h3Port   uint16 // 0: the origin's port
+	h3Port   uint16           // 0: the origin's port
+	avoid    []netip.AddrPort // addresses to try last
 }
 
 func (c *caps) clock() time.Time {
@@ -72,7 +77,31 @@ func (c *caps) apply(key string, need hev3.Need, h raceHints) raceHints {
 	if need == hev3.NeedWebSocket && now.Before(o.h2NoExt) {
 		h.versions &^= hev3.Versions(hev3.H2)
 	}
+	for a, until := range o.bad {
+		if now.Before(until) {
+			h.avoid = append(h.avoid, a)
+		}
+	}
 	return h
+}
+
+// avoid records that a connection to addr broke before its first response.
+func (c *caps) avoid(key string, addr netip.AddrPort) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	o := c.entryLocked(key, now)
+	if o.bad == nil {
+		o.bad = make(map[netip.AddrPort]time.Time)
+	}
+	for a, until := range o.bad {
+		if !now.Before(until) {
+			delete(o.bad, a)
+		}
+	}
+	if len(o.bad) < 16 {
+		o.bad[addr] = now.Add(capsBadFor)
+	}
 }
 
 // h1Only reports whether origin key's TLS chose http/1.1 when offered h2.

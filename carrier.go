@@ -19,6 +19,7 @@ import (
 // on TLS, or HTTP/3 on QUIC. Exactly one of conn, h2 and h3 is set.
 type carrier struct {
 	version hev3.Version
+	ep      hev3.Endpoint // what the attempt dialed
 	conn    net.Conn
 	h2      *h2Conn
 	h3      *h3Conn

@@ -3,19 +3,25 @@ package dialer
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http/httptrace"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
+// dialFunc runs one attempt's transport handshake. tcpUp is called when a
+// TCP+TLS attempt's TCP connection is up, so that a stalled TLS handshake
+// can be told from a blackholed path.
+type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error)
+
 // dialTCP returns the attempt function for TCP endpoints: a TCP connection,
 // then, when conf is not nil, a TLS handshake offering the endpoint's ALPN
 // protocols (and its ECH configuration, if any). When ALPN chose h2 the
 // carrier is an HTTP/2 client connection; otherwise it is the connection
 // itself, for HTTP/1.1.
-func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.Endpoint) (*carrier, error) {
-	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
+func dialTCP(conf *tls.Config, serverName string) dialFunc {
+	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
 		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
 		// in ctx; the TLS handshake is reported here.
 		trace := httptrace.ContextClientTrace(ctx)
@@ -25,8 +31,9 @@ func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.End
 			return nil, err
 		}
 		if conf == nil {
-			return &carrier{version: hev3.H1, conn: c}, nil
+			return &carrier{version: hev3.H1, ep: ep, conn: c}, nil
 		}
+		tcpUp()
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
@@ -37,16 +44,16 @@ func dialTCP(conf *tls.Config, serverName string) func(context.Context, hev3.End
 		}
 		if err != nil {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("TCP connected, TLS handshake failed: %w", err)
 		}
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			return &carrier{version: hev3.H1, conn: tc}, nil
+			return &carrier{version: hev3.H1, ep: ep, conn: tc}, nil
 		}
 		h2, err := startH2(tc)
 		if err != nil {
 			return nil, err
 		}
-		return &carrier{version: hev3.H2, h2: h2}, nil
+		return &carrier{version: hev3.H2, ep: ep, h2: h2}, nil
 	}
 }
 

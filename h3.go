@@ -124,8 +124,8 @@ type wtRequest struct {
 // dialQUIC returns the attempt function for QUIC endpoints. With wt set,
 // the connection is owned by webtransport-go and its capability check is
 // the session request itself.
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest) func(context.Context, hev3.Endpoint) (*carrier, error) {
-	return func(ctx context.Context, ep hev3.Endpoint) (*carrier, error) {
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest) dialFunc {
+	return func(ctx context.Context, ep hev3.Endpoint, _ func()) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
 			return nil, err
@@ -159,7 +159,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 			qc.CloseWithError(0, "")
 			return nil, err
 		}
-		return &carrier{version: hev3.H3, h3: h, transport: tr}, nil
+		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr}, nil
 	}
 }
 
@@ -200,6 +200,9 @@ func (h *h3Conn) requestSession(ctx context.Context) (hev3.Settings, error) {
 		}, nil
 	}
 	if err != nil && resp == nil {
+		if h.qc.Context().Err() != nil {
+			err = fmt.Errorf("h3: connection closed before the server's SETTINGS and session answer: %w", err)
+		}
 		return hev3.Settings{}, err
 	}
 	h.wtResp, h.wtSess, h.wtErr = resp, sess, err

@@ -25,8 +25,9 @@ type raceSpec struct {
 	port     uint16
 	need     hev3.Need
 	versions hev3.Versions
-	knownH3  bool   // try QUIC without an HTTPS record
-	h3Port   uint16 // port of that QUIC (Alt-Svc), 0: the origin's
+	knownH3  bool             // try QUIC without an HTTPS record
+	h3Port   uint16           // port of that QUIC (Alt-Svc), 0: the origin's
+	avoid    []netip.AddrPort // addresses to try last
 	noHTTPS  bool
 	// tls is the TLS configuration of TCP+TLS and QUIC attempts; nil for
 	// plain TCP.
@@ -44,6 +45,7 @@ type raceEvent struct {
 	answer   hev3.Answer
 	car      *carrier       // the transport is up
 	settings *hev3.Settings // the server's SETTINGS arrived
+	tcpUp    bool           // a TCP+TLS attempt's TCP is up
 	err      error
 	done     bool
 }
@@ -83,6 +85,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		NoHTTPS:         spec.noHTTPS,
 		Need:            spec.need,
 		MaxLive:         maxAttemptsPerDial,
+		Avoid:           spec.avoid,
 		ResolutionDelay: cfg.resolutionDelay,
 		AttemptDelay:    cfg.attemptDelay,
 		OnlyFamily:      cfg.onlyFamily,
@@ -170,7 +173,8 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 						events <- raceEvent{id: a.ID, err: context.Cause(actx), done: true}
 						return
 					}
-					car, err := dial(actx, a.Endpoint)
+					tcpUp := func() { events <- raceEvent{id: a.ID, tcpUp: true} }
+					car, err := dial(actx, a.Endpoint, tcpUp)
 					if err != nil {
 						events <- raceEvent{id: a.ID, err: err, done: true}
 						return
@@ -201,6 +205,9 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				default:
 					r.Outcome = "aborted"
 					st.err = context.Cause(ctx)
+					if r.TCP != 0 && r.Connected == 0 {
+						st.err = fmt.Errorf("TCP connected but the TLS handshake did not finish: %w", st.err)
+					}
 				}
 				if st.err != nil && r.Err == "" {
 					r.Err = st.err.Error()
@@ -255,6 +262,8 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 			}
 			r := &rep.Attempts[st.rec]
 			switch {
+			case ev.tcpUp:
+				r.TCP = since()
 			case ev.err != nil:
 				if st.car != nil {
 					st.car.Close()
@@ -295,8 +304,10 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 			ev.car.Close()
 		}
 		if ev.query {
+			// Answers that come in while the race winds down still tell
+			// what DNS did (a reply ignored as malformed, say).
 			q := &rep.DNS[queries[ev.id]]
-			if q.End == 0 && ev.answer.Err == nil {
+			if q.End == 0 {
 				q.End = since()
 				fillAnswer(q, ev.answer)
 			}
@@ -458,6 +469,12 @@ func winReason(spec raceSpec, a *Attempt) string {
 		}
 	case hev3.NeedWebTransport:
 		why += ": first connection whose SETTINGS enable WebTransport"
+	case hev3.NeedHTTP:
+		if a.Version == "h1" {
+			why += ": first TLS/TCP connection (HTTP/1.1)"
+		} else {
+			why += ": first connection whose SETTINGS arrived"
+		}
 	default:
 		why += ": first connection established"
 	}

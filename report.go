@@ -57,6 +57,8 @@ type Attempt struct {
 	Hint   bool           `json:"hint,omitempty"` // address came from an SVCB hint
 	ECH    bool           `json:"ech,omitempty"`
 	Start  time.Duration  `json:"start"`
+	// TCP is when a TCP+TLS attempt's TCP connection was up, or 0.
+	TCP time.Duration `json:"tcp,omitempty"`
 	// Connected is when the transport (TCP, TLS or QUIC) handshake ended,
 	// or 0 if it never did.
 	Connected time.Duration `json:"connected,omitempty"`

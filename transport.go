@@ -100,30 +100,39 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
 		return t.viaH1(req)
 	}
-	for tries := 0; ; tries++ {
-		if pc := t.d.pool.get(key, (*carrier).multiplexed); pc != nil {
-			resp, err := t.send(pc, req)
-			if err != nil && tries < 2 && !pc.car.alive() {
-				// The pooled connection died under the request before it
-				// got an answer; send it again on a new one where that is
-				// safe, as net/http does.
-				if again, ok := rewind(req); ok {
-					req = again
-					continue
-				}
+	// A request goes out at most maxSends times: again only when the
+	// connection broke under it before an answer and it is safe to repeat.
+	const maxSends = 3
+	for sends := 0; ; {
+		pc := t.d.pool.get(key, (*carrier).multiplexed)
+		if pc == nil {
+			if t.d.caps.h1Only(key) {
+				return t.viaH1(req)
 			}
-			return resp, err
+			var err error
+			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port); err != nil {
+				closeBody(req)
+				return nil, err
+			}
+			if pc == nil {
+				if t.stashed(key) || t.d.caps.h1Only(key) {
+					return t.viaH1(req)
+				}
+				continue // another request's race ended: look again
+			}
 		}
-		if t.d.caps.h1Only(key) {
-			return t.viaH1(req)
+		sends++
+		resp, broken, err := t.send(pc, req)
+		if err != nil && broken && sends < maxSends {
+			// The connection died under the request before it got an
+			// answer; send it again on a new one where that is safe, as
+			// net/http does.
+			if again, ok := rewind(req); ok {
+				req = again
+				continue
+			}
 		}
-		if err := t.dial(req.Context(), req.URL.String(), key, host, port); err != nil {
-			closeBody(req)
-			return nil, err
-		}
-		if t.stashed(key) || t.d.caps.h1Only(key) {
-			return t.viaH1(req)
-		}
+		return resp, err
 	}
 }
 
@@ -137,8 +146,10 @@ func (t *Transport) viaH1(req *http.Request) (*http.Response, error) {
 }
 
 // send runs req on a pooled h2 or h3 connection with a request reserved on
-// it; the reservation ends with the response body.
-func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) {
+// it; the reservation ends with the response body. broken reports that the
+// request failed because the connection did, so that it may be sent again
+// on another.
+func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, broken bool, err error) {
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		info := httptrace.GotConnInfo{Reused: pc.used()}
 		if pc.car.h2 != nil {
@@ -152,7 +163,8 @@ func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) 
 	if d := t.h1.ResponseHeaderTimeout; d > 0 {
 		timer = time.AfterFunc(d, func() { timedOut.Store(true); cancel() })
 	}
-	resp, err := pc.car.roundTrip(req.WithContext(ctx))
+	fresh := !pc.used()
+	resp, err = pc.car.roundTrip(req.WithContext(ctx))
 	if timer != nil && !timer.Stop() && timedOut.Load() {
 		if err == nil {
 			resp.Body.Close()
@@ -162,10 +174,21 @@ func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) 
 	if err != nil {
 		cancel()
 		pc.release()
-		if !pc.car.alive() {
+		// A connection that fails its first request is taken as broken
+		// even if it does not look closed yet: the next race tries its
+		// address last, and QUIC not at all for a while.
+		if broken = fresh || !pc.car.alive(); broken {
 			pc.drop()
+			if fresh {
+				t.d.caps.avoid(pc.key, pc.car.ep.Addr)
+				if pc.car.version == hev3.H3 {
+					t.d.caps.forget(pc.key, hev3.H3)
+				}
+			}
+			err = fmt.Errorf("connection closed or broken before the response: %w", err)
 		}
-		return nil, err
+		return nil, broken, &DialError{URL: req.URL.String(), Stage: "request",
+			Err: fmt.Errorf("%s %s: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
 	done := sync.OnceFunc(func() { cancel(); pc.release() })
 	if resp.Body == nil || resp.Body == http.NoBody {
@@ -174,42 +197,44 @@ func (t *Transport) send(pc *pooled, req *http.Request) (*http.Response, error) 
 		resp.Body = &releaseBody{ReadCloser: resp.Body, done: done}
 	}
 	t.learnAltSvc(req, resp)
-	return resp, nil
+	return resp, false, nil
 }
 
 // dial races the origin's endpoints once, however many requests wait for
-// it: an h2 or h3 winner goes to the pool, an HTTP/1.1 winner to the stash
-// where the HTTP/1.1 transport picks it up. A caller that waited for
-// another's race returns nil and looks again.
-func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uint16) error {
+// it. The leader gets the h2 or h3 winner with its request reserved on it
+// (the connection is pooled for the others too); an HTTP/1.1 winner goes to
+// the stash where the HTTP/1.1 transport picks it up. A caller that waited
+// for another's race gets nil and looks again.
+func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uint16) (*pooled, error) {
 	done, err := t.d.flights.start(ctx, key)
 	if done == nil {
-		return err
+		return nil, err
 	}
 	defer done()
 
 	cfg := t.d.base
+	// The race waits for h2 and h3 SETTINGS: a connection that breaks
+	// right after its handshake must lose, not carry the request.
 	spec := raceSpec{
 		url:  rawURL,
 		kind: "http",
 		port: port,
-		need: hev3.NeedTransport,
+		need: hev3.NeedHTTP,
 		tls:  cfg.tlsConfig(),
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
-	spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
+	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
 	dctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	car, rep, err := t.d.race(dctx, cfg, spec)
 	t.d.caps.learn(key, spec.need, rep)
 	cfg.emit(rep)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if car.multiplexed() {
-		t.d.pool.put(key, car)
-		return nil
+		return t.d.pool.add(key, car), nil
 	}
 	t.d.caps.markH1Only(key)
 	t.mu.Lock()
@@ -218,7 +243,7 @@ func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uin
 	}
 	t.stash[key] = car.conn
 	t.mu.Unlock()
-	return nil
+	return nil, nil
 }
 
 // stashed reports whether a raced HTTP/1.1 connection waits for key.

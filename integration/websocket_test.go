@@ -339,7 +339,7 @@ func TestOptions(t *testing.T) {
 // TestBadURL: malformed URLs fail before any network activity.
 func TestBadURL(t *testing.T) {
 	e := newEnv(t, true, closed, closed)
-	for _, u := range []string{"ftp://x.test/", "wss://", "wss://x.test:0/", "wss://x.test:99999/", "wss://x.test/#frag", "::nope"} {
+	for _, u := range []string{"ftp://x.test/", "wss://", "wss://x.test:0/", "wss://x.test:99999/", "wss://x.test/#frag", "::nope", "wss://./", "wss://a..b/", "ws://[::1%25lo]/"} {
 		_, _, err := e.dialer().DialWebSocket(ctx(t), u)
 		var de *dialer.DialError
 		if !errors.As(err, &de) || de.Stage != "url" {

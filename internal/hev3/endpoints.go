@@ -2,6 +2,7 @@ package hev3
 
 import (
 	"net/netip"
+	"slices"
 )
 
 // endpointKey identifies an endpoint: the machine never attempts the same
@@ -117,18 +118,22 @@ func transportOf(e Endpoint) transportKey { return transportKey{e.Addr, e.Proto.
 // whose address and transport already came up in this race (a connection
 // that then lacked a capability) go first: that path is known to work,
 // the others may be blackholed.
+//
+// Endpoints on an address in Config.Avoid go last.
 func (m *Machine) pending() []Endpoint {
-	var known, rest []Endpoint
+	var known, rest, avoided []Endpoint
 	for _, e := range m.candidates() {
 		switch {
 		case m.tried[keyOf(e)]:
 		case m.reachable[transportOf(e)]:
 			known = append(known, e)
+		case slices.Contains(m.cfg.Avoid, e.Addr):
+			avoided = append(avoided, e)
 		default:
 			rest = append(rest, e)
 		}
 	}
-	return append(known, rest...)
+	return append(append(known, rest...), avoided...)
 }
 
 // recordEndpoints returns the endpoints of one ServiceMode record: the

@@ -246,3 +246,11 @@ func describe(a Action) string {
 	}
 	return fmt.Sprintf("unknown %T", a)
 }
+
+func parseAddrPorts(ss ...string) []netip.AddrPort {
+	out := make([]netip.AddrPort, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddrPort(s)
+	}
+	return out
+}

@@ -147,7 +147,7 @@ func (m *Machine) OnConnected(now time.Time, id int, v Version) {
 	switch m.cfg.Need {
 	case NeedTransport:
 		m.win(a)
-	case NeedWebSocket:
+	case NeedWebSocket, NeedHTTP:
 		switch v {
 		case H1:
 			m.win(a)
@@ -175,7 +175,7 @@ func (m *Machine) OnSettings(now time.Time, id int, s Settings) {
 	if a == nil || a.state != awaitingSettings {
 		return
 	}
-	ok := s.ExtendedConnect
+	ok := s.ExtendedConnect || m.cfg.Need == NeedHTTP
 	if m.cfg.Need == NeedWebTransport {
 		ok = ok && s.WebTransport
 		if a.ep.Proto == ProtoH3 {

@@ -271,3 +271,26 @@ func TestWebSocketH1RungPrefersReachableAddress(t *testing.T) {
 		expect("cancel 4 incapable", "attempt 5 192.0.2.1:443 h1")
 	r.connected(270*ms, 5, H1).expect("cancel 3 lost", "succeed 5")
 }
+
+// NeedHTTP: h1 wins on connect; h2 and h3 win on any SETTINGS, so an h2
+// connection that dies before them loses to the next attempt.
+func TestNeedHTTP(t *testing.T) {
+	r := resolved(t, sessionConfig(NeedHTTP, AllVersions), list(v6), list(v4))
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1")
+	r.connected(10*ms, 3, H2).expect().wakeAt(250 * ms)
+	r.failed(20*ms, 3).expect("attempt 4 192.0.2.1:443 h2,h1")
+	r.connected(30*ms, 4, H2).settings(40*ms, 4, noEC).expect("succeed 4")
+
+	r = resolved(t, sessionConfig(NeedHTTP, AllVersions), list(v6), nil)
+	r.expect("attempt 3 [2001:db8::1]:443 h2,h1")
+	r.connected(10*ms, 3, H1).expect("succeed 3")
+}
+
+// Avoid: an address that failed the caller recently is tried last.
+func TestAvoid(t *testing.T) {
+	cfg := config()
+	cfg.Avoid = parseAddrPorts("[2001:db8::1]:443")
+	r := resolved(t, cfg, list(v6), list(v4))
+	r.expect("attempt 3 192.0.2.1:443 h2,h1")
+	r.failed(10*ms, 3).expect("attempt 4 [2001:db8::1]:443 h2,h1")
+}

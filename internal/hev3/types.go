@@ -183,6 +183,10 @@ const (
 	// NeedWebSocket: h1 wins at once; h2 and h3 must advertise
 	// SETTINGS_ENABLE_CONNECT_PROTOCOL.
 	NeedWebSocket
+	// NeedHTTP: h1 wins at once; h2 and h3 win when the server's SETTINGS
+	// arrive, whatever they say: the HTTP layer is proved alive, so a
+	// connection that breaks right after its handshake loses the race.
+	NeedHTTP
 	// NeedWebTransport: h2 and h3 must advertise extended CONNECT and
 	// WebTransport (h3 also H3_DATAGRAM); h1 never qualifies.
 	NeedWebTransport
@@ -221,6 +225,11 @@ type Config struct {
 	NoHTTPS bool
 
 	Need Need
+
+	// Avoid lists addresses that failed the caller recently (say, a
+	// connection that broke before its first response): their endpoints
+	// are tried after every other one.
+	Avoid []netip.AddrPort
 
 	// MaxLive caps the attempts live at once (0: no cap). When it is
 	// reached, the next endpoint waits for an attempt to end.
