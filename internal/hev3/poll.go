@@ -1,6 +1,9 @@
 package hev3
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Poll returns every action due at now, in order, and the time at which the
 // caller must call Poll again if no input arrives first (zero: no timer is
@@ -27,7 +30,7 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	acts = m.issueQueries(acts)
 	eps := m.pending()
 	moved := m.movedOn(now)
-	for len(eps) > 0 && moved && !m.slotBusy(now) && !m.capped() {
+	for len(eps) > 0 && moved && !m.slotBusy(now) && !m.capped() && !m.holdAvoided(now, eps[0]) {
 		acts = append(acts, m.start(now, eps[0]))
 		eps = eps[1:]
 	}
@@ -40,7 +43,7 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	if len(eps) == 0 {
 		return acts, time.Time{}
 	}
-	if !moved {
+	if !moved || m.holdAvoided(now, eps[0]) {
 		return acts, m.first.Add(m.resDelay)
 	}
 	if m.capped() {
@@ -48,6 +51,13 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 		return acts, time.Time{}
 	}
 	return acts, m.slotFree()
+}
+
+// holdAvoided reports whether e, the next endpoint, is on an address the
+// caller asked to avoid while DNS may still bring others: it waits for
+// the resolution delay, as an answer for the other family would.
+func (m *Machine) holdAvoided(now time.Time, e Endpoint) bool {
+	return slices.Contains(m.cfg.Avoid, e.Addr) && m.outstanding() && now.Before(m.first.Add(m.resDelay))
 }
 
 // capped reports whether Config.MaxLive attempts are live.

@@ -294,3 +294,13 @@ func TestAvoid(t *testing.T) {
 	r.expect("attempt 3 192.0.2.1:443 h2,h1")
 	r.failed(10*ms, 3).expect("attempt 4 [2001:db8::1]:443 h2,h1")
 }
+
+// Avoid: an avoided address that is the only one known yet waits for the
+// resolution delay, so that the other family's answer can come first.
+func TestAvoidWaitsForOtherFamily(t *testing.T) {
+	cfg := config()
+	cfg.Avoid = parseAddrPorts("[2001:db8::1]:443")
+	r := newRace(t, cfg).queries()
+	r.nodata(0, 0).addrs(0, 1, v6).expect().wakeAt(50 * ms)
+	r.addrs(20*ms, 2, v4).expect("attempt 3 192.0.2.1:443 h2,h1")
+}
