@@ -258,6 +258,13 @@ var faults = []fault{
 		wt: succeeds(faultSlack, "h3", ""),
 	},
 	{
+		// Trickling servers cannot hold a dial past its bound.
+		name: "slow tls 2s/write all", tcp: [2]slot{slowTLS, slowTLS}, slow: 2 * time.Second,
+		ws: hangs(stage("connect"), namesTLS),
+		tr: hangs(stage("connect"), namesTLS),
+		wt: succeeds(faultSlack, "h3", ""),
+	},
+	{
 		name: "udp blackhole [::1]", udp: [2]slot{good, hole}, h3: true,
 		ws: succeeds(attemptDelay+faultSlack, "h3", "IPv4"),
 		tr: succeeds(attemptDelay+faultSlack, "h3", "IPv4"),
