@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -137,76 +136,11 @@ func LatencyTCP(listenAddr, upstream string, oneWay time.Duration) (*Proxy, erro
 	if oneWay < 0 {
 		return nil, fmt.Errorf("testkit: negative one-way delay %v", oneWay)
 	}
-	lap, uap, err := latencyAddrs(listenAddr, upstream)
+	p, err := impairTCP(listenAddr, upstream, Impairment{Delay: oneWay}, "latency")
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen(network("tcp", lap), lap.String())
-	if err != nil {
-		return nil, fmt.Errorf("testkit: latency proxy listen %s: %w", listenAddr, err)
-	}
-	p := &Proxy{addr: l.Addr(), oneWay: oneWay, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background()) // ends upstream connects on Close
-	var (
-		mu     sync.Mutex
-		closed bool
-		links  = map[*tcpLink]struct{}{}
-	)
-	track := func(k *tcpLink) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return false
-		}
-		links[k] = struct{}{}
-		return true
-	}
-	untrack := func(k *tcpLink) {
-		mu.Lock()
-		defer mu.Unlock()
-		delete(links, k)
-	}
-	dial := func() (net.Conn, error) {
-		dctx, dcancel := context.WithTimeout(ctx, latencyDialTimeout)
-		defer dcancel()
-		var d net.Dialer
-		return d.DialContext(dctx, network("tcp", uap), uap.String())
-	}
-	p.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return // closed by stop
-			}
-			accepted := time.Now()
-			p.count.Add(1)
-			k := &tcpLink{p: p, client: c, dead: make(chan struct{})}
-			if !track(k) {
-				c.Close()
-				continue
-			}
-			p.wg.Go(func() {
-				defer untrack(k)
-				k.run(accepted, dial)
-			})
-		}
-	})
-	p.stop = func() error {
-		cancel()
-		err := l.Close()
-		mu.Lock()
-		closed = true
-		all := make([]*tcpLink, 0, len(links))
-		for k := range links {
-			all = append(all, k)
-		}
-		mu.Unlock()
-		for _, k := range all {
-			k.teardown()
-		}
-		return err
-	}
-	return p, nil
+	return p.Proxy, nil
 }
 
 // tcpLink is one proxied TCP connection: the client's and, once connected,
@@ -230,14 +164,15 @@ type chunk struct {
 }
 
 // run proxies the connection until both directions have ended or the link
-// is torn down, and returns once all its goroutines have.
-func (k *tcpLink) run(accepted time.Time, dial func() (net.Conn, error)) {
+// is torn down, and returns once all its goroutines have. upLine and
+// downLine give the due times of each direction.
+func (k *tcpLink) run(accepted time.Time, dial func() (net.Conn, error), upLine, downLine *delayLine) {
 	ow := k.p.oneWay
 	var wg sync.WaitGroup
 	defer wg.Wait() // after teardown, which ends the readers
 	defer k.teardown()
 	up := make(chan chunk, latencyTCPQueue)
-	wg.Go(func() { k.read(k.client, up, accepted.Add(2*ow)) })
+	wg.Go(func() { k.read(k.client, up, accepted.Add(2*ow), upLine) })
 	if !k.p.sleepUntil(accepted.Add(3 * ow)) {
 		return
 	}
@@ -246,7 +181,7 @@ func (k *tcpLink) run(accepted time.Time, dial func() (net.Conn, error)) {
 		return
 	}
 	down := make(chan chunk, latencyTCPQueue)
-	wg.Go(func() { k.read(uc, down, time.Time{}) })
+	wg.Go(func() { k.read(uc, down, time.Time{}, downLine) })
 	var ended sync.WaitGroup
 	ended.Go(func() { k.write(k.client, down) })
 	ended.Go(func() { k.write(uc, up) })
@@ -281,10 +216,10 @@ func (k *tcpLink) teardown() {
 	}
 }
 
-// read reads src into chunks due oneWay after they were read, or after
-// notBefore when they were read earlier, until src ends; the end is queued
-// too.
-func (k *tcpLink) read(src net.Conn, q chan<- chunk, notBefore time.Time) {
+// read reads src into chunks due when line says (oneWay, plus any jitter,
+// after they were read, or after notBefore when they were read earlier),
+// until src ends; the end is queued too.
+func (k *tcpLink) read(src net.Conn, q chan<- chunk, notBefore time.Time, line *delayLine) {
 	buf := make([]byte, latencyReadSize)
 	for {
 		n, err := src.Read(buf)
@@ -292,7 +227,8 @@ func (k *tcpLink) read(src net.Conn, q chan<- chunk, notBefore time.Time) {
 		if now.Before(notBefore) {
 			now = notBefore
 		}
-		c := chunk{due: now.Add(k.p.oneWay)}
+		due, _ := line.next(now, false)
+		c := chunk{due: due}
 		if n > 0 {
 			c.data = append([]byte(nil), buf[:n]...)
 		}
@@ -376,39 +312,20 @@ func LatencyUDP(listenAddr, upstream string, oneWay time.Duration) (*Proxy, erro
 	if oneWay < 0 {
 		return nil, fmt.Errorf("testkit: negative one-way delay %v", oneWay)
 	}
-	lap, uap, err := latencyAddrs(listenAddr, upstream)
+	p, err := impairUDP(listenAddr, upstream, Impairment{Delay: oneWay}, "latency")
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.ListenUDP(network("udp", lap), net.UDPAddrFromAddrPort(lap))
-	if err != nil {
-		return nil, fmt.Errorf("testkit: latency proxy listen %s: %w", listenAddr, err)
-	}
-	setUDPBuffers(ln)
-	p := &Proxy{addr: ln.LocalAddr(), oneWay: oneWay, done: make(chan struct{})}
-	u := &udpProxy{
-		p:        p,
-		ln:       ln,
-		upstream: net.UDPAddrFromAddrPort(uap),
-		network:  network("udp", uap),
-		sessions: map[netip.AddrPort]*net.UDPConn{},
-		toUp:     make(chan datagram, latencyUDPQueue),
-		toClient: make(chan datagram, latencyUDPQueue),
-	}
-	// One delay line per direction serves every client: with the same
-	// delay for all, first in is first due.
-	p.wg.Go(func() { u.deliver(u.toUp) })
-	p.wg.Go(func() { u.deliver(u.toClient) })
-	p.wg.Go(u.readClients)
-	p.stop = u.close
-	return p, nil
+	return p.Proxy, nil
 }
 
+// udpProxy is the UDP side of LatencyUDP and ImpairUDP.
 type udpProxy struct {
-	p        *Proxy
+	p        *Impaired
 	ln       *net.UDPConn
 	upstream *net.UDPAddr
 	network  string
+	up, down *delayLine // one per direction, shared by every client
 
 	mu       sync.Mutex
 	closed   bool
@@ -444,11 +361,7 @@ func (u *udpProxy) readClients() {
 		if up == nil {
 			continue // no upstream socket for this client
 		}
-		u.queue(u.toUp, datagram{
-			data: append([]byte(nil), buf[:n]...),
-			due:  now.Add(u.p.oneWay),
-			send: func(b []byte) error { _, err := up.Write(b); return err },
-		})
+		u.queue(u.up, u.toUp, now, buf[:n], func(b []byte) error { _, err := up.Write(b); return err })
 	}
 }
 
@@ -486,10 +399,9 @@ func (u *udpProxy) readUpstream(up *net.UDPConn, client netip.AddrPort) {
 			}
 			continue // ECONNREFUSED: nothing listens upstream (yet)
 		}
-		u.queue(u.toClient, datagram{
-			data: append([]byte(nil), buf[:n]...),
-			due:  time.Now().Add(u.p.oneWay),
-			send: func(b []byte) error { _, err := u.ln.WriteToUDPAddrPort(b, client); return err },
+		u.queue(u.down, u.toClient, time.Now(), buf[:n], func(b []byte) error {
+			_, err := u.ln.WriteToUDPAddrPort(b, client)
+			return err
 		})
 	}
 }
@@ -500,10 +412,17 @@ func setUDPBuffers(c *net.UDPConn) {
 	_ = c.SetWriteBuffer(latencyUDPBuffer)
 }
 
-// queue puts d on q, or drops it when q is full.
-func (u *udpProxy) queue(q chan<- datagram, d datagram) {
+// queue schedules one datagram, read at now, on line and q; it drops the
+// datagram when line says so (DropEvery) or when q is full, as a router
+// would.
+func (u *udpProxy) queue(line *delayLine, q chan<- datagram, now time.Time, b []byte, send func([]byte) error) {
+	due, drop := line.next(now, true)
+	if drop {
+		u.p.dropped.Add(1)
+		return
+	}
 	select {
-	case q <- d:
+	case q <- datagram{data: append([]byte(nil), b...), due: due, send: send}:
 	default:
 	}
 }

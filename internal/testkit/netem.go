@@ -122,17 +122,23 @@ func ImpairUDP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 	if err := im.check(true); err != nil {
 		return nil, err
 	}
+	return impairUDP(listenAddr, upstream, im, "impairment")
+}
+
+// impairUDP starts the UDP proxy behind ImpairUDP and LatencyUDP; kind
+// names it in errors.
+func impairUDP(listenAddr, upstream string, im Impairment, kind string) (*Impaired, error) {
 	lap, uap, err := latencyAddrs(listenAddr, upstream)
 	if err != nil {
 		return nil, err
 	}
 	ln, err := net.ListenUDP(network("udp", lap), net.UDPAddrFromAddrPort(lap))
 	if err != nil {
-		return nil, fmt.Errorf("testkit: impairment proxy listen %s: %w", listenAddr, err)
+		return nil, fmt.Errorf("testkit: %s proxy listen %s: %w", kind, listenAddr, err)
 	}
 	setUDPBuffers(ln)
 	p := &Impaired{Proxy: &Proxy{addr: ln.LocalAddr(), oneWay: im.Delay, done: make(chan struct{})}}
-	u := &impairUDP{
+	u := &udpProxy{
 		p:        p,
 		ln:       ln,
 		upstream: net.UDPAddrFromAddrPort(uap),
@@ -150,118 +156,6 @@ func ImpairUDP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 	return p, nil
 }
 
-type impairUDP struct {
-	p        *Impaired
-	ln       *net.UDPConn
-	upstream *net.UDPAddr
-	network  string
-	up, down *delayLine
-
-	mu       sync.Mutex
-	closed   bool
-	sessions map[netip.AddrPort]*net.UDPConn
-
-	toUp, toClient chan datagram
-}
-
-func (u *impairUDP) readClients() {
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := u.ln.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		now := time.Now()
-		up, ok := u.session(from)
-		if !ok {
-			return
-		}
-		if up == nil {
-			continue
-		}
-		u.queue(u.up, u.toUp, now, buf[:n], func(b []byte) error { _, err := up.Write(b); return err })
-	}
-}
-
-func (u *impairUDP) session(client netip.AddrPort) (*net.UDPConn, bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.closed {
-		return nil, false
-	}
-	if up := u.sessions[client]; up != nil {
-		return up, true
-	}
-	up, err := net.DialUDP(u.network, nil, u.upstream)
-	if err != nil {
-		return nil, true
-	}
-	setUDPBuffers(up)
-	u.sessions[client] = up
-	u.p.count.Add(1)
-	u.p.wg.Go(func() { u.readUpstream(up, client) })
-	return up, true
-}
-
-func (u *impairUDP) readUpstream(up *net.UDPConn, client netip.AddrPort) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := up.Read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		u.queue(u.down, u.toClient, time.Now(), buf[:n], func(b []byte) error {
-			_, err := u.ln.WriteToUDPAddrPort(b, client)
-			return err
-		})
-	}
-}
-
-// queue schedules one datagram on line, or drops it.
-func (u *impairUDP) queue(line *delayLine, q chan<- datagram, now time.Time, b []byte, send func([]byte) error) {
-	due, drop := line.next(now, true)
-	if drop {
-		u.p.dropped.Add(1)
-		return
-	}
-	select {
-	case q <- datagram{data: append([]byte(nil), b...), due: due, send: send}:
-	default: // queue full: lost, as at a router
-	}
-}
-
-func (u *impairUDP) deliver(q <-chan datagram) {
-	for {
-		var d datagram
-		select {
-		case d = <-q:
-		case <-u.p.done:
-			return
-		}
-		if !u.p.sleepUntil(d.due) {
-			return
-		}
-		_ = d.send(d.data)
-	}
-}
-
-func (u *impairUDP) close() error {
-	err := u.ln.Close()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.closed = true
-	for _, up := range u.sessions {
-		up.Close()
-	}
-	return err
-}
-
 // ImpairTCP listens for TCP on listenAddr (a loopback literal such as
 // "127.0.0.1:0") and proxies every connection to upstream (a loopback
 // literal and port) like LatencyTCP, TCP handshake simulation included (with
@@ -272,16 +166,22 @@ func ImpairTCP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 	if err := im.check(false); err != nil {
 		return nil, err
 	}
+	return impairTCP(listenAddr, upstream, im, "impairment")
+}
+
+// impairTCP starts the TCP proxy behind ImpairTCP and LatencyTCP; kind
+// names it in errors.
+func impairTCP(listenAddr, upstream string, im Impairment, kind string) (*Impaired, error) {
 	lap, uap, err := latencyAddrs(listenAddr, upstream)
 	if err != nil {
 		return nil, err
 	}
 	l, err := net.Listen(network("tcp", lap), lap.String())
 	if err != nil {
-		return nil, fmt.Errorf("testkit: impairment proxy listen %s: %w", listenAddr, err)
+		return nil, fmt.Errorf("testkit: %s proxy listen %s: %w", kind, listenAddr, err)
 	}
 	p := &Impaired{Proxy: &Proxy{addr: l.Addr(), oneWay: im.Delay, done: make(chan struct{})}}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) // ends upstream connects on Close
 	var (
 		mu     sync.Mutex
 		closed bool
@@ -312,7 +212,7 @@ func ImpairTCP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 		for {
 			c, err := l.Accept()
 			if err != nil {
-				return
+				return // closed by stop
 			}
 			accepted := time.Now()
 			p.count.Add(1)
@@ -325,7 +225,7 @@ func ImpairTCP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 			up, down := newDelayLine(&im, s), newDelayLine(&im, s+1)
 			p.wg.Go(func() {
 				defer untrack(k)
-				runImpaired(k, accepted, dial, up, down)
+				k.run(accepted, dial, up, down)
 			})
 		}
 	})
@@ -345,54 +245,4 @@ func ImpairTCP(listenAddr, upstream string, im Impairment) (*Impaired, error) {
 		return err
 	}
 	return p, nil
-}
-
-// runImpaired is tcpLink.run with due times from the delay lines.
-func runImpaired(k *tcpLink, accepted time.Time, dial func() (net.Conn, error), upLine, downLine *delayLine) {
-	ow := k.p.oneWay
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer k.teardown()
-	up := make(chan chunk, latencyTCPQueue)
-	wg.Go(func() { readImpaired(k, k.client, up, accepted.Add(2*ow), upLine) })
-	if !k.p.sleepUntil(accepted.Add(3 * ow)) {
-		return
-	}
-	uc, err := dial()
-	if err != nil || !k.setUpstream(uc) {
-		return
-	}
-	down := make(chan chunk, latencyTCPQueue)
-	wg.Go(func() { readImpaired(k, uc, down, time.Time{}, downLine) })
-	var ended sync.WaitGroup
-	ended.Go(func() { k.write(k.client, down) })
-	ended.Go(func() { k.write(uc, up) })
-	ended.Wait()
-}
-
-// readImpaired is tcpLink.read with due times from line.
-func readImpaired(k *tcpLink, src net.Conn, q chan<- chunk, notBefore time.Time, line *delayLine) {
-	buf := make([]byte, latencyReadSize)
-	for {
-		n, err := src.Read(buf)
-		now := time.Now()
-		if now.Before(notBefore) {
-			now = notBefore
-		}
-		due, _ := line.next(now, false)
-		c := chunk{due: due, eof: err != nil}
-		if n > 0 {
-			c.data = append([]byte(nil), buf[:n]...)
-		}
-		if n > 0 || c.eof {
-			select {
-			case q <- c:
-			case <-k.dead:
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
