@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+	"golang.org/x/net/http2"
+
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
@@ -177,7 +180,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		// A connection that fails its first request is taken as broken
 		// even if it does not look closed yet: the next race tries its
 		// address last, and QUIC not at all for a while.
-		if broken = fresh || !pc.car.alive(); broken {
+		if broken = fresh || !pc.car.alive() || connLevel(err); broken {
 			pc.drop()
 			if fresh {
 				t.d.caps.avoid(pc.key, pc.car.ep.Addr)
@@ -316,6 +319,22 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if p, ma, ok := parseAltSvcH3(v, port); ok {
 		t.d.caps.altSvc(key, p, ma)
 	}
+}
+
+// connLevel reports whether err says the connection, not just the
+// request, failed: QUIC connection errors, an HTTP/2 GOAWAY, or the
+// connection's byte stream ending. The connection may not look closed yet
+// when the error arrives.
+func connLevel(err error) bool {
+	var (
+		app   *quic.ApplicationError
+		idle  *quic.IdleTimeoutError
+		reset *quic.StatelessResetError
+		tr    *quic.TransportError
+		away  http2.GoAwayError
+	)
+	return errors.As(err, &app) || errors.As(err, &idle) || errors.As(err, &reset) || errors.As(err, &tr) ||
+		errors.As(err, &away) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // releaseBody ends a request's reservation on its connection when the
