@@ -272,9 +272,7 @@ func (h *h3Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		resp.Body = readSome(rs)
-		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError))
-		rs.Close()
+		resp.Body = readSome(&h3Stream{rs: rs})
 		return resp, nil, nil
 	}
 	resp.Body = http.NoBody
@@ -300,17 +298,23 @@ func (s *h3Stream) Close() error {
 	return nil
 }
 
-// readSome returns up to 1 KiB of a rejected answer's body, for errors.
-func readSome(r io.Reader) io.ReadCloser {
+// readSome returns up to 1 KiB of a rejected answer's body, for errors,
+// waiting at most a second for it, and closes body: the stream is done.
+func readSome(body io.ReadCloser) io.ReadCloser {
 	done := make(chan []byte, 1)
 	go func() {
-		b, _ := io.ReadAll(io.LimitReader(r, 1024))
+		b, _ := io.ReadAll(io.LimitReader(body, 1024))
 		done <- b
 	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	var b []byte
 	select {
-	case b := <-done:
-		return io.NopCloser(bytes.NewReader(b))
-	case <-time.After(time.Second):
-		return http.NoBody
+	case b = <-done:
+		body.Close()
+	case <-t.C:
+		body.Close() // unblocks the read
+		b = <-done
 	}
+	return io.NopCloser(bytes.NewReader(b))
 }
