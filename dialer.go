@@ -1,13 +1,19 @@
 // Package dialer turns a URL into a ready session over real networks.
 //
-// DialWebSocket resolves A, AAAA and HTTPS records, races connection
-// attempts with staggered timers (Happy Eyeballs version 3,
-// draft-ietf-happy-happyeyeballs-v3), closes every losing attempt and returns
-// a ready *websocket.Conn from github.com/coder/websocket. DialContext gives
-// the same racing to any net/http client through http.Transport.DialContext.
+// DialWebSocket and DialWebTransport resolve A, AAAA and HTTPS records, race
+// QUIC and TCP+TLS attempts with staggered timers (Happy Eyeballs version 3,
+// draft-ietf-happy-happyeyeballs-v3), let an attempt win only when its
+// HTTP/3 or HTTP/2 SETTINGS prove it can carry the session (extended
+// CONNECT, RFC 9220 and RFC 8441; WebTransport), close every losing attempt,
+// and return a ready *websocket.Conn (github.com/coder/websocket) or
+// *Session. The ladder is h3 → h2 → h1 for WebSocket.
 //
-// Every dial can report its race (DNS answers, attempts, timings and why the
-// winner won) through WithReport.
+// NewTransport gives the same racing to net/http as an http.RoundTripper,
+// sharing its HTTP/2 and HTTP/3 connections with the Dialer's sessions;
+// DialContext gives HE over TCP to an existing http.Transport.
+//
+// Every dial can report its race (DNS answers, attempts, SETTINGS, timings
+// and why the winner won) through WithReport and WithTrace.
 package dialer
 
 import (
@@ -95,8 +101,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 }
 
 // CloseIdleConnections closes the HTTP/2 and HTTP/3 connections the Dialer
-// keeps for reuse that carry no session. Sessions already returned are not
-// affected; their connections close when the last session on them ends.
+// keeps for reuse that carry no session or request. Connections still in
+// use are not affected; once their last session ends they idle for the
+// idle timeout (WithIdleTimeout, 90 s) unless this is called again.
 func (d *Dialer) CloseIdleConnections() { d.pool.closeIdle() }
 
 // resolver returns the Dialer's resolver for cfg's nameservers, creating it
