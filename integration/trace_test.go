@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -111,5 +112,36 @@ func TestTrace(t *testing.T) {
 				t.Errorf("report winner %s %s not the trace's", w.Proto, w.Family)
 			}
 		})
+	}
+}
+
+// TestLogger: WithLogger logs the race's events at debug level, in order.
+func TestLogger(t *testing.T) {
+	e := newEnv(t, true, serve, blackhole)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.AAAA(host, "::1")
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := e.dialer(dialer.WithLogger(log))
+	defer d.CloseIdleConnections()
+	c, _, err := d.DialWebSocket(ctx(t), e.url(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeConn(t, c)
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		_, rest, _ := strings.Cut(line, `msg="`)
+		msg, _, _ := strings.Cut(rest, `"`)
+		if !strings.HasPrefix(msg, "dns") {
+			msgs = append(msgs, msg)
+		}
+	}
+	want := "attempt start, attempt start, attempt connected, attempt settings, attempt cancelled, attempt won"
+	if got := strings.Join(msgs, ", "); got != want {
+		t.Errorf("logged\n%s\nwant\n%s\nfull log:\n%s", got, want, buf.String())
+	}
+	if !strings.Contains(buf.String(), "level=DEBUG") || !strings.Contains(buf.String(), `msg="dns answer"`) {
+		t.Errorf("no debug DNS lines:\n%s", buf.String())
 	}
 }
