@@ -39,8 +39,10 @@ type H2FakeServer struct {
 	Listener net.Listener
 
 	tlsConf *tls.Config
-	h1      *HTTPServer
-	h1l     *connListener
+	h1      *HTTPServer   // nil without an HTTP/1.1 handler
+	h1l     *connListener // nil without an HTTP/1.1 handler
+	// serveH2 runs a connection that negotiated h2; raw is its TCP side.
+	serveH2 func(s *H2FakeServer, c *tls.Conn, raw *tallyConn) error
 	ctx     context.Context // cancelled by Close; ends handshakes
 	cancel  context.CancelFunc
 	conns   *tally
@@ -58,29 +60,44 @@ type H2FakeServer struct {
 // HTTP/1.1) on l. tlsConf needs a certificate (see CA.ServerConfig); its
 // NextProtos is set to "h2" and "http/1.1".
 func StartH2NoExtendedConnect(l net.Listener, tlsConf *tls.Config, h http.Handler) (*H2FakeServer, error) {
+	if h == nil {
+		return nil, errors.New("testkit: StartH2NoExtendedConnect needs an HTTP/1.1 handler")
+	}
+	return startH2(l, tlsConf, h, "StartH2NoExtendedConnect", func(_ *H2FakeServer, c *tls.Conn, _ *tallyConn) error {
+		return serveFakeH2(c)
+	})
+}
+
+// startH2 serves TLS on l: h2 connections go to serveH2, http/1.1 ones to
+// h through a net/http server (without h only h2 is offered in ALPN).
+func startH2(l net.Listener, tlsConf *tls.Config, h http.Handler, name string, serveH2 func(*H2FakeServer, *tls.Conn, *tallyConn) error) (*H2FakeServer, error) {
 	if l == nil || tlsConf == nil {
-		return nil, errors.New("testkit: StartH2NoExtendedConnect needs a listener and a TLS config")
+		return nil, fmt.Errorf("testkit: %s needs a listener and a TLS config", name)
 	}
 	if len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil {
 		return nil, errors.New("testkit: TLS config has no certificate")
 	}
 	conf := tlsConf.Clone()
-	conf.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
-	h1l := &connListener{addr: l.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
-	h1, err := StartServer(h1l, &http.Server{Handler: h})
-	if err != nil {
-		return nil, err
-	}
+	conf.NextProtos = []string{http2.NextProtoTLS}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &H2FakeServer{
 		Listener: l,
 		tlsConf:  conf,
-		h1:       h1,
-		h1l:      h1l,
+		serveH2:  serveH2,
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    newTally(),
 		open:     map[*tallyConn]struct{}{},
+	}
+	if h != nil {
+		conf.NextProtos = append(conf.NextProtos, "http/1.1")
+		s.h1l = &connListener{addr: l.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+		h1, err := StartServer(s.h1l, &http.Server{Handler: h})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.h1 = h1
 	}
 	s.wg.Go(s.acceptLoop)
 	return s, nil
@@ -133,13 +150,13 @@ func (s *H2FakeServer) serveConn(tc *tallyConn) {
 	}
 	tc.label(proto)
 	if proto != http2.NextProtoTLS {
-		if !s.h1l.deliver(tlsConn) {
+		if s.h1l == nil || !s.h1l.deliver(tlsConn) {
 			tlsConn.Close()
 		}
 		return
 	}
 	defer tlsConn.Close()
-	_ = serveFakeH2(tlsConn)
+	_ = s.serveH2(s, tlsConn, tc)
 }
 
 // serveFakeH2 speaks just enough HTTP/2 on c for a client to read the
@@ -259,7 +276,9 @@ func (s *H2FakeServer) Close() error {
 			err = nil
 		}
 		s.cancel()
-		err = errors.Join(err, s.h1.Close())
+		if s.h1 != nil {
+			err = errors.Join(err, s.h1.Close())
+		}
 		s.CloseConnections() // the fake HTTP/2 ones, and any the HTTP/1.1 server missed
 		s.wg.Wait()
 		if err != nil {
