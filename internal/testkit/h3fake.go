@@ -81,6 +81,12 @@ func serveFakeH3(c *quic.Conn) {
 		return
 	}
 	// The control stream stays open: closing it is a connection error.
+	rejectStreams(c)
+}
+
+// rejectStreams reads and drops the client's unidirectional streams and
+// answers each request with a 501, until the connection ends.
+func rejectStreams(c *quic.Conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -152,22 +151,5 @@ func serveH3Fault(ctx context.Context, c *quic.Conn, fault H3Fault) {
 		_ = c.CloseWithError(h3FaultAppErrorCode, "")
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			str, err := c.AcceptUniStream(context.Background())
-			if err != nil {
-				return
-			}
-			wg.Go(func() { _, _ = io.Copy(io.Discard, str) })
-		}
-	})
-	for {
-		str, err := c.AcceptStream(context.Background())
-		if err != nil {
-			break
-		}
-		wg.Go(func() { reject501(str) })
-	}
-	wg.Wait()
+	rejectStreams(c)
 }

@@ -81,11 +81,15 @@ func (p *Proxy) Close() error {
 
 // sleepUntil waits until t or until the proxy closes, and reports whether t
 // was reached.
-func (p *Proxy) sleepUntil(t time.Time) bool {
+func (p *Proxy) sleepUntil(t time.Time) bool { return sleepUntil(t, p.done) }
+
+// sleepUntil waits until t or until done is closed, and reports whether t
+// was reached.
+func sleepUntil(t time.Time, done <-chan struct{}) bool {
 	d := time.Until(t)
 	if d <= 0 {
 		select {
-		case <-p.done:
+		case <-done:
 			return false
 		default:
 			return true
@@ -96,7 +100,7 @@ func (p *Proxy) sleepUntil(t time.Time) bool {
 	select {
 	case <-timer.C:
 		return true
-	case <-p.done:
+	case <-done:
 		return false
 	}
 }
@@ -281,25 +285,7 @@ func (k *tcpLink) write(dst net.Conn, q <-chan chunk) {
 }
 
 // sleepUntil is Proxy.sleepUntil that also wakes on teardown.
-func (k *tcpLink) sleepUntil(t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		select {
-		case <-k.dead:
-			return false
-		default:
-			return true
-		}
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-k.dead:
-		return false
-	}
-}
+func (k *tcpLink) sleepUntil(t time.Time) bool { return sleepUntil(t, k.dead) }
 
 // LatencyUDP listens for UDP on listenAddr (a loopback literal such as
 // "127.0.0.1:0") and forwards every datagram to upstream (a loopback literal
