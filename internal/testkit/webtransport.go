@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -47,17 +45,10 @@ const (
 // counts WebTransport sessions and remembers how the last one ended.
 type WTServer struct {
 	*H3Server
+	*wtBook
 	// WebTransport is the front that upgrades requests to sessions; do not
 	// change it after start.
 	WebTransport *webtransport.Server
-
-	sessions *tally
-
-	mu      sync.Mutex
-	live    map[*webtransport.Session]struct{}
-	closing bool // Close has begun: sessions are closed as they start
-	last    WTClose
-	hasLast bool
 }
 
 // WTClose is how a session served by a WTServer ended.
@@ -109,7 +100,7 @@ func StartWebTransport(pc net.PacketConn, tlsConf *tls.Config) (*WTServer, error
 	if tlsConf == nil {
 		return nil, errors.New("testkit: StartWebTransport needs a TLS config")
 	}
-	s := &WTServer{sessions: newTally(), live: map[*webtransport.Session]struct{}{}}
+	s := &WTServer{wtBook: newWTBook()}
 	ws := EchoHandler()
 	h3 := &http3.Server{
 		TLSConfig:       tlsConf,
@@ -162,35 +153,6 @@ func StartH3NoWebTransport(pc net.PacketConn, tlsConf *tls.Config) (*H3Server, e
 	return StartH3(pc, tlsConf, EchoHandler())
 }
 
-// Sessions returns how many WebTransport sessions the server has accepted.
-func (s *WTServer) Sessions() int {
-	n, _ := s.sessions.counts("")
-	return n
-}
-
-// OpenSessions returns how many of them have not ended yet.
-func (s *WTServer) OpenSessions() int {
-	_, n := s.sessions.counts("")
-	return n
-}
-
-// WaitSessions waits until exactly n sessions are open, or until ctx ends.
-// A session counts as ended once LastClose reports it.
-func (s *WTServer) WaitSessions(ctx context.Context, n int) error {
-	if err := s.sessions.waitOpen(ctx, "", n); err != nil {
-		return fmt.Errorf("testkit: %d WebTransport sessions open, want %d: %w", s.OpenSessions(), n, context.Cause(ctx))
-	}
-	return nil
-}
-
-// LastClose returns how the session that ended last ended, and false if
-// none has.
-func (s *WTServer) LastClose() (WTClose, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last, s.hasLast
-}
-
 // isWebTransport reports whether r asks for a WebTransport session (the
 // draft-15 :protocol, or the older one webtransport-go still accepts).
 func isWebTransport(r *http.Request) bool {
@@ -212,37 +174,7 @@ func (s *WTServer) serveSession(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	closing := s.closing
-	s.live[sess] = struct{}{}
-	s.mu.Unlock()
-	s.sessions.add("")
-	if closing {
-		_ = sess.CloseWithError(0, "server closing")
-	}
-	c := WTClose{Err: serveWTEcho(sess), Addr: sess.RemoteAddr()}
-	if se, ok := errors.AsType[*webtransport.SessionError](c.Err); ok {
-		c.Code, c.Message, c.Remote = se.ErrorCode, se.Message, se.Remote
-	}
-	s.mu.Lock()
-	delete(s.live, sess)
-	s.last, s.hasLast = c, true
-	s.mu.Unlock()
-	s.sessions.drop("")
-}
-
-// closeSessions closes every session with code 0 and "server closing", and
-// makes sessions that start later close at once.
-func (s *WTServer) closeSessions() {
-	s.mu.Lock()
-	s.closing = true
-	live := maps.Clone(s.live)
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for sess := range live {
-		wg.Go(func() { _ = sess.CloseWithError(0, "server closing") })
-	}
-	wg.Wait()
+	s.serve(h3Session{sess})
 }
 
 // serveWTEcho serves sess as StartWebTransport describes until it ends. It
@@ -250,7 +182,7 @@ func (s *WTServer) closeSessions() {
 // has returned. The request's context is no use to end it early: quic-go
 // cancels it as soon as the client stops reading the CONNECT stream, which
 // is how the client closes the session.
-func serveWTEcho(sess *webtransport.Session) error {
+func serveWTEcho(sess wtSession) error {
 	sctx := sess.Context()
 	var wg sync.WaitGroup
 	var closeErr error
@@ -289,7 +221,7 @@ func serveWTEcho(sess *webtransport.Session) error {
 
 // echoWTStream serves a bidirectional stream the client opened: it runs
 // the command on its first line, or echoes it.
-func echoWTStream(ctx context.Context, sess *webtransport.Session, wg *sync.WaitGroup, str *webtransport.Stream) {
+func echoWTStream(ctx context.Context, sess wtSession, wg *sync.WaitGroup, str wtStream) {
 	br := bufio.NewReaderSize(str, 4096)
 	line, err := peekCommand(br)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -340,20 +272,20 @@ func peekCommand(br *bufio.Reader) (string, error) {
 }
 
 // parseClose parses "close <code> <message>\n".
-func parseClose(line string) (webtransport.SessionErrorCode, string, bool) {
+func parseClose(line string) (uint32, string, bool) {
 	rest := strings.TrimSuffix(strings.TrimPrefix(line, "close "), "\n")
 	num, msg, _ := strings.Cut(rest, " ")
 	code, err := strconv.ParseUint(num, 10, 32)
 	if err != nil {
 		return 0, "", false
 	}
-	return webtransport.SessionErrorCode(code), msg, true
+	return uint32(code), msg, true
 }
 
 // pushWT opens a bidirectional and a unidirectional stream to the client
 // and writes WTPushBidi and WTPushUni on them. It discards what the client
 // sends on the bidirectional one.
-func pushWT(ctx context.Context, sess *webtransport.Session) {
+func pushWT(ctx context.Context, sess wtSession) {
 	bs, err := sess.OpenStreamSync(ctx)
 	if err != nil {
 		return
@@ -367,10 +299,7 @@ func pushWT(ctx context.Context, sess *webtransport.Session) {
 
 // writeAndClose writes text to a stream the server opened and closes it,
 // or resets it if the write fails.
-func writeAndClose(w interface {
-	io.WriteCloser
-	CancelWrite(webtransport.StreamErrorCode)
-}, text string) {
+func writeAndClose(w wtSend, text string) {
 	if _, err := io.WriteString(w, text); err != nil {
 		w.CancelWrite(0)
 		return
@@ -380,7 +309,7 @@ func writeAndClose(w interface {
 
 // echoWTUniStream copies a unidirectional stream the client opened to one
 // the server opens.
-func echoWTUniStream(ctx context.Context, sess *webtransport.Session, rs *webtransport.ReceiveStream) {
+func echoWTUniStream(ctx context.Context, sess wtSession, rs wtReceive) {
 	ss, err := sess.OpenUniStreamSync(ctx)
 	if err != nil {
 		rs.CancelRead(0)
