@@ -154,7 +154,8 @@ func (c *caps) learn(key string, need hev3.Need, rep *Report) {
 		switch {
 		case a.Outcome == "won" && a.Version == "h3":
 			o.h3Good, o.h3Bad = now.Add(capsGoodFor), time.Time{}
-		case a.Outcome == "incapable" && a.Version == "h3":
+		case a.Outcome == "incapable" && a.Version == "h3" && need != hev3.NeedWebTransport:
+			// (An h3 server without WebTransport may still carry WebSockets.)
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
 		case silent && tcpUp >= 0 && a.Start <= tcpUp:
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}

@@ -11,7 +11,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
-	"github.com/eyeballs/dialer/internal/sniff"
 )
 
 // A carrier is a connection whose transport handshake finished in a race:
@@ -70,13 +69,40 @@ func (c *carrier) roundTrip(req *http.Request) (*http.Response, error) {
 // can carry many requests and sessions.
 func (c *carrier) multiplexed() bool { return c.h2 != nil || c.h3 != nil }
 
+// servesHTTP reports whether the Transport may send requests on the
+// carrier. The package's own HTTP/2 client, on WebTransport connections,
+// carries sessions and WebSockets only: plain requests go to x/net's.
+func (c *carrier) servesHTTP() bool { return c.multiplexed() && (c.h2 == nil || c.h2.own == nil) }
+
+// canWebTransport reports, without waiting, whether the carrier was opened
+// for WebTransport and its SETTINGS proved it.
+func (c *carrier) canWebTransport() bool {
+	switch {
+	case c.h3 != nil:
+		return c.h3.wcc != nil
+	case c.h2 != nil && c.h2.own != nil:
+		s, ok := c.h2.received()
+		return ok && h2Settings(s).WebTransport
+	}
+	return false
+}
+
+// requestSession asks for a WebTransport session on a carrier that proved
+// WebTransport (canWebTransport).
+func (c *carrier) requestSession(ctx context.Context, req *wtRequest) (*http.Response, sessionImpl, error) {
+	if c.h3 != nil {
+		return c.h3.requestSession(ctx, req)
+	}
+	return c.h2.requestSession(ctx, req)
+}
+
 // canWebSocket reports, without waiting, whether the carrier's SETTINGS
 // have proved extended CONNECT.
 func (c *carrier) canWebSocket() bool {
 	switch {
 	case c.h2 != nil:
-		s, ok := c.h2.sn.Received()
-		return ok && s[sniff.SettingEnableConnectProtocol] == 1
+		s, ok := c.h2.received()
+		return ok && h2Settings(s).ExtendedConnect
 	case c.h3 != nil && c.h3.wcc != nil:
 		return true // its WebTransport session request proved it
 	case c.h3 != nil:

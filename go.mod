@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/coder/websocket v1.8.15
+	github.com/dunglas/httpsfv v1.1.1
 	github.com/miekg/dns v1.1.73
 	github.com/quic-go/qpack v0.6.0
 	github.com/quic-go/quic-go v0.64.1
@@ -14,7 +15,6 @@ require (
 )
 
 require (
-	github.com/dunglas/httpsfv v1.1.1 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )

@@ -18,9 +18,10 @@ type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrie
 // dialTCP returns the attempt function for TCP endpoints: a TCP connection,
 // then, when conf is not nil, a TLS handshake offering the endpoint's ALPN
 // protocols (and its ECH configuration, if any). When ALPN chose h2 the
-// carrier is an HTTP/2 client connection; otherwise it is the connection
-// itself, for HTTP/1.1.
-func dialTCP(conf *tls.Config, serverName string) dialFunc {
+// carrier is an HTTP/2 client connection (the package's own, announcing
+// WebTransport, when wt is set); otherwise it is the connection itself, for
+// HTTP/1.1.
+func dialTCP(conf *tls.Config, serverName string, wt bool) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
 		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
 		// in ctx; the TLS handshake is reported here.
@@ -49,7 +50,11 @@ func dialTCP(conf *tls.Config, serverName string) dialFunc {
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
 			return &carrier{version: hev3.H1, ep: ep, conn: tc}, nil
 		}
-		h2, err := startH2(tc)
+		start := startH2
+		if wt {
+			start = startOwnH2
+		}
+		h2, err := start(tc)
 		if err != nil {
 			return nil, err
 		}

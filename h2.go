@@ -10,8 +10,10 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/eyeballs/dialer/internal/h2conn"
 	"github.com/eyeballs/dialer/internal/hev3"
 	"github.com/eyeballs/dialer/internal/sniff"
+	"github.com/eyeballs/dialer/internal/wt2"
 )
 
 // h2Client is what the dialer needs of an HTTP/2 client connection. Today
@@ -34,11 +36,21 @@ func newH2Client(c net.Conn) (h2Client, error) {
 	return t.NewClientConn(c)
 }
 
-// h2Conn is an HTTP/2 client connection on a raced TLS connection, with the
-// server's first SETTINGS read on the way in.
+// h2Conn is an HTTP/2 client connection on a raced TLS connection. It is
+// one of two clients:
+//
+//   - x/net/http2's, with the server's first SETTINGS read on the way in
+//     (sn), for WebSocket and HTTP races: its request machinery (bodies,
+//     trailers, compression, GOAWAY retries) is the one net/http users know;
+//   - the package's own (internal/h2conn, own), for WebTransport races:
+//     WebTransport over HTTP/2 needs SETTINGS that x/net can neither send
+//     nor read. It carries RFC 8441 WebSocket streams too, so a WebSocket
+//     to an origin with a WebTransport connection reuses it.
 type h2Conn struct {
-	sn *sniff.Conn
-	cc h2Client
+	sn  *sniff.Conn  // x/net only
+	cc  h2Client     // x/net's ClientConn, or own
+	own *h2conn.Conn // the package's own client, or nil
+	wt  *wt2.Config  // with own: the WebTransport limits our SETTINGS announced
 }
 
 // startH2 turns a TLS connection that negotiated h2 into an h2Conn.
@@ -52,13 +64,63 @@ func startH2(c net.Conn) (*h2Conn, error) {
 	return &h2Conn{sn: sn, cc: cc}, nil
 }
 
+// startOwnH2 turns a TLS connection that negotiated h2 into an h2Conn on
+// the package's own HTTP/2 client, announcing WebTransport in its SETTINGS.
+func startOwnH2(c net.Conn) (*h2Conn, error) {
+	wc := &wt2.Config{}
+	own, err := h2conn.NewClient(c, h2conn.Config{Settings: wt2.ClientSettings(wc)})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &h2Conn{cc: own, own: own, wt: wc}, nil
+}
+
 // settings waits for the server's first SETTINGS frame.
 func (h *h2Conn) settings(ctx context.Context) (hev3.Settings, error) {
-	s, err := h.sn.Settings(ctx)
+	s, err := h.peerSettings(ctx)
 	if err != nil {
 		return hev3.Settings{}, err
 	}
-	return hev3.Settings{ExtendedConnect: s[sniff.SettingEnableConnectProtocol] == 1}, nil
+	return h2Settings(s), nil
+}
+
+// peerSettings waits for the server's first SETTINGS frame.
+func (h *h2Conn) peerSettings(ctx context.Context) (map[http2.SettingID]uint32, error) {
+	if h.own != nil {
+		return h.own.PeerSettings(ctx)
+	}
+	s, err := h.sn.Settings(ctx)
+	return settingIDs(s), err
+}
+
+// received returns the server's first SETTINGS without waiting.
+func (h *h2Conn) received() (map[http2.SettingID]uint32, bool) {
+	if h.own != nil {
+		return h.own.ReceivedSettings()
+	}
+	s, ok := h.sn.Received()
+	return settingIDs(s), ok
+}
+
+// settingIDs types the identifiers of SETTINGS read by sniff.
+func settingIDs(s map[uint16]uint32) map[http2.SettingID]uint32 {
+	if s == nil {
+		return nil
+	}
+	m := make(map[http2.SettingID]uint32, len(s))
+	for id, v := range s {
+		m[http2.SettingID(id)] = v
+	}
+	return m
+}
+
+// h2Settings reads the capability bits from HTTP/2 SETTINGS.
+func h2Settings(s map[http2.SettingID]uint32) hev3.Settings {
+	return hev3.Settings{
+		ExtendedConnect: s[http2.SettingEnableConnectProtocol] == 1,
+		WebTransport:    wt2.CheckSettings(s) == nil,
+	}
 }
 
 // alive reports whether the connection is neither closed nor closing
@@ -73,8 +135,11 @@ func (h *h2Conn) alive() bool {
 func (h *h2Conn) hasRoom() bool { return h.cc.CanTakeNewRequest() }
 
 func (h *h2Conn) Close() error {
-	h.cc.Close()
-	return h.sn.Close()
+	err := h.cc.Close()
+	if h.sn != nil {
+		err = h.sn.Close()
+	}
+	return err
 }
 
 // connect opens an RFC 8441 extended CONNECT stream with :protocol set to

@@ -167,7 +167,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 // connection it requests the session, which checks them.
 func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	if h.wcc != nil {
-		return h.requestSession(ctx)
+		return h.firstSession(ctx)
 	}
 	select {
 	case <-h.cc.ReceivedSettings():
@@ -184,11 +184,11 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	}, nil
 }
 
-// requestSession asks for the WebTransport session. webtransport-go checks
+// firstSession asks for the WebTransport session. webtransport-go checks
 // the server's SETTINGS first and says which requirement is not met; the
 // capability bits are derived from that. A server that answers the request
 // at all (2xx or not) has the capability: its answer is kept for the dial.
-func (h *h3Conn) requestSession(ctx context.Context) (hev3.Settings, error) {
+func (h *h3Conn) firstSession(ctx context.Context) (hev3.Settings, error) {
 	resp, sess, err := h.wcc.Dial(ctx, h.wt.url.String(), h.wt.header)
 	var rn *webtransport.RequirementsNotMetError
 	if errors.As(err, &rn) {

@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/wt2"
 )
 
 // raceSpec says what one race dials and what its winner must prove.
@@ -109,7 +110,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 	raceCtx, cancelRace := context.WithCancel(ctx)
 	defer cancelRace()
 	socks := &udpSockets{}
-	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName()), dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
+	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName(), spec.wt != nil), dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
 	events := make(chan raceEvent)
 	live := 0
 	queries := map[int]int{} // query id -> index in rep.DNS
@@ -394,15 +395,20 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 	return e
 }
 
-// udpSilent reports whether a race made only QUIC attempts and none of them
-// heard from the server.
+// udpSilent reports whether a race made QUIC attempts and none of them
+// heard from the server, whatever its TCP attempts did.
 func udpSilent(rep *Report) bool {
+	quic := false
 	for _, a := range rep.Attempts {
-		if a.Proto != "h3" || a.Connected != 0 || strings.Contains(a.Err, "refused") {
+		if a.Proto != "h3" {
+			continue
+		}
+		if a.Connected != 0 || strings.Contains(a.Err, "refused") {
 			return false
 		}
+		quic = true
 	}
-	return len(rep.Attempts) > 0
+	return quic
 }
 
 func fillAnswer(q *DNSQuery, ans hev3.Answer) {
@@ -442,7 +448,11 @@ func missing(need hev3.Need, a *Attempt) string {
 		if a.Version == "h3" && !s.Datagrams {
 			lack = append(lack, "SETTINGS_H3_DATAGRAM")
 		}
-		if !s.WebTransport {
+		switch {
+		case s.WebTransport:
+		case a.Version == "h2":
+			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+")")
+		default:
 			lack = append(lack, "WebTransport")
 		}
 	}

@@ -107,7 +107,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// connection broke under it before an answer and it is safe to repeat.
 	const maxSends = 3
 	for sends := 0; ; {
-		pc := t.d.pool.get(key, (*carrier).multiplexed)
+		pc := t.d.pool.get(key, (*carrier).servesHTTP)
 		if pc == nil {
 			if t.d.caps.h1Only(key) {
 				return t.viaH1(req)
@@ -155,7 +155,7 @@ func (t *Transport) viaH1(req *http.Request) (*http.Response, error) {
 func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, broken bool, err error) {
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
 		info := httptrace.GotConnInfo{Reused: pc.used()}
-		if pc.car.h2 != nil {
+		if pc.car.h2 != nil && pc.car.h2.sn != nil {
 			info.Conn = pc.car.h2.sn
 		}
 		trace.GotConn(info)

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/quic-go/webtransport-go"
-
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
@@ -18,13 +16,18 @@ func DialWebTransport(ctx context.Context, url string, opts ...Option) (*Session
 	return DefaultDialer.DialWebTransport(ctx, url, opts...)
 }
 
-// DialWebTransport resolves the https URL's host, races QUIC attempts to its
-// addresses with Happy Eyeballs, and returns a WebTransport session on the
-// first HTTP/3 connection whose SETTINGS enable extended CONNECT, HTTP/3
-// datagrams and WebTransport and whose server accepts the session.
+// DialWebTransport resolves the https URL's host, races QUIC (HTTP/3) and
+// TCP+TLS (HTTP/2) attempts to its addresses with Happy Eyeballs, and
+// returns a WebTransport session on the first connection whose SETTINGS
+// prove WebTransport: extended CONNECT, HTTP/3 datagrams and WebTransport
+// over HTTP/3 (draft-ietf-webtrans-http3), or extended CONNECT and
+// WebTransport over HTTP/2 (draft-ietf-webtrans-http2, capsules on the
+// CONNECT stream) when QUIC is blocked or slower. The Session is the same
+// either way; HTTPVersion and DatagramsReliable tell which carries it.
+// WithProtocols("h3") or ("h2") restricts the race to one.
 //
 // A second session to the same origin from the same Dialer opens on the
-// live QUIC connection. WithSubprotocols offers application protocols
+// live connection. WithSubprotocols offers application protocols
 // (WT-Available-Protocols); Session.Protocol tells the server's choice.
 //
 // A server without WebTransport gives an error matching ErrUnsupported that
@@ -51,27 +54,26 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		resp *http.Response
 	)
 	pooled := func() bool {
-		pc := d.pool.get(key, isWebTransport)
+		pc := d.pool.get(key, (*carrier).canWebTransport)
 		if pc == nil {
 			return false
 		}
 		start := time.Now()
-		h := pc.car.h3
-		r, s, e := h.wcc.Dial(ctx, u.String(), req.header)
+		r, s, e := pc.car.requestSession(ctx, req)
 		if e != nil && r == nil {
 			pc.release()
-			if !h.alive() {
+			if !pc.car.alive() {
 				pc.drop()
 			}
 			return false // dial afresh
 		}
 		cfg.emit(&Report{URL: rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
-			Reason: "reused a live h3 connection"})
+			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
 		sess, resp, err = d.wtSession(rawURL, pc, r, s, e)
 		return true
 	}
 	// Concurrent sessions to the origin wait for one race.
-	done, served, terr := d.turn(ctx, key, isWebTransport, pooled)
+	done, served, terr := d.turn(ctx, key, (*carrier).canWebTransport, pooled)
 	if served {
 		return sess, resp, err
 	}
@@ -81,25 +83,42 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	defer done()
 
 	spec := raceSpec{
-		url:      rawURL,
-		kind:     "webtransport",
-		port:     port,
-		need:     hev3.NeedWebTransport,
-		versions: cfg.versionsOr(hev3.Versions(hev3.H3)),
-		knownH3:  true, // WebTransport always tries QUIC
-		tls:      cfg.tlsConfig(),
-		wt:       req,
+		url:     rawURL,
+		kind:    "webtransport",
+		port:    port,
+		need:    hev3.NeedWebTransport,
+		knownH3: true, // WebTransport always tries QUIC
+		tls:     cfg.tlsConfig(),
+		wt:      req,
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
+	// What earlier races showed (UDP blocked, an Alt-Svc port) shapes this
+	// one, but a dial held to h3 still tries it.
+	want := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
+	h := d.caps.apply(key, spec.need, raceHints{versions: want, knownH3: true})
+	if h.versions&want&(hev3.Versions(hev3.H3)|hev3.Versions(hev3.H2)) == 0 {
+		h.versions = want
+	}
+	spec.versions, spec.h3Port = h.versions, h.h3Port
 	car, rep, err := d.race(ctx, cfg, spec)
 	d.caps.learn(key, spec.need, rep)
 	if err != nil {
 		cfg.emit(rep)
 		return nil, nil, err
 	}
+	pc := d.pool.add(key, car)
+	var (
+		r    *http.Response
+		impl sessionImpl
+	)
+	if h := car.h3; h != nil {
+		// The session request was the QUIC attempt's capability check.
+		r, impl, err = h3Session(h.wtResp, h.wtSess, h.wtErr)
+	} else {
+		r, impl, err = car.requestSession(ctx, req)
+	}
 	rep.Ready = time.Since(rep.Start)
-	h := car.h3
-	s, resp, err := d.wtSession(rawURL, d.pool.add(key, car), h.wtResp, h.wtSess, h.wtErr)
+	s, resp, err := d.wtSession(rawURL, pc, r, impl, err)
 	if err != nil {
 		rep.Err = err.Error()
 	}
@@ -107,12 +126,10 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	return s, resp, err
 }
 
-func isWebTransport(c *carrier) bool { return c.h3 != nil && c.h3.wcc != nil }
-
 // wtSession turns the outcome of a session request on a pooled connection
 // (with a session reserved on it) into the dial's result. The reservation
 // ends with the session.
-func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess *webtransport.Session, err error) (*Session, *http.Response, error) {
+func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess sessionImpl, err error) (*Session, *http.Response, error) {
 	if err != nil || sess == nil {
 		pc.release()
 		if resp != nil && resp.StatusCode/100 != 2 {
@@ -124,5 +141,9 @@ func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess 
 		return nil, resp, &DialError{URL: rawURL, Stage: "handshake", Err: convertErr(err)}
 	}
 	resp.Body = http.NoBody
-	return newSession(wtH3{sess}, 3, pc.release), resp, nil
+	version := 3
+	if pc.car.h2 != nil {
+		version = 2
+	}
+	return newSession(sess, version, pc.release), resp, nil
 }

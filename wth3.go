@@ -5,9 +5,29 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 
 	"github.com/quic-go/webtransport-go"
+
+	"github.com/eyeballs/dialer/internal/wt2"
 )
+
+// requestSession asks for a WebTransport session on a pooled h3 connection
+// opened for WebTransport. A non-2xx answer comes with a nil session.
+func (h *h3Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Response, sessionImpl, error) {
+	return h3Session(h.wcc.Dial(ctx, req.url.String(), req.header))
+}
+
+// h3Session wraps webtransport-go's answer to a session request.
+func h3Session(resp *http.Response, sess *webtransport.Session, err error) (*http.Response, sessionImpl, error) {
+	if sess == nil {
+		if err == nil && resp != nil && resp.StatusCode/100 == 2 {
+			err = errors.New("webtransport: no session")
+		}
+		return resp, nil, err
+	}
+	return resp, wtH3{sess}, err
+}
 
 // wtH3 is a WebTransport session over HTTP/3, from webtransport-go.
 type wtH3 struct{ s *webtransport.Session }
@@ -77,8 +97,8 @@ func (s wtReceive) CancelRead(c StreamErrorCode) {
 	s.ReceiveStream.CancelRead(webtransport.StreamErrorCode(c))
 }
 
-// convertErr maps webtransport-go's session and stream errors to the
-// package's SessionError and StreamError; other errors pass unchanged.
+// convertErr maps webtransport-go's and wt2's session and stream errors to
+// the package's SessionError and StreamError; other errors pass unchanged.
 func convertErr(err error) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return err
@@ -90,6 +110,12 @@ func convertErr(err error) error {
 	var ste *webtransport.StreamError
 	if errors.As(err, &ste) {
 		return &StreamError{Code: StreamErrorCode(ste.ErrorCode), Remote: ste.Remote}
+	}
+	if se, ok := errors.AsType[*wt2.SessionError](err); ok {
+		return &SessionError{Code: SessionErrorCode(se.Code), Message: se.Message, Remote: se.Remote}
+	}
+	if ste, ok := errors.AsType[*wt2.StreamError](err); ok {
+		return &StreamError{Code: StreamErrorCode(ste.Code), Remote: ste.Remote}
 	}
 	return err
 }

@@ -47,12 +47,16 @@ type env struct {
 	// v4 and v6 count the TCP connections each family's server accepted;
 	// nil when that family has no counted TCP server.
 	v4, v6 *testkit.Counter
-	// h2fake4 and h2fake6 are the fake HTTP/2 servers of the h2NoExt mode.
+	// h2fake4 and h2fake6 count the TCP connections of the h2NoExt, wtH2
+	// and h2NoWT families.
 	h2fake4, h2fake6 *testkit.H2FakeServer
 	// h3v4 and h3v6 are the HTTP/3 servers of the h3, h3NoExt, wt and
 	// h3NoWT modes; wt4 and wt6 the WebTransport servers of the wt mode.
 	h3v4, h3v6 *testkit.H3Server
 	wt4, wt6   *testkit.WTServer
+	// wth2v4 and wth2v6 are the HTTP/2 servers of the wtH2 and h2NoWT
+	// families.
+	wth2v4, wth2v6 *testkit.WTH2Server
 
 	udp4, udp6 net.PacketConn // reserved UDP sockets on port, until used
 }
@@ -64,6 +68,8 @@ const (
 	serve     family = iota // WebSocket echo over HTTP/1.1 and HTTP/2 with extended CONNECT (TLS), HTTP/1.1 (plain)
 	serveH1                 // WebSocket echo over HTTP/1.1 only
 	h2NoExt                 // HTTP/2 whose SETTINGS lack extended CONNECT; HTTP/1.1 echo on the same port
+	wtH2                    // WebTransport (and WebSocket) echo over HTTP/2 (TLS), HTTP/1.1 echo
+	h2NoWT                  // HTTP/2 with extended CONNECT but without WebTransport (TLS), HTTP/1.1 echo
 	blackhole               // a full accept queue: SYNs are dropped
 	closed                  // nothing: connections are refused
 )
@@ -92,8 +98,8 @@ func newEnv(t testing.TB, tls bool, v4, v6 family) *env {
 	}
 	e.ca = ca
 	l4, l6 := e.listen()
-	e.v4, e.h2fake4 = e.setup(l4, v4, fmt.Sprintf("127.0.0.1:%d", e.port), tls)
-	e.v6, e.h2fake6 = e.setup(l6, v6, fmt.Sprintf("[::1]:%d", e.port), tls)
+	e.v4, e.h2fake4, e.wth2v4 = e.setup(l4, v4, fmt.Sprintf("127.0.0.1:%d", e.port), tls)
+	e.v6, e.h2fake6, e.wth2v6 = e.setup(l6, v6, fmt.Sprintf("[::1]:%d", e.port), tls)
 	t.Cleanup(func() {
 		for _, c := range []net.PacketConn{e.udp4, e.udp6} {
 			if c != nil {
@@ -135,7 +141,7 @@ func (e *env) serverTLS() *tls.Config {
 	return conf
 }
 
-func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testkit.Counter, *testkit.H2FakeServer) {
+func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testkit.Counter, *testkit.H2FakeServer, *testkit.WTH2Server) {
 	t := e.t
 	switch f {
 	case serve, serveH1:
@@ -153,14 +159,25 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { hs.Close() })
-		return c, nil
+		return c, nil, nil
 	case h2NoExt:
 		fs, err := testkit.StartH2NoExtendedConnect(l, e.serverTLS(), handler())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { fs.Close() })
-		return nil, fs
+		return nil, fs, nil
+	case wtH2, h2NoWT:
+		start := testkit.StartWebTransportH2
+		if f == h2NoWT {
+			start = testkit.StartH2NoWebTransport
+		}
+		s, err := start(l, e.serverTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return nil, s.H2FakeServer, s
 	case blackhole:
 		l.Close()
 		f, err := testkit.Blackhole(addr)
@@ -171,7 +188,7 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 	default:
 		l.Close()
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // quic starts what listens on UDP, on the same port as TCP.

@@ -36,6 +36,7 @@ type tcpMode int
 const (
 	tcpServe     tcpMode = iota // HTTP/1.1 and HTTP/2 with extended CONNECT
 	tcpH2NoExt                  // HTTP/2 without extended CONNECT, HTTP/1.1 on the same port
+	tcpWTH2                     // WebTransport and WebSocket over HTTP/2, HTTP/1.1 on the same port
 	tcpBlackhole                // SYNs dropped
 	tcpRefused                  // nothing listens
 )
@@ -60,8 +61,10 @@ var scenarios = []scenario{
 		tcp4: tcpH2NoExt, tcp6: tcpH2NoExt, udp4: udpBlackhole, udp6: udpBlackhole},
 	{name: "slow-aaaa", about: "the AAAA answer takes 1s: IPv4 goes after the 50ms resolution delay",
 		slowAAAA: time.Second},
-	{name: "webtransport", about: "a WebTransport session: QUIC only, IPv6 blackholed, IPv4 wins",
+	{name: "webtransport", about: "a WebTransport session: IPv6 blackholed, QUIC to IPv4 wins",
 		tcp6: tcpBlackhole, udp6: udpBlackhole, webtransport: true},
+	{name: "webtransport-udp-blocked", about: "UDP is blackholed: the WebTransport session comes up over HTTP/2 (capsules on TCP+TLS)",
+		tcp4: tcpWTH2, tcp6: tcpWTH2, udp4: udpBlackhole, udp6: udpBlackhole, webtransport: true},
 }
 
 // runDemo starts a DNS server, a CA and WebSocket echo servers on loopback,
@@ -259,6 +262,8 @@ func startServers(sc scenario, conf *tls.Config) (int, []io.Closer, error) {
 			c, err = testkit.StartHTTP(s.l, conf.Clone(), testkit.EchoHandler())
 		case tcpH2NoExt:
 			c, err = testkit.StartH2NoExtendedConnect(s.l, conf.Clone(), testkit.EchoHandler())
+		case tcpWTH2:
+			c, err = testkit.StartWebTransportH2(s.l, conf.Clone())
 		case tcpBlackhole:
 			s.l.Close()
 			c, err = testkit.Blackhole(addr)

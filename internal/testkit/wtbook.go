@@ -190,4 +190,6 @@ func (s h3WTSend) CancelWrite(c uint32) { s.SendStream.CancelWrite(webtransport.
 
 type h3WTReceive struct{ *webtransport.ReceiveStream }
 
-func (s h3WTReceive) CancelRead(c uint32) { s.ReceiveStream.CancelRead(webtransport.StreamErrorCode(c)) }
+func (s h3WTReceive) CancelRead(c uint32) {
+	s.ReceiveStream.CancelRead(webtransport.StreamErrorCode(c))
+}

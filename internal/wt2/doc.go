@@ -1,0 +1,41 @@
+// Package wt2 is the session logic of WebTransport over HTTP/2
+// (draft-ietf-webtrans-http2-15): streams, datagrams, flow control, close
+// and drain carried as capsules (RFC 9297) on the byte stream of an
+// accepted extended CONNECT stream.
+//
+// The package does not speak HTTP/2 itself. The caller exchanges SETTINGS
+// (see [ClientSettings], [ServerSettings] and [CheckSettings]), sends or
+// accepts the extended CONNECT request with :protocol "webtransport", and
+// hands the CONNECT stream's request/response bodies to [NewSession] as one
+// io.ReadWriteCloser, in the client or the server role.
+//
+// # Goroutines
+//
+// A session runs three goroutines: one reads capsules and never blocks on the
+// application or on writing; one writes capsules, one whole capsule at a
+// time, taking stream data in chunks of at most 16 KiB from stream to stream
+// in turn; one tears the transport down when the session ends. All three
+// return before [Session.CloseWithError] returns.
+//
+// # Opening streams
+//
+// OpenStream and OpenUniStream only reserve a stream ID: the peer learns of
+// the stream from its first capsule, sent on the first Write, Close or
+// CancelWrite. A stream that is opened and then left alone is never seen by
+// the peer (but a later stream's first capsule implicitly opens it there,
+// as stream IDs cannot be skipped).
+//
+// # Ending
+//
+// [Session.CloseWithError] sends WT_CLOSE_SESSION and then ends the send
+// side of the CONNECT stream; a session ended by the peer answers by ending
+// its send side too. "Ending the send side" is CloseWrite when rw has it
+// (*net.TCPConn and *tls.Conn do), after which the session waits up to
+// Config.CloseTimeout for the peer's end of stream before calling Close;
+// without CloseWrite, rw.Close is called once the last capsule is written,
+// so for an HTTP/2 stream Close must end the send side with END_STREAM.
+// rw.Close must unblock a pending Read and Write, as net.Conn's does.
+package wt2
+
+// Draft is the version of draft-ietf-webtrans-http2 this package implements.
+const Draft = "draft-ietf-webtrans-http2-15"

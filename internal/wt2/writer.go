@@ -1,0 +1,234 @@
+package wt2
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/quic-go/quic-go/quicvarint"
+)
+
+// closeWriter is implemented by transports that can end their send side
+// alone, like *net.TCPConn and *tls.Conn.
+type closeWriter interface{ CloseWrite() error }
+
+// writeLoop is the only writer of rw. Under s.mu it gathers whole capsules
+// (control capsules first, then datagrams and stream chunks in turn) up to
+// writeBatch bytes, then writes them without the lock. Once the session has
+// ended it writes WT_CLOSE_SESSION if one is due, ends the send side and
+// returns.
+func (s *Session) writeLoop() {
+	defer close(s.writerDone)
+	var out bytes.Buffer
+	for {
+		s.mu.Lock()
+		for out.Len() < writeBatch && s.nextCapsuleLocked(&out) {
+		}
+		ended := s.cause != nil
+		s.mu.Unlock()
+
+		if out.Len() > 0 {
+			if _, err := s.rw.Write(out.Bytes()); err != nil {
+				s.fail(fmt.Errorf("wt2: writing CONNECT stream: %w", err))
+				return
+			}
+			out.Reset()
+			continue
+		}
+		if ended {
+			if cw, ok := s.rw.(closeWriter); ok && cw.CloseWrite() == nil {
+				s.mu.Lock()
+				s.halfClosed = true
+				s.mu.Unlock()
+			}
+			return
+		}
+		<-s.wake
+	}
+}
+
+// nextCapsuleLocked appends the next capsule to send to out and reports
+// whether there was one.
+func (s *Session) nextCapsuleLocked(out *bytes.Buffer) bool {
+	if s.cause != nil {
+		if e := s.closeCap; e != nil {
+			s.closeCap = nil
+			v := binary.BigEndian.AppendUint32(s.scratch[:0], e.Code)
+			appendCapsule(out, capsuleCloseSession, append(v, e.Message...))
+			return true
+		}
+		return false
+	}
+	if s.sessionControlLocked(out) || s.streamControlLocked(out) {
+		return true
+	}
+	if s.dgTurn || len(s.ready) == 0 {
+		s.dgTurn = false
+		if s.datagramLocked(out) {
+			return true
+		}
+	}
+	if s.streamDataLocked(out) {
+		s.dgTurn = true
+		return true
+	}
+	return s.datagramLocked(out)
+}
+
+// varints encodes vals in s.scratch.
+func (s *Session) varints(vals ...uint64) []byte {
+	b := s.scratch[:0]
+	for _, v := range vals {
+		b = quicvarint.Append(b, v)
+	}
+	s.scratch = b
+	return b
+}
+
+func (s *Session) sessionControlLocked(out *bytes.Buffer) bool {
+	switch {
+	case s.needMaxData:
+		s.needMaxData = false
+		appendCapsule(out, capsuleMaxData, s.varints(s.recvMax))
+	case s.inBidi.needMax:
+		s.inBidi.needMax = false
+		appendCapsule(out, capsuleMaxStreamsBidi, s.varints(s.inBidi.limit))
+	case s.inUni.needMax:
+		s.inUni.needMax = false
+		appendCapsule(out, capsuleMaxStreamsUni, s.varints(s.inUni.limit))
+	case s.needBlockedBidi:
+		s.needBlockedBidi = false
+		appendCapsule(out, capsuleStreamsBlockedBidi, s.varints(s.peerMaxBidi))
+	case s.needBlockedUni:
+		s.needBlockedUni = false
+		appendCapsule(out, capsuleStreamsBlockedUni, s.varints(s.peerMaxUni))
+	case s.needDataBlocked:
+		s.needDataBlocked = false
+		appendCapsule(out, capsuleDataBlocked, s.varints(s.sendMax))
+	case s.drainQueued && !s.drainSent:
+		s.drainSent = true
+		appendCapsule(out, capsuleDrainSession, nil)
+	default:
+		return false
+	}
+	return true
+}
+
+// streamControlLocked sends one pending control capsule of the first stream
+// in s.ctrl.
+func (s *Session) streamControlLocked(out *bytes.Buffer) bool {
+	for len(s.ctrl) > 0 {
+		st := s.ctrl[0]
+		sent := true
+		switch {
+		case st.needReset:
+			// Reliable size: every byte sent, as capsules arrive in order (§6.2).
+			st.needReset = false
+			st.resetSent = true
+			appendCapsule(out, capsuleResetStream, s.varints(st.id, uint64(st.resetCode), st.sendOff))
+			s.maybeFinishLocked(st)
+		case st.needStop:
+			st.needStop = false
+			sent = !st.finReceived && !st.resetReceived
+			if sent {
+				appendCapsule(out, capsuleStopSending, s.varints(st.id, uint64(st.stopCode)))
+			}
+		case st.needMaxStreamData:
+			st.needMaxStreamData = false
+			sent = !st.finReceived && !st.resetReceived && !st.stopQueued
+			if sent {
+				appendCapsule(out, capsuleMaxStreamData, s.varints(st.id, st.recvMax))
+			}
+		case st.needBlocked:
+			st.needBlocked = false
+			sent = !st.finSent && !st.resetQueued
+			if sent {
+				appendCapsule(out, capsuleStreamDataBlocked, s.varints(st.id, st.sendMax))
+			}
+		default:
+			st.inCtrl = false
+			s.ctrl[0] = nil
+			s.ctrl = s.ctrl[1:]
+			continue
+		}
+		if sent {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) datagramLocked(out *bytes.Buffer) bool {
+	if len(s.dgOut) == 0 {
+		return false
+	}
+	appendCapsule(out, capsuleDatagram, s.dgOut[0])
+	s.dgOut[0] = nil
+	s.dgOut = s.dgOut[1:]
+	s.dgOutN.notify()
+	return true
+}
+
+// streamDataLocked sends the next chunk (at most maxStreamChunk bytes, with
+// FIN once the data is all out and Close was called) of the first stream in
+// s.ready that may send, and moves that stream to the back. Streams out of
+// flow-control credit leave the queue until credit arrives, after queueing a
+// *_BLOCKED capsule once per limit.
+func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
+	for len(s.ready) > 0 {
+		st := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		st.inReady = false
+		if st.finSent || st.resetQueued || (len(st.sendPending) == 0 && !st.sendFin) {
+			continue
+		}
+		n := uint64(len(st.sendPending))
+		size := min(n, maxStreamChunk)
+		if n > 0 {
+			if st.sendOff == st.sendMax {
+				if st.blockedAt != st.sendMax+1 {
+					st.blockedAt = st.sendMax + 1
+					st.needBlocked = true
+					s.queueCtrlLocked(st)
+				}
+				continue
+			}
+			if s.sent == s.sendMax {
+				if s.dataBlockedAt != s.sendMax+1 {
+					s.dataBlockedAt = s.sendMax + 1
+					s.needDataBlocked = true
+				}
+				if !st.inBlocked {
+					st.inBlocked = true
+					s.sessionBlocked = append(s.sessionBlocked, st)
+				}
+				continue
+			}
+			size = min(size, st.sendMax-st.sendOff, s.sendMax-s.sent)
+		}
+		fin := st.sendFin && size == n
+		ct := capsuleStream
+		if fin {
+			ct = capsuleStreamFin
+		}
+		v := append(s.varints(st.id), st.sendPending[:size]...)
+		s.scratch = v
+		appendCapsule(out, ct, v)
+		st.sendPending = st.sendPending[size:]
+		st.sendOff += size
+		s.sent += size
+		if len(st.sendPending) == 0 {
+			st.writeN.notify()
+		}
+		switch {
+		case fin:
+			st.finSent = true
+			s.maybeFinishLocked(st)
+		case len(st.sendPending) > 0 || st.sendFin:
+			s.queueReadyLocked(st)
+		}
+		return true
+	}
+	return false
+}

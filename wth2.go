@@ -1,0 +1,205 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dunglas/httpsfv"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/eyeballs/dialer/internal/wt2"
+)
+
+// WebTransport over HTTP/2 follows wt2.Draft (draft-ietf-webtrans-http2):
+// the session is an extended CONNECT stream (:protocol webtransport) on the
+// package's own HTTP/2 client, and streams, datagrams, flow control and
+// close travel on it as capsules (RFC 9297).
+
+// requestSession asks for a WebTransport session on an h2 connection opened
+// for WebTransport. The server's SETTINGS must allow it; a non-2xx answer
+// is returned with a nil session. ctx bounds the request only.
+func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Response, sessionImpl, error) {
+	peer, err := h.own.PeerSettings(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := wt2.CheckSettings(peer); err != nil {
+		return nil, nil, fmt.Errorf("%w: h2: %w", ErrUnsupported, err)
+	}
+	st, err := h.own.OpenStream(ctx, sessionRequest(req), false)
+	if err != nil {
+		return nil, nil, err
+	}
+	fields, err := st.Header(ctx)
+	if err != nil {
+		st.Reset(http2.ErrCodeCancel)
+		return nil, nil, err
+	}
+	resp, err := responseOf(fields)
+	if err != nil {
+		st.Reset(http2.ErrCodeProtocol)
+		return nil, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		resp.Body = st // wtSession reads a little of it and closes it
+		return resp, nil, nil
+	}
+	protocol, err := negotiated(resp.Header, req.protocols)
+	if err != nil {
+		st.Reset(http2.ErrCodeCancel)
+		return resp, nil, err
+	}
+	sess := wt2.NewSession(st, true, *h.wt, peer)
+	return resp, &wtH2{s: sess, protocol: protocol, local: h.own.LocalAddr(), remote: h.own.RemoteAddr()}, nil
+}
+
+// sessionRequest is the extended CONNECT that asks for req's session.
+func sessionRequest(req *wtRequest) []hpack.HeaderField {
+	u := req.url
+	f := []hpack.HeaderField{
+		{Name: ":method", Value: http.MethodConnect},
+		{Name: ":protocol", Value: "webtransport"},
+		{Name: ":scheme", Value: "https"},
+		{Name: ":authority", Value: u.Host},
+		{Name: ":path", Value: u.RequestURI()},
+	}
+	for k, vs := range req.header {
+		name := strings.ToLower(k)
+		switch name {
+		case "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
+			continue
+		}
+		for _, v := range vs {
+			f = append(f, hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	if len(req.protocols) > 0 && req.header.Get("WT-Available-Protocols") == "" {
+		list := make(httpsfv.List, 0, len(req.protocols))
+		for _, p := range req.protocols {
+			list = append(list, httpsfv.NewItem(p))
+		}
+		if v, err := httpsfv.Marshal(list); err == nil {
+			f = append(f, hpack.HeaderField{Name: "wt-available-protocols", Value: v})
+		}
+	}
+	return f
+}
+
+// responseOf turns a response header block into an http.Response without
+// a body.
+func responseOf(fields []hpack.HeaderField) (*http.Response, error) {
+	resp := &http.Response{Proto: "HTTP/2.0", ProtoMajor: 2, Header: http.Header{}, Body: http.NoBody, ContentLength: -1}
+	for _, f := range fields {
+		if f.Name == ":status" {
+			code, err := strconv.Atoi(f.Value)
+			if err != nil || code < 100 || code > 999 {
+				return nil, fmt.Errorf("h2: malformed :status %q", f.Value)
+			}
+			resp.StatusCode = code
+			resp.Status = f.Value + " " + http.StatusText(code)
+			continue
+		}
+		if strings.HasPrefix(f.Name, ":") {
+			continue
+		}
+		resp.Header.Add(http.CanonicalHeaderKey(f.Name), f.Value)
+	}
+	if resp.StatusCode == 0 {
+		return nil, errors.New("h2: response without :status")
+	}
+	return resp, nil
+}
+
+// negotiated returns the application protocol the server chose in
+// WT-Protocol, which must be one the client offered.
+func negotiated(h http.Header, offered []string) (string, error) {
+	v, ok := h["Wt-Protocol"]
+	if !ok {
+		return "", nil
+	}
+	item, err := httpsfv.UnmarshalItem(v)
+	if err != nil {
+		return "", fmt.Errorf("webtransport: invalid WT-Protocol header: %w", err)
+	}
+	p, ok := item.Value.(string)
+	if !ok {
+		return "", errors.New("webtransport: invalid WT-Protocol header: value is not a string")
+	}
+	if !slices.Contains(offered, p) {
+		return "", fmt.Errorf("webtransport: server selected application protocol %q that was not offered", p)
+	}
+	return p, nil
+}
+
+// wtH2 is a WebTransport session over HTTP/2.
+type wtH2 struct {
+	s             *wt2.Session
+	protocol      string
+	local, remote net.Addr
+}
+
+func (w *wtH2) OpenStream() (bidiStream, error) { return wrapH2Stream(w.s.OpenStream()) }
+func (w *wtH2) OpenStreamSync(ctx context.Context) (bidiStream, error) {
+	return wrapH2Stream(w.s.OpenStreamSync(ctx))
+}
+func (w *wtH2) OpenUniStream() (sendStream, error) { return wrapH2Send(w.s.OpenUniStream()) }
+func (w *wtH2) OpenUniStreamSync(ctx context.Context) (sendStream, error) {
+	return wrapH2Send(w.s.OpenUniStreamSync(ctx))
+}
+func (w *wtH2) AcceptStream(ctx context.Context) (bidiStream, error) {
+	return wrapH2Stream(w.s.AcceptStream(ctx))
+}
+func (w *wtH2) AcceptUniStream(ctx context.Context) (receiveStream, error) {
+	st, err := w.s.AcceptUniStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h2Receive{st}, nil
+}
+func (w *wtH2) SendDatagram(b []byte) error { return w.s.SendDatagram(b) }
+func (w *wtH2) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	return w.s.ReceiveDatagram(ctx)
+}
+func (w *wtH2) CloseWithError(code SessionErrorCode, msg string) error {
+	return w.s.CloseWithError(uint32(code), msg)
+}
+func (w *wtH2) Context() context.Context { return w.s.Context() }
+func (w *wtH2) Protocol() string         { return w.protocol }
+func (w *wtH2) LocalAddr() net.Addr      { return w.local }
+func (w *wtH2) RemoteAddr() net.Addr     { return w.remote }
+
+func wrapH2Stream(st *wt2.Stream, err error) (bidiStream, error) {
+	if err != nil {
+		return nil, err
+	}
+	return h2Stream{st}, nil
+}
+
+func wrapH2Send(st *wt2.SendStream, err error) (sendStream, error) {
+	if err != nil {
+		return nil, err
+	}
+	return h2Send{st}, nil
+}
+
+// h2Stream, h2Send and h2Receive adapt wt2's streams to the package's
+// error codes.
+type h2Stream struct{ *wt2.Stream }
+
+func (s h2Stream) CancelRead(c StreamErrorCode)  { s.Stream.CancelRead(uint32(c)) }
+func (s h2Stream) CancelWrite(c StreamErrorCode) { s.Stream.CancelWrite(uint32(c)) }
+
+type h2Send struct{ *wt2.SendStream }
+
+func (s h2Send) CancelWrite(c StreamErrorCode) { s.SendStream.CancelWrite(uint32(c)) }
+
+type h2Receive struct{ *wt2.ReceiveStream }
+
+func (s h2Receive) CancelRead(c StreamErrorCode) { s.ReceiveStream.CancelRead(uint32(c)) }
