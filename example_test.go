@@ -109,6 +109,11 @@ func ExampleDialWebTransport() {
 	}
 	str.Write([]byte("hello"))
 	str.Close()
+	// Over HTTP/3 datagrams may be lost; over HTTP/2 (UDP blocked) they
+	// arrive reliably, in order, and so can add to latency under loss.
+	if !s.DatagramsReliable() {
+		log.Printf("datagrams over HTTP/%d may be lost", s.HTTPVersion())
+	}
 	if err := s.SendDatagram([]byte("ping")); err != nil {
 		log.Fatal(err)
 	}

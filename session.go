@@ -9,12 +9,10 @@ import (
 	"time"
 )
 
-// A Session is a WebTransport session, whatever HTTP version carries it.
-//
-// Today sessions run over HTTP/3 (draft-ietf-webtrans-http3, through
-// webtransport-go). WebTransport over HTTP/2 (draft-ietf-webtrans-http2:
-// capsules on an extended CONNECT stream) will be a second implementation
-// of the internal sessionImpl interface; the methods here do not change, and
+// A Session is a WebTransport session, whatever HTTP version carries it:
+// HTTP/3 (draft-ietf-webtrans-http3, through webtransport-go) or HTTP/2
+// (draft-ietf-webtrans-http2: capsules on an extended CONNECT stream, when
+// UDP is blocked or slower). The methods behave the same over both;
 // HTTPVersion and DatagramsReliable tell callers which one they have.
 type Session struct {
 	impl    sessionImpl
