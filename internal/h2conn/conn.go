@@ -66,6 +66,7 @@ type Conn struct {
 	peerInitWin   int64
 	peerMaxHdr    uint64
 	peerTable     uint32
+	peerTableMin  uint32 // smallest peerTable since the last header block
 	tableChanged  bool
 	ourAcked      bool // the peer acknowledged our SETTINGS
 	in            inflow

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -413,5 +415,149 @@ func TestRawResetNoError(t *testing.T) {
 	}
 	if st := client.State(); st.StreamsActive != 0 {
 		t.Fatalf("streams %d", st.StreamsActive)
+	}
+}
+
+// TestRawResetBeforeAcceptBounded: streams a client opens and resets
+// before AcceptStream takes them leave the concurrency count, but they must
+// not pile up in the accept queue without bound (rapid reset).
+func TestRawResetBeforeAcceptBounded(t *testing.T) {
+	server, p := rawClient(t, Config{MaxConcurrentStreams: 4})
+	req := []string{":method", "GET", ":scheme", "http", ":path", "/", ":authority", "a"}
+	for i := range 100 {
+		id := uint32(2*i + 1)
+		p.headers(id, false, req...)
+		p.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}
+	p.fr.WritePing(false, [8]byte{3})
+	refused := 0
+	for {
+		f := p.read()
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.ErrCode == http2.ErrCodeRefusedStream {
+			refused++
+		}
+		if pf, ok := f.(*http2.PingFrame); ok && pf.IsAck() {
+			break
+		}
+	}
+	server.mu.Lock()
+	queued := len(server.acceptQ)
+	server.mu.Unlock()
+	if queued > 4 || refused != 100-queued {
+		t.Fatalf("%d streams queued for accept, %d refused; want at most 4 queued, the rest refused", queued, refused)
+	}
+	// Once the application takes them, new streams are accepted again.
+	ctx := testCtx(t, 5*time.Second)
+	for range queued {
+		if _, err := server.AcceptStream(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.headers(201, true, req...)
+	if s, err := server.AcceptStream(ctx); err != nil || s.ID() != 201 {
+		t.Fatalf("accept after draining: %v", err)
+	}
+}
+
+// TestRawHeaderTableShrinkAndGrow: a HEADER_TABLE_SIZE that drops to 0
+// and rises again before our next header block must still be signalled
+// at the start of that block (RFC 7541 section 4.2), or a decoder that
+// evicted its table on the first change mis-decodes our headers.
+func TestRawHeaderTableShrinkAndGrow(t *testing.T) {
+	client, p := rawServer(t, Config{})
+	ctx := testCtx(t, 5*time.Second)
+	if _, err := client.OpenStream(ctx, reqFields("GET", "/", "x-index-me", "please"), true); err != nil {
+		t.Fatal(err)
+	}
+	next[*http2.MetaHeadersFrame](p)
+	p.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	p.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 4096})
+	for acks := 0; acks < 2; {
+		if sf := next[*http2.SettingsFrame](p); sf.IsAck() {
+			acks++
+		}
+	}
+	if _, err := client.OpenStream(ctx, reqFields("GET", "/", "x-index-me", "please"), true); err != nil {
+		t.Fatal(err)
+	}
+	p.fr.ReadMetaHeaders = nil // look at the encoded block
+	hf := next[*http2.HeadersFrame](p)
+	if blk := hf.HeaderBlockFragment(); len(blk) == 0 || blk[0] != 0x20 {
+		t.Fatalf("header block starts % x, want a table size update to 0 (20)", blk[:min(len(blk), 4)])
+	}
+}
+
+// gateConn lets the first Write that starts after arm reach the peer,
+// then holds the writer until open is closed.
+type gateConn struct {
+	net.Conn
+	armed atomic.Bool
+	open  chan struct{}
+}
+
+func (g *gateConn) Write(p []byte) (int, error) {
+	hold := g.armed.CompareAndSwap(true, false)
+	n, err := g.Conn.Write(p)
+	if hold {
+		<-g.open
+	}
+	return n, err
+}
+
+// TestRawSlotFreeWhenEndStreamSent: once a client has seen the END_STREAM
+// that completes a stream, it may open another at once under
+// MAX_CONCURRENT_STREAMS; the server must not still count the old stream,
+// even when the goroutine that wrote the END_STREAM has not run on yet.
+func TestRawSlotFreeWhenEndStreamSent(t *testing.T) {
+	cnc, snc := tcpPair(t)
+	gate := &gateConn{Conn: snc, open: make(chan struct{})}
+	p := newRawPeer(t, cnc)
+	io.WriteString(cnc, http2.ClientPreface)
+	p.fr.WriteSettings()
+	server, err := NewServer(testCtx(t, 5*time.Second), gate, Config{MaxConcurrentStreams: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate.open) }) }
+	t.Cleanup(func() { release(); server.Close() })
+	for {
+		if sf := next[*http2.SettingsFrame](p); sf.IsAck() {
+			break
+		}
+	}
+	p.fr.WriteSettingsAck()
+	req := []string{":method", "GET", ":scheme", "http", ":path", "/", ":authority", "a"}
+	p.headers(1, true, req...)
+	ctx := testCtx(t, 5*time.Second)
+	s, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate.armed.Store(true)
+	go s.WriteHeader(status(200), true) // parked right after its flush
+	if mh := next[*http2.MetaHeadersFrame](p); mh.StreamID != 1 || !mh.StreamEnded() {
+		t.Fatalf("got HEADERS on %d, END_STREAM %v", mh.StreamID, mh.StreamEnded())
+	}
+	p.headers(3, true, req...)
+	for {
+		server.mu.Lock()
+		seen := server.maxPeerID == 3
+		queued := len(server.acceptQ)
+		server.mu.Unlock()
+		if seen {
+			if queued != 1 {
+				t.Fatal("stream 3 refused: stream 1 still held the only slot after its END_STREAM went out")
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("server never saw stream 3")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if s, err := server.AcceptStream(ctx); err != nil || s.ID() != 3 {
+		t.Fatalf("accept: %v", err)
 	}
 }

@@ -298,7 +298,10 @@ func (c *Conn) acceptLocked(f *http2.MetaHeadersFrame) {
 		c.queueLocked(ctrlFrame{kind: ctrlRST, stream: id, code: code})
 	}
 	switch {
-	case c.goAwaySent, uint64(c.peerActive) >= uint64(c.ours.maxStreams):
+	// Streams the peer reset before AcceptStream took them no longer
+	// count in peerActive but still wait in acceptQ: bound the queue too.
+	case c.goAwaySent, uint64(c.peerActive) >= uint64(c.ours.maxStreams),
+		uint64(len(c.acceptQ)) >= uint64(c.ours.maxStreams):
 		refuse(http2.ErrCodeRefusedStream)
 		return
 	case f.Truncated:

@@ -55,6 +55,9 @@ func (c *Conn) onSettingsLocked(f *http2.SettingsFrame) error {
 func (c *Conn) applySettingLocked(s http2.Setting) error {
 	switch s.ID {
 	case http2.SettingHeaderTableSize:
+		if !c.tableChanged || s.Val < c.peerTableMin {
+			c.peerTableMin = s.Val
+		}
 		c.peerTable = s.Val
 		c.tableChanged = true
 	case http2.SettingEnablePush:

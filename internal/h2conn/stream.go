@@ -224,18 +224,32 @@ func (s *Stream) WriteHeader(fields []hpack.HeaderField, endStream bool) error {
 		return err
 	}
 	s.sentHeader = true
-	c.mu.Unlock()
-	if err := c.releaseWrite(c.writeHeaderBlock(s.id, fields, endStream)); err != nil {
-		return err
+	if endStream {
+		c.endSendLocked(s)
 	}
+	c.mu.Unlock()
+	err := c.releaseWrite(c.writeHeaderBlock(s.id, fields, endStream))
 	if endStream {
 		c.mu.Lock()
-		s.sentEnd = true
-		s.endWriteLocked()
 		c.maybeRemoveLocked(s)
 		c.mu.Unlock()
 	}
-	return nil
+	return err
+}
+
+// endSendLocked records that the frame the caller is about to write ends
+// our sending side; the caller holds wsem, so whatever is queued now goes
+// out after that frame. A stream the peer has finished too leaves the map
+// at once: a client that sees our END_STREAM may open its next stream
+// straight away and must find the slot free. After a GOAWAY, though,
+// leaving would close the connection before the frame is out, so the
+// caller removes the stream once it has written.
+func (c *Conn) endSendLocked(s *Stream) {
+	s.sentEnd = true
+	s.endWriteLocked()
+	if c.goAwayRecv == nil {
+		c.maybeRemoveLocked(s)
+	}
 }
 
 // writableLocked returns why nothing more may be sent, or nil.
@@ -354,17 +368,19 @@ func (s *Stream) sendData(p []byte, end bool) (int, error) {
 		k = max(k, 0)
 		s.sendAvail -= k
 		c.sendAvail -= k
-		c.mu.Unlock()
 		last := end && int(k) == len(p)
-		if err := c.releaseWrite(c.fr.WriteData(s.id, last, p[:k])); err != nil {
-			return 0, err
+		if last {
+			c.endSendLocked(s)
 		}
+		c.mu.Unlock()
+		err := c.releaseWrite(c.fr.WriteData(s.id, last, p[:k]))
 		if last {
 			c.mu.Lock()
-			s.sentEnd = true
-			s.endWriteLocked()
 			c.maybeRemoveLocked(s)
 			c.mu.Unlock()
+		}
+		if err != nil {
+			return 0, err
 		}
 		return int(k), nil
 	}

@@ -245,10 +245,14 @@ func headerListSize(fields []hpack.HeaderField) uint64 {
 func (c *Conn) writeHeaderBlock(id uint32, fields []hpack.HeaderField, end bool) error {
 	c.mu.Lock()
 	maxFrame := int(c.peerMaxFrame)
-	table, changed := c.peerTable, c.tableChanged
+	table, tmin, changed := c.peerTable, c.peerTableMin, c.tableChanged
 	c.tableChanged = false
 	c.mu.Unlock()
 	if changed {
+		// RFC 7541 section 4.2: a size that dropped and rose again
+		// between two header blocks must still be signalled; the table
+		// then stays at that smallest size.
+		c.henc.SetMaxDynamicTableSizeLimit(tmin)
 		c.henc.SetMaxDynamicTableSizeLimit(table)
 	}
 	c.hbuf.Reset()
