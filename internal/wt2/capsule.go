@@ -36,6 +36,8 @@ const (
 	maxCloseMessage   = 1024                // WT_CLOSE_SESSION message (draft §6.12)
 	maxCloseCapsule   = 4 + maxCloseMessage // code and message
 	maxStreamChunk    = 16 << 10            // data per WT_STREAM we send
+	copyBelow         = 16 << 10            // received WT_STREAM data below this is copied into chunks
+	recvChunk         = 4 << 10             // size of those chunks
 	writeBatch        = 64 << 10            // capsules gathered for one rw.Write
 	maxStreamsValue   = 1 << 60             // bound of WT_MAX_STREAMS (draft §6.7)
 	maxErrorCode      = 1<<32 - 1

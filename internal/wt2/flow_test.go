@@ -337,3 +337,54 @@ func TestCreditWaitsForAccept(t *testing.T) {
 		t.Errorf("cause %v, want a flow control error", se)
 	}
 }
+
+// Received data held for the application costs about its own size in
+// memory, whatever the size of the peer's WT_STREAM capsules: tiny ones
+// are packed together, a large one is not held in a larger buffer.
+func TestTinyCapsulesMemoryBounded(t *testing.T) {
+	s, raw := newRaw(t, false, Config{MaxStreamData: 4 << 20}, ClientSettings(nil))
+	ctx := testCtx(t)
+	var want, wire []byte
+	add := func(b []byte) {
+		want = append(want, b...)
+		wire = append(wire, capsule(capsuleStream, 0, b)...)
+	}
+	for i := range 20000 {
+		add([]byte{byte(i)})
+		if i%5000 == 0 {
+			add(pattern(i, 3000))
+		}
+	}
+	add(pattern(1, 1<<20-8))
+	add([]byte("end"))
+	raw.send(wire)
+
+	str, err := s.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(testTimeout); ; {
+		s.mu.Lock()
+		st := str.ReceiveStream.st
+		if st.recvOff == uint64(len(want)) {
+			held := 0
+			for _, b := range st.buf {
+				held += cap(b) + 24 // the slice header
+			}
+			s.mu.Unlock()
+			if limit := len(want) + len(want)/8 + 8<<10; held > limit {
+				t.Errorf("%d bytes buffered in %d slices hold %d bytes (limit %d)", len(want), len(st.buf), held, limit)
+			}
+			break
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("data did not arrive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(str, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, want))
+	}
+}

@@ -2,7 +2,6 @@ package wt2
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -209,14 +208,23 @@ func (s *Session) handleStream(r http3.CapsuleReader, n int64, fin bool) error {
 		return err
 	}
 
+	// Read into a slice of exactly size bytes (within the credit checked
+	// above), or into the reader's buffer for small data, which
+	// bufferLocked packs: a buffer grown while reading would keep 1 KiB
+	// per 1-byte capsule, and 2 MiB per 1 MiB one, far beyond the window.
 	var data []byte
 	if size > 0 {
-		var buf bytes.Buffer
-		buf.Grow(int(min(size, 64<<10)))
-		if _, err := buf.ReadFrom(r); err != nil {
+		if size < copyBelow {
+			if s.rbuf == nil {
+				s.rbuf = make([]byte, copyBelow)
+			}
+			data = s.rbuf[:size]
+		} else {
+			data = make([]byte, size)
+		}
+		if _, err := io.ReadFull(r, data); err != nil {
 			return err
 		}
-		data = buf.Bytes()
 	}
 
 	s.mu.Lock()
@@ -226,7 +234,7 @@ func (s *Session) handleStream(r http3.CapsuleReader, n int64, fin bool) error {
 	if st.recvErr != nil {
 		st.consumedLocked(size) // CancelRead: discard
 	} else if size > 0 {
-		st.buf = append(st.buf, data)
+		st.bufferLocked(data, size >= copyBelow)
 		s.noteBufferedLocked(st)
 	}
 	if fin {
@@ -235,6 +243,27 @@ func (s *Session) handleStream(r http3.CapsuleReader, n int64, fin bool) error {
 	st.readN.notify()
 	s.maybeFinishLocked(st)
 	return nil
+}
+
+// bufferLocked adds received data to st.buf: data itself if own, else a
+// copy packed into chunks of recvChunk bytes, so that the memory held stays
+// close to the bytes buffered however small the peer's capsules are.
+func (st *stream) bufferLocked(data []byte, own bool) {
+	if own {
+		st.buf = append(st.buf, data)
+		return
+	}
+	for len(data) > 0 {
+		if n := len(st.buf); n > 0 {
+			last := st.buf[n-1]
+			if k := min(cap(last)-len(last), len(data)); k > 0 {
+				st.buf[n-1] = append(last, data[:k]...)
+				data = data[k:]
+				continue
+			}
+		}
+		st.buf = append(st.buf, make([]byte, 0, recvChunk))
+	}
 }
 
 func (s *Session) handleReset(id, code, size uint64) error {

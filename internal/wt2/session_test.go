@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -578,4 +580,72 @@ func TestCloseUnblocks(t *testing.T) {
 		}
 	}
 	waitEnd(t, server)
+}
+
+// lateReader is our end of a TCP connection whose peer closes it right
+// after WT_CLOSE_SESSION: once the capsule is off the wire our writes fail
+// at once (as after a TCP reset), while our reader gets it a little later.
+type lateReader struct {
+	net.Conn
+	marker []byte
+	mu     sync.Mutex
+	tail   []byte
+	reset  bool
+}
+
+func (c *lateReader) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.tail = append(c.tail, p[:n]...)
+	seen := !c.reset && bytes.Contains(c.tail, c.marker)
+	c.tail = c.tail[max(0, len(c.tail)-len(c.marker)):]
+	c.reset = c.reset || seen
+	c.mu.Unlock()
+	if seen {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return n, err
+}
+
+func (c *lateReader) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	reset := c.reset
+	c.mu.Unlock()
+	if reset {
+		return 0, syscall.ECONNRESET
+	}
+	return c.Conn.Write(p)
+}
+
+// The peer closes the session while we are writing and then the stream,
+// so that our write fails before our reader has seen WT_CLOSE_SESSION: the
+// session still ends with the peer's code, not with our write error.
+func TestPeerClosesWhileWeWrite(t *testing.T) {
+	cc, sc := tcpPair(t)
+	ccfg, scfg := Config{}, Config{CloseTimeout: 100 * time.Millisecond}
+	msg := "closed while you were writing"
+	client := NewSession(&lateReader{Conn: cc, marker: []byte(msg)}, true, ccfg, settingsMap(ServerSettings(&scfg)))
+	server := NewSession(sc, false, scfg, settingsMap(ClientSettings(&ccfg)))
+	t.Cleanup(func() {
+		client.CloseWithError(0, "")
+		server.CloseWithError(0, "")
+	})
+	ctx := testCtx(t)
+	str, err := client.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go str.Write(make([]byte, 32<<20)) // beyond the windows: until the session ends
+	peer, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, peer, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, peer)
+	server.CloseWithError(7, msg)
+	if se := asSessionError(t, waitEnd(t, client)); se.Code != 7 || se.Message != msg || !se.Remote {
+		t.Fatalf("client's cause %+v", se)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/quic-go/quic-go/quicvarint"
 )
@@ -29,6 +30,17 @@ func (s *Session) writeLoop() {
 
 		if out.Len() > 0 {
 			if _, err := s.rw.Write(out.Bytes()); err != nil {
+				// The peer may have closed the session and then the
+				// stream: let the reader take what it sent first
+				// (WT_CLOSE_SESSION, or its end of stream) so that the
+				// session ends with the peer's code, not our write error.
+				t := time.NewTimer(s.cfg.CloseTimeout)
+				select {
+				case <-s.ctx.Done():
+				case <-s.readerDone:
+				case <-t.C:
+				}
+				t.Stop()
 				s.fail(fmt.Errorf("wt2: writing CONNECT stream: %w", err))
 				return
 			}
