@@ -9,13 +9,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dunglas/httpsfv"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/eyeballs/dialer/internal/h2conn"
 	"github.com/eyeballs/dialer/internal/wt2"
 )
+
+// closeBound bounds a session's close on a stuck connection: wt2's
+// CloseTimeout (1 s) for the server's end of stream, and a margin.
+const closeBound = 3 * time.Second
 
 // WebTransport over HTTP/2 follows wt2.Draft (draft-ietf-webtrans-http2):
 // the session is an extended CONNECT stream (:protocol webtransport) on the
@@ -57,7 +63,7 @@ func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 		return resp, nil, err
 	}
 	sess := wt2.NewSession(st, true, *h.wt, peer)
-	return resp, &wtH2{s: sess, protocol: protocol, local: h.own.LocalAddr(), remote: h.own.RemoteAddr()}, nil
+	return resp, &wtH2{s: sess, conn: h.own, protocol: protocol, local: h.own.LocalAddr(), remote: h.own.RemoteAddr()}, nil
 }
 
 // sessionRequest is the extended CONNECT that asks for req's session.
@@ -141,6 +147,7 @@ func negotiated(h http.Header, offered []string) (string, error) {
 // wtH2 is a WebTransport session over HTTP/2.
 type wtH2 struct {
 	s             *wt2.Session
+	conn          *h2conn.Conn // carries the session
 	protocol      string
 	local, remote net.Addr
 }
@@ -167,8 +174,21 @@ func (w *wtH2) SendDatagram(b []byte) error { return w.s.SendDatagram(b) }
 func (w *wtH2) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	return w.s.ReceiveDatagram(ctx)
 }
+
+// CloseWithError closes the session; it waits (wt2's CloseTimeout) for the
+// server to end the CONNECT stream. A connection whose socket no longer
+// drains (the server stopped reading) could hold that close forever, so
+// after closeBound the whole HTTP/2 connection is closed, which ends it.
 func (w *wtH2) CloseWithError(code SessionErrorCode, msg string) error {
-	return w.s.CloseWithError(uint32(code), msg)
+	done := make(chan error, 1)
+	go func() { done <- w.s.CloseWithError(uint32(code), msg) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeBound):
+		w.conn.Close()
+		return <-done
+	}
 }
 func (w *wtH2) Context() context.Context { return w.s.Context() }
 func (w *wtH2) Protocol() string         { return w.protocol }
