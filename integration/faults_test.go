@@ -65,7 +65,7 @@ const (
 type slot int
 
 const (
-	good     slot = iota // the kind's working server (TCP: serve; UDP: h3, or wt for WebTransport)
+	good     slot = iota // the kind's working server (TCP: serve, or wtH2 for WebTransport; UDP: h3, or wt for WebTransport)
 	none                 // nothing: TCP refused, UDP port unreachable
 	hole                 // blackhole: TCP accept queue full, UDP read and dropped
 	rst                  // TCP reset on accept
@@ -276,7 +276,8 @@ var faults = []fault{
 		name: "udp blackhole all", udp: [2]slot{hole, hole}, h3: true,
 		ws: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
 		tr: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
-		wt: hangs(udpBlocked, stage("connect")),
+		// WebTransport falls back to HTTP/2 after the two QUIC attempts.
+		wt: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
 	},
 	{
 		// Only QUIC is allowed: it must recover from the loss.
@@ -343,9 +344,7 @@ var faults = []fault{
 		name: "h3 close after SETTINGS all", udp: [2]slot{h3Close, h3Close}, h3: true,
 		ws: succeeds(faultSlack, "h2", ""),
 		tr: succeeds(faultSlack, "h2", ""),
-		// WebTransport's h2 attempt is the only one that completes, and
-		// its server lacks WebTransport.
-		wt: fails(faultSlack, peerClosed, unsupported, stage("capability")),
+		wt: succeeds(faultSlack, "h2", ""),
 	},
 	{
 		name: "h3 SETTINGS malformed [::1]", udp: [2]slot{good, h3Bad}, h3: true,
@@ -360,7 +359,7 @@ var faults = []fault{
 		name: "h3 SETTINGS malformed all", udp: [2]slot{h3Bad, h3Bad}, h3: true,
 		ws: succeeds(faultSlack, "h2", ""),
 		tr: succeeds(faultSlack, "h2", ""),
-		wt: fails(faultSlack, namesSet, unsupported, stage("capability")),
+		wt: succeeds(faultSlack, "h2", ""),
 	},
 	{
 		// The capability is missing: WebSocket falls back to HTTP/1.1,
@@ -570,6 +569,9 @@ func buildWorld(t *testing.T, kind sessionKind, f fault) *world {
 		switch s {
 		case good:
 			fam[i] = serve
+			if kind == kindWT {
+				fam[i] = wtH2
+			}
 		case hole:
 			fam[i] = blackhole
 		case h2NoCap:
