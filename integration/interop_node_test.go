@@ -61,22 +61,7 @@ func TestWebTransportH2InteropNode(t *testing.T) {
 		roundTrip(t, s, []byte("hello node"))
 		roundTrip(t, s, bytes.Repeat([]byte("0123456789abcdef"), 16<<10)) // 256 KiB: many flow-control updates
 	})
-	t.Run("uni", func(t *testing.T) {
-		out, err := s.OpenUniStreamSync(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.Write([]byte("one way"))
-		out.Close()
-		in, err := s.AcceptUniStream(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if got, err := io.ReadAll(in); err != nil || string(got) != "one way" {
-			t.Fatalf("uni echo %q, %v", got, err)
-		}
-	})
+	t.Run("uni", func(t *testing.T) { uniEcho(t, s) })
 	t.Run("datagram", func(t *testing.T) {
 		if err := s.SendDatagram([]byte("dgram")); err != nil {
 			t.Fatal(err)

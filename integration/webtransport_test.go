@@ -62,6 +62,26 @@ func roundTrip(t *testing.T, s *dialer.Session, msg []byte) {
 	}
 }
 
+// uniEcho sends a unidirectional stream and reads the server's copy on the
+// unidirectional stream it opens in answer.
+func uniEcho(t *testing.T, s *dialer.Session) {
+	t.Helper()
+	out, err := s.OpenUniStreamSync(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Write([]byte("one way"))
+	out.Close()
+	in, err := s.AcceptUniStream(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(in); err != nil || string(got) != "one way" {
+		t.Fatalf("uni echo %q, %v", got, err)
+	}
+}
+
 // TestWebTransport: streams both ways, datagrams, server-initiated streams
 // and the close handshake over a session dialed by name.
 func TestWebTransport(t *testing.T) {
@@ -91,22 +111,7 @@ func exerciseSession(t *testing.T, s *dialer.Session, another func() *dialer.Ses
 		roundTrip(t, s, []byte("hello"))
 		roundTrip(t, s, bytes.Repeat([]byte("0123456789abcdef"), 64<<10)) // 1 MiB
 	})
-	t.Run("uni", func(t *testing.T) {
-		out, err := s.OpenUniStreamSync(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.Write([]byte("one way"))
-		out.Close()
-		in, err := s.AcceptUniStream(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if got, err := io.ReadAll(in); err != nil || string(got) != "one way" {
-			t.Fatalf("uni echo %q, %v", got, err)
-		}
-	})
+	t.Run("uni", func(t *testing.T) { uniEcho(t, s) })
 	t.Run("datagram", func(t *testing.T) {
 		// Datagrams may be lost: resend until one comes back.
 		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
