@@ -127,3 +127,45 @@ func BenchmarkH2StreamThroughput(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWebTransportRoundTrips measures the time to a ready WebTransport
+// session through latency proxies with a 20 ms round trip (see
+// BenchmarkRoundTrips) and reports it in round trips: on a fresh
+// connection over HTTP/3 and over HTTP/2, and as a new session on a live
+// HTTP/2 connection. Run it with a small count: -benchtime 20x.
+func BenchmarkWebTransportRoundTrips(b *testing.B) {
+	e := newEnv(b, true, wtH2, closed)
+	e.quic(wt, noUDP)
+	tcp, _ := rttProxyPair(b, e.port, rttBenchOneWay)
+	url := "https://127.0.0.1:" + itoa(tcp.Port()) + "/wt"
+	for _, c := range []struct {
+		name  string
+		proto string
+		reuse bool
+	}{{"h3-fresh", "h3", false}, {"h2-fresh", "h2", false}, {"h2-reuse", "h2", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			d := e.dialer(dialer.WithProtocols(c.proto))
+			defer d.CloseIdleConnections()
+			if c.reuse {
+				s, _, err := d.DialWebTransport(context.Background(), url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.CloseWithError(0, "")
+			}
+			for b.Loop() {
+				s, _, err := d.DialWebTransport(context.Background(), url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.CloseWithError(0, "")
+				if !c.reuse {
+					d.CloseIdleConnections()
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(2*rttBenchOneWay), "RTTs")
+		})
+	}
+}
