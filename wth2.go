@@ -7,13 +7,10 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dunglas/httpsfv"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/eyeballs/dialer/internal/h2conn"
 	"github.com/eyeballs/dialer/internal/wt2"
@@ -39,18 +36,12 @@ func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 	if err := wt2.CheckSettings(peer); err != nil {
 		return nil, nil, fmt.Errorf("%w: h2: %w", ErrUnsupported, err)
 	}
-	st, err := h.own.OpenStream(ctx, sessionRequest(req), false)
+	r, err := sessionRequest(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	fields, err := st.Header(ctx)
+	resp, st, err := h.own.Connect(r)
 	if err != nil {
-		st.Reset(http2.ErrCodeCancel)
-		return nil, nil, err
-	}
-	resp, err := responseOf(fields)
-	if err != nil {
-		st.Reset(http2.ErrCodeProtocol)
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
@@ -66,61 +57,30 @@ func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 	return resp, &wtH2{s: sess, conn: h.own, protocol: protocol, local: h.own.LocalAddr(), remote: h.own.RemoteAddr()}, nil
 }
 
-// sessionRequest is the extended CONNECT that asks for req's session.
-func sessionRequest(req *wtRequest) []hpack.HeaderField {
-	u := req.url
-	f := []hpack.HeaderField{
-		{Name: ":method", Value: http.MethodConnect},
-		{Name: ":protocol", Value: "webtransport"},
-		{Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: u.Host},
-		{Name: ":path", Value: u.RequestURI()},
+// sessionRequest is the extended CONNECT that asks for req's session; ctx
+// bounds the wait for the answer.
+func sessionRequest(ctx context.Context, req *wtRequest) (*http.Request, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodConnect, req.url.String(), nil)
+	if err != nil {
+		return nil, err
 	}
-	for k, vs := range req.header {
-		name := strings.ToLower(k)
-		switch name {
-		case "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
-			continue
-		}
-		for _, v := range vs {
-			f = append(f, hpack.HeaderField{Name: name, Value: v})
-		}
+	r.Header = req.header.Clone()
+	if r.Header == nil {
+		r.Header = http.Header{}
 	}
-	if len(req.protocols) > 0 && req.header.Get("WT-Available-Protocols") == "" {
+	r.Header.Set(":protocol", "webtransport")
+	if len(req.protocols) > 0 && r.Header.Get("WT-Available-Protocols") == "" {
 		list := make(httpsfv.List, 0, len(req.protocols))
 		for _, p := range req.protocols {
 			list = append(list, httpsfv.NewItem(p))
 		}
-		if v, err := httpsfv.Marshal(list); err == nil {
-			f = append(f, hpack.HeaderField{Name: "wt-available-protocols", Value: v})
+		v, err := httpsfv.Marshal(list)
+		if err != nil {
+			return nil, fmt.Errorf("webtransport: WT-Available-Protocols: %w", err)
 		}
+		r.Header.Set("WT-Available-Protocols", v)
 	}
-	return f
-}
-
-// responseOf turns a response header block into an http.Response without
-// a body.
-func responseOf(fields []hpack.HeaderField) (*http.Response, error) {
-	resp := &http.Response{Proto: "HTTP/2.0", ProtoMajor: 2, Header: http.Header{}, Body: http.NoBody, ContentLength: -1}
-	for _, f := range fields {
-		if f.Name == ":status" {
-			code, err := strconv.Atoi(f.Value)
-			if err != nil || code < 100 || code > 999 {
-				return nil, fmt.Errorf("h2: malformed :status %q", f.Value)
-			}
-			resp.StatusCode = code
-			resp.Status = f.Value + " " + http.StatusText(code)
-			continue
-		}
-		if strings.HasPrefix(f.Name, ":") {
-			continue
-		}
-		resp.Header.Add(http.CanonicalHeaderKey(f.Name), f.Value)
-	}
-	if resp.StatusCode == 0 {
-		return nil, errors.New("h2: response without :status")
-	}
-	return resp, nil
+	return r, nil
 }
 
 // negotiated returns the application protocol the server chose in

@@ -685,3 +685,51 @@ func (c *Conn) debugState() string {
 	}
 	return out
 }
+
+// TestConnect: Connect returns the stream itself with the response, for
+// the caller to read and write, and keeps the body of a refusal on it.
+func TestConnect(t *testing.T) {
+	client, server := pair(t, Config{}, Config{Settings: []http2.Setting{{ID: http2.SettingEnableConnectProtocol, Val: 1}}})
+	serve(t, server, func(s *Stream) {
+		h, _ := s.Header(context.Background())
+		if value(h, ":path") == "/no" {
+			s.WriteHeader(status(403), false)
+			s.Write([]byte("go away"))
+			s.Close()
+			return
+		}
+		echo(s)
+	})
+	connect := func(path string) (*http.Response, *Stream) {
+		req, _ := http.NewRequestWithContext(testCtx(t, 10*time.Second), http.MethodConnect, "https://example.test"+path, nil)
+		req.Header.Set(":protocol", "webtransport")
+		resp, st, err := client.Connect(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, st
+	}
+	resp, st := connect("/yes")
+	if resp.StatusCode != 200 || resp.Body != http.NoBody {
+		t.Fatalf("status %d, body %v", resp.StatusCode, resp.Body)
+	}
+	if _, err := st.Write([]byte("capsules")); err != nil {
+		t.Fatal(err)
+	}
+	st.CloseWrite()
+	if got, err := io.ReadAll(st); err != nil || string(got) != "capsules" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+	st.Close()
+
+	resp, st = connect("/no")
+	if got, err := io.ReadAll(st); resp.StatusCode != 403 || err != nil || string(got) != "go away" {
+		t.Fatalf("refusal %d %q, %v", resp.StatusCode, got, err)
+	}
+	st.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, "https://example.test/", nil)
+	if _, _, err := client.Connect(req); err == nil {
+		t.Error("Connect took a GET")
+	}
+}

@@ -42,23 +42,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		closeBody = func() {}
 	}
-	fields, ext, err := requestFields(req, body != nil)
-	if err != nil {
-		closeBody()
-		return nil, err
-	}
-	if ext {
-		if _, err := c.PeerSettings(ctx); err != nil {
-			closeBody()
-			return nil, err
-		}
-		if v, _ := c.peerSetting(http2.SettingEnableConnectProtocol); v != 1 {
-			closeBody()
-			return nil, ErrNoExtendedConnect
-		}
-	}
-	endStream := body == nil && req.Method != http.MethodConnect
-	s, err := c.OpenStream(ctx, fields, endStream)
+	s, err := c.open(req, body != nil)
 	if err != nil {
 		closeBody()
 		return nil, err
@@ -79,22 +63,8 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.reset(http2.ErrCodeCancel, err)
 		return nil, err
 	}
-	status, _ := checkResponse(hdr) // checked on arrival
-	resp := &http.Response{
-		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		StatusCode:    status,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
-		Header:        make(http.Header),
-		ContentLength: -1,
-		Request:       req,
-		Body:          &responseBody{s: s, stop: stop},
-	}
-	for _, f := range hdr {
-		if !f.IsPseudo() {
-			resp.Header.Add(textproto.CanonicalMIMEHeaderKey(f.Name), f.Value)
-		}
-	}
+	resp := c.response(req, hdr)
+	resp.Body = &responseBody{s: s, stop: stop}
 	if v := resp.Header.Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
@@ -106,11 +76,74 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		c.mu.Unlock()
 	}
+	return resp, nil
+}
+
+// Connect sends req, an RFC 8441 extended CONNECT (":protocol" in its
+// Header, no Body), and waits for the response header, bounded by
+// req.Context() (which, unlike RoundTrip's, does not outlive the wait).
+// The stream is returned with any response, with the body left on it: the
+// caller reads and writes the stream directly and closes it. This is
+// RoundTrip without the goroutine that copies a request body, for
+// protocols such as WebTransport that frame their own data on the stream.
+func (c *Conn) Connect(req *http.Request) (*http.Response, *Stream, error) {
+	if req.Method != http.MethodConnect || req.Header.Get(":protocol") == "" {
+		return nil, nil, errors.New("h2conn: Connect needs an extended CONNECT request")
+	}
+	ctx := req.Context()
+	s, err := c.open(req, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr, err := s.Header(ctx)
+	if err != nil {
+		s.reset(http2.ErrCodeCancel, err)
+		return nil, nil, err
+	}
+	return c.response(req, hdr), s, nil
+}
+
+// open opens req's stream: its header block, after the peer's SETTINGS
+// have enabled extended CONNECT if req is one.
+func (c *Conn) open(req *http.Request, hasBody bool) (*Stream, error) {
+	fields, ext, err := requestFields(req, hasBody)
+	if err != nil {
+		return nil, err
+	}
+	if ext {
+		if _, err := c.PeerSettings(req.Context()); err != nil {
+			return nil, err
+		}
+		if v, _ := c.peerSetting(http2.SettingEnableConnectProtocol); v != 1 {
+			return nil, ErrNoExtendedConnect
+		}
+	}
+	return c.OpenStream(req.Context(), fields, !hasBody && req.Method != http.MethodConnect)
+}
+
+// response is the Response for a response header block, without a body.
+func (c *Conn) response(req *http.Request, hdr []hpack.HeaderField) *http.Response {
+	status, _ := checkResponse(hdr) // checked on arrival
+	resp := &http.Response{
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		StatusCode:    status,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        make(http.Header),
+		ContentLength: -1,
+		Request:       req,
+		Body:          http.NoBody,
+	}
+	for _, f := range hdr {
+		if !f.IsPseudo() {
+			resp.Header.Add(textproto.CanonicalMIMEHeaderKey(f.Name), f.Value)
+		}
+	}
 	if tc, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := tc.ConnectionState()
 		resp.TLS = &st
 	}
-	return resp, nil
+	return resp
 }
 
 // copyBody sends the request body, then END_STREAM; a failing body resets
