@@ -259,6 +259,12 @@ func parseURL(raw string, schemes ...string) (*url.URL, error) {
 	if u.Fragment != "" {
 		return nil, errors.New("fragments are not allowed in a WebSocket URL")
 	}
+	// The handshake sends u.String(), which must mean the same URL: Parse
+	// takes a few raw bytes (in an IPv6 zone, say) that it then escapes
+	// into something it refuses.
+	if u2, err := url.Parse(u.String()); err != nil || u2.Host != u.Host {
+		return nil, fmt.Errorf("malformed host %q", u.Host)
+	}
 	return u, nil
 }
 
