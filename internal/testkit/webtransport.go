@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 )
@@ -124,7 +125,7 @@ func StartWebTransport(pc net.PacketConn, tlsConf *tls.Config) (*WTServer, error
 		ApplicationProtocols: slices.Clone(WTProtocols),
 		CheckOrigin:          func(*http.Request) bool { return true },
 	}
-	hs, err := StartH3Server(pc, h3, wtFront{s.WebTransport, s.closeSessions})
+	hs, err := StartH3Server(pc, h3, &wtFront{Server: s.WebTransport, closeSessions: s.closeSessions})
 	if err != nil {
 		return nil, err
 	}
@@ -132,16 +133,67 @@ func StartWebTransport(pc net.PacketConn, tlsConf *tls.Config) (*WTServer, error
 	return s, nil
 }
 
-// wtFront is the front of a WTServer: its Close closes the sessions before
-// the connections, so that they end with "server closing".
+// wtFront is the front of a WTServer. It runs the QUIC listener itself
+// and hands each connection to the webtransport.Server (ServeQUICConn):
+// webtransport.Server.Serve counts itself in a WaitGroup that its Close
+// waits on, and a Close that comes before Serve has started races with it.
+// Close closes the sessions before the connections, so that they end with
+// "server closing".
 type wtFront struct {
 	*webtransport.Server
 	closeSessions func()
+
+	mu     sync.Mutex
+	closed bool
+	ln     *quic.EarlyListener
+	conns  sync.WaitGroup // ServeQUICConn calls; none is added once closed
 }
 
-func (f wtFront) Close() error {
+func (f *wtFront) Serve(pc net.PacketConn) error {
+	ln, err := quic.ListenEarly(pc, f.H3.TLSConfig, quicServerConfig())
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	f.ln = ln
+	f.mu.Unlock()
+	for {
+		qc, err := ln.Accept(context.Background())
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			qc.CloseWithError(0, "")
+			continue
+		}
+		f.conns.Add(1)
+		f.mu.Unlock()
+		go func() {
+			defer f.conns.Done()
+			_ = f.ServeQUICConn(qc)
+		}()
+	}
+}
+
+func (f *wtFront) Close() error {
 	f.closeSessions()
-	return f.Server.Close()
+	f.mu.Lock()
+	f.closed = true
+	ln := f.ln
+	f.mu.Unlock()
+	err := f.Server.Close()
+	if ln != nil {
+		ln.Close()
+	}
+	f.conns.Wait()
+	return err
 }
 
 // StartH3NoWebTransport serves EchoHandler over HTTP/3 on pc like StartH3:
