@@ -302,16 +302,11 @@ func (c *Conn) failLocked(pe protocolError) {
 // passes, ctx ends or the connection ends, and takes c.mu again. It
 // returns os.ErrDeadlineExceeded or ctx's error; nil means look again.
 func (c *Conn) waitLocked(a, b <-chan struct{}, deadline time.Time, ctx context.Context) error {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+	timeout, stop, err := deadlineTimer(deadline)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		if err := ctx.Err(); err != nil {
@@ -331,6 +326,21 @@ func (c *Conn) waitLocked(a, b <-chan struct{}, deadline time.Time, ctx context.
 		return ctx.Err()
 	}
 	return nil
+}
+
+// deadlineTimer returns a channel that fires at deadline (nil for a zero
+// deadline: never) and the function that stops it, or
+// os.ErrDeadlineExceeded if the deadline has passed.
+func deadlineTimer(deadline time.Time) (<-chan time.Time, func(), error) {
+	if deadline.IsZero() {
+		return nil, func() {}, nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return nil, nil, os.ErrDeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }, nil
 }
 
 // PeerSettings waits for the peer's first SETTINGS frame, the one RFC 8441

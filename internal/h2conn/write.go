@@ -154,16 +154,11 @@ func (c *Conn) acquireWrite(ctx context.Context, deadline time.Time) error {
 		return c.afterAcquire()
 	default:
 	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+	timeout, stop, err := deadlineTimer(deadline)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		ctxDone = ctx.Done()
