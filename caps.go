@@ -17,11 +17,13 @@ const (
 	maxCapsEntries = 1024
 )
 
-// caps remembers per origin what worked and what did not, so that the next
-// dial goes straight to a working protocol and skips a broken one.
+// caps remembers per origin and trust what worked and what did not, so
+// that the next dial goes straight to a working protocol and skips a
+// broken one. What was learned under one trust (an Alt-Svc header, a
+// working h3) does not steer dials under another.
 type caps struct {
 	mu      sync.Mutex
-	origins map[string]*originCaps
+	origins map[poolKey]*originCaps
 	now     func() time.Time
 }
 
@@ -57,7 +59,7 @@ func (c *caps) clock() time.Time {
 
 // apply adjusts a race for origin key: drops versions known not to work and
 // adds QUIC when it is known to.
-func (c *caps) apply(key string, need hev3.Need, h raceHints) raceHints {
+func (c *caps) apply(key poolKey, need hev3.Need, h raceHints) raceHints {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := c.origins[key]
@@ -86,7 +88,7 @@ func (c *caps) apply(key string, need hev3.Need, h raceHints) raceHints {
 }
 
 // avoid records that a connection to addr broke before its first response.
-func (c *caps) avoid(key string, addr netip.AddrPort) {
+func (c *caps) avoid(key poolKey, addr netip.AddrPort) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
@@ -105,7 +107,7 @@ func (c *caps) avoid(key string, addr netip.AddrPort) {
 }
 
 // h1Only reports whether origin key's TLS chose http/1.1 when offered h2.
-func (c *caps) h1Only(key string) bool {
+func (c *caps) h1Only(key poolKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := c.origins[key]
@@ -113,7 +115,7 @@ func (c *caps) h1Only(key string) bool {
 }
 
 // markH1Only records that origin key answered an HTTP race over HTTP/1.1.
-func (c *caps) markH1Only(key string) {
+func (c *caps) markH1Only(key poolKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
@@ -122,7 +124,7 @@ func (c *caps) markH1Only(key string) {
 
 // altSvc records an Alt-Svc h3 alternative on port for maxAge; maxAge 0
 // clears it (Alt-Svc: clear).
-func (c *caps) altSvc(key string, port uint16, maxAge time.Duration) {
+func (c *caps) altSvc(key poolKey, port uint16, maxAge time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
@@ -131,7 +133,7 @@ func (c *caps) altSvc(key string, port uint16, maxAge time.Duration) {
 }
 
 // learn records what a race showed about origin key.
-func (c *caps) learn(key string, need hev3.Need, rep *Report) {
+func (c *caps) learn(key poolKey, need hev3.Need, rep *Report) {
 	if rep == nil || len(rep.Attempts) == 0 {
 		return
 	}
@@ -167,7 +169,7 @@ func (c *caps) learn(key string, need hev3.Need, rep *Report) {
 
 // forget marks version v of origin key as unusable for sessions, after a
 // server refused extended CONNECT in a way that blames the protocol.
-func (c *caps) forget(key string, v hev3.Version) {
+func (c *caps) forget(key poolKey, v hev3.Version) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
@@ -181,11 +183,11 @@ func (c *caps) forget(key string, v hev3.Version) {
 }
 
 // entryLocked returns key's entry, created if needed, marked as updated.
-func (c *caps) entryLocked(key string, now time.Time) *originCaps {
+func (c *caps) entryLocked(key poolKey, now time.Time) *originCaps {
 	o := c.origins[key]
 	if o == nil {
 		if c.origins == nil {
-			c.origins = make(map[string]*originCaps)
+			c.origins = make(map[poolKey]*originCaps)
 		}
 		c.evictLocked()
 		o = &originCaps{}
@@ -200,11 +202,14 @@ func (c *caps) evictLocked() {
 	if len(c.origins) < maxCapsEntries {
 		return
 	}
-	var oldest string
-	var t time.Time
+	var (
+		oldest poolKey
+		t      time.Time
+		found  bool
+	)
 	for k, o := range c.origins {
-		if oldest == "" || o.updated.Before(t) {
-			oldest, t = k, o.updated
+		if !found || o.updated.Before(t) {
+			oldest, t, found = k, o.updated, true
 		}
 	}
 	delete(c.origins, oldest)

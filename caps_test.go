@@ -16,9 +16,9 @@ func TestCapsLearn(t *testing.T) {
 	now := time.Unix(1000, 0)
 	c := &caps{now: func() time.Time { return now }}
 	all := hev3.AllVersions
-	const key = "x.test:443"
+	key := poolKey{origin: "x.test:443"}
 
-	apply := func(key string, need hev3.Need, v hev3.Versions, k bool) (hev3.Versions, bool) {
+	apply := func(key poolKey, need hev3.Need, v hev3.Versions, k bool) (hev3.Versions, bool) {
 		h := c.apply(key, need, raceHints{versions: v, knownH3: k})
 		return h.versions, h.knownH3
 	}
@@ -52,16 +52,16 @@ func TestCapsLearn(t *testing.T) {
 		t.Errorf("failures did not expire: %v %v", v, k)
 	}
 	// A QUIC attempt that started after TCP and lost says nothing.
-	c.learn("z.test:443", hev3.NeedWebSocket, report(
+	c.learn(poolKey{origin: "z.test:443"}, hev3.NeedWebSocket, report(
 		Attempt{Proto: "h2,h1", Version: "h2", Connected: 5, Outcome: "won"},
 		Attempt{Proto: "h3", Start: 3, Outcome: "lost"},
 	))
-	if v, _ := apply("z.test:443", hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+	if v, _ := apply(poolKey{origin: "z.test:443"}, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
 		t.Error("h3 marked broken by a QUIC attempt that started after TCP")
 	}
 	// A QUIC failure while nothing else worked says nothing about UDP.
-	c.learn("y.test:443", hev3.NeedWebSocket, report(Attempt{Proto: "h3", Outcome: "failed"}, Attempt{Proto: "h2,h1", Outcome: "failed"}))
-	if v, _ := apply("y.test:443", hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+	c.learn(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, report(Attempt{Proto: "h3", Outcome: "failed"}, Attempt{Proto: "h2,h1", Outcome: "failed"}))
+	if v, _ := apply(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
 		t.Error("h3 marked broken although TCP failed too")
 	}
 }
@@ -70,7 +70,7 @@ func TestCapsLearn(t *testing.T) {
 func TestCapsBounded(t *testing.T) {
 	c := &caps{}
 	for i := range maxCapsEntries + 50 {
-		c.forget(fmt.Sprintf("o%d.test:443", i), hev3.H3)
+		c.forget(poolKey{origin: fmt.Sprintf("o%d.test:443", i)}, hev3.H3)
 	}
 	if n := len(c.origins); n != maxCapsEntries {
 		t.Errorf("%d entries, want %d", n, maxCapsEntries)

@@ -31,8 +31,10 @@ import (
 
 // A Dialer dials sessions with Happy Eyeballs. Its options apply to every
 // dial and can be extended per call. A Dialer keeps a DNS cache shared by
-// its dials; it is safe for concurrent use.
+// its dials; it is safe for concurrent use. The zero Dialer is ready to use
+// and behaves like New() without options.
 type Dialer struct {
+	once    sync.Once // sets base and attempts for the zero Dialer
 	base    config
 	pool    pool
 	caps    caps
@@ -53,20 +55,37 @@ const (
 	maxAttemptsPerDialer = 256
 )
 
+// maxResolvers bounds the resolvers (each with its DNS cache) a Dialer
+// keeps, one per distinct WithNameservers and WithHostsFile setting.
+const maxResolvers = 16
+
 // DefaultDialer is the Dialer used by the package-level functions.
 var DefaultDialer = New()
 
 // New returns a Dialer with the given options.
 func New(opts ...Option) *Dialer {
-	d := &Dialer{base: defaultConfig().with(opts), attempts: make(chan struct{}, maxAttemptsPerDialer)}
-	d.pool.idle = d.base.idle
+	d := &Dialer{}
+	d.once.Do(func() { d.setup(opts) })
 	return d
 }
+
+// setup gives d its configuration; it runs once, from New or, for the zero
+// Dialer, from its first use (init).
+func (d *Dialer) setup(opts []Option) {
+	d.base = defaultConfig().with(opts)
+	d.attempts = make(chan struct{}, maxAttemptsPerDialer)
+	d.pool.idle = d.base.idle
+}
+
+// init makes the zero Dialer work like New(); every exported method calls
+// it first.
+func (d *Dialer) init() { d.once.Do(func() { d.setup(nil) }) }
 
 // DialContext connects to address ("host:port") on network "tcp", "tcp4" or
 // "tcp6", racing the host's addresses with Happy Eyeballs. Its signature
 // fits http.Transport.DialContext and net.Dialer.DialContext.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	d.init()
 	cfg := d.base
 	switch network {
 	case "tcp":
@@ -104,7 +123,10 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 // keeps for reuse that carry no session or request. Connections still in
 // use are not affected; once their last session ends they idle for the
 // idle timeout (WithIdleTimeout, 90 s) unless this is called again.
-func (d *Dialer) CloseIdleConnections() { d.pool.closeIdle() }
+func (d *Dialer) CloseIdleConnections() {
+	d.init()
+	d.pool.closeIdle()
+}
 
 // resolver returns the Dialer's resolver for cfg's nameservers, creating it
 // on first use so that New never fails.
@@ -121,6 +143,14 @@ func (d *Dialer) resolver(cfg config) (*resolver.Resolver, error) {
 	}
 	if d.resolvers == nil {
 		d.resolvers = make(map[string]*resolver.Resolver)
+	}
+	if len(d.resolvers) >= maxResolvers {
+		// Per-call nameservers each get a resolver and a cache; a few
+		// are kept, the one dropped (any) is rebuilt when used again.
+		for k := range d.resolvers {
+			delete(d.resolvers, k)
+			break
+		}
 	}
 	d.resolvers[key] = r
 	return r, nil
@@ -183,12 +213,6 @@ func checkHost(host string) error {
 		}
 	}
 	return nil
-}
-
-// originKey names an origin (host and port) in the Dialer's pool, flights
-// and capability cache.
-func originKey(host string, port uint16) string {
-	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 // hostOrLiteral returns host as a DNS name, or as an address when it is an IP

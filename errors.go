@@ -1,8 +1,10 @@
 package dialer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -22,9 +24,10 @@ var ErrNoAddress = errors.New("no address resolved")
 
 // A DialError describes a failed dial: the URL, the stage that failed and
 // every attempt made, each with its endpoint, protocol and error. It unwraps
-// to its cause and to every attempt's error, so errors.Is and errors.As
-// reach context errors, *net.OpError, *tls.CertificateVerificationError and
-// the package's sentinel errors.
+// to its cause and to every attempt (AttemptError) and its error, so
+// errors.Is and errors.As reach context errors, *net.OpError,
+// *tls.CertificateVerificationError and the package's sentinel errors. It
+// is a net.Error: Timeout reports a dial that ran out of time.
 type DialError struct {
 	URL string
 	// Stage is where the dial stopped: "url", "dns", "connect",
@@ -50,6 +53,9 @@ type AttemptError struct {
 func (e AttemptError) Error() string {
 	return fmt.Sprintf("%s %s: %v", e.Proto, e.Addr, e.Err)
 }
+
+// Unwrap returns the attempt's error.
+func (e AttemptError) Unwrap() error { return e.Err }
 
 func (e *DialError) Error() string {
 	var b strings.Builder
@@ -77,7 +83,9 @@ func (e *DialError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the cause followed by each DNS and attempt error.
+// Unwrap returns the cause followed by each DNS error and each attempt as
+// an AttemptError (which unwraps to the attempt's error), so that
+// errors.As reaches both an AttemptError and what is inside it.
 func (e *DialError) Unwrap() []error {
 	errs := make([]error, 0, 1+len(e.DNS)+len(e.Attempts))
 	if e.Err != nil {
@@ -85,7 +93,35 @@ func (e *DialError) Unwrap() []error {
 	}
 	errs = append(errs, e.DNS...)
 	for _, a := range e.Attempts {
-		errs = append(errs, a.Err)
+		errs = append(errs, a)
 	}
 	return errs
 }
+
+// Timeout reports whether the dial failed because it ran out of time: the
+// context's deadline (or WithTimeout's) passed, or the cause is a timeout.
+// It makes a DialError a net.Error, so that net/http callers (url.Error,
+// http.Client) see a dial that timed out as a timeout, as with
+// net.Dialer. Attempts that timed out while others failed otherwise do not
+// make the dial a timeout.
+func (e *DialError) Timeout() bool {
+	if errors.Is(e.Err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(e.Err, &ne) && ne.Timeout()
+}
+
+// Temporary reports the same as Timeout; it exists for net.Error and, as
+// there, is deprecated.
+func (e *DialError) Temporary() bool { return e.Timeout() }
+
+var _ net.Error = (*DialError)(nil)
+
+// A timeoutError is a net.Error that timed out, for bounds the package
+// enforces itself (WithResponseHeaderTimeout), as net/http's own are.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }

@@ -10,13 +10,13 @@ import (
 // pool, where an h2 or h3 winner serves them all.
 type flights struct {
 	mu sync.Mutex
-	m  map[string]chan struct{}
+	m  map[poolKey]chan struct{}
 }
 
 // start returns a done func when the caller leads a race to key; it must
 // call it when the race is over. When another race to key is in flight,
 // start waits for it and returns nil, or ctx's error.
-func (f *flights) start(ctx context.Context, key string) (done func(), err error) {
+func (f *flights) start(ctx context.Context, key poolKey) (done func(), err error) {
 	f.mu.Lock()
 	if ch, ok := f.m[key]; ok {
 		f.mu.Unlock()
@@ -28,7 +28,7 @@ func (f *flights) start(ctx context.Context, key string) (done func(), err error
 		}
 	}
 	if f.m == nil {
-		f.m = make(map[string]chan struct{})
+		f.m = make(map[poolKey]chan struct{})
 	}
 	ch := make(chan struct{})
 	f.m[key] = ch
@@ -50,7 +50,7 @@ func (f *flights) start(ctx context.Context, key string) (done func(), err error
 // race, that lets the waiters find the new connection; if the origin's
 // last race gave no shareable connection (HTTP/1.1), it races on its own
 // and done does nothing.
-func (d *Dialer) turn(ctx context.Context, key string, ok func(*carrier) bool, try func() bool) (done func(), served bool, err error) {
+func (d *Dialer) turn(ctx context.Context, key poolKey, ok func(*carrier) bool, try func() bool) (done func(), served bool, err error) {
 	for {
 		if try() {
 			return func() {}, true, nil

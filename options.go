@@ -75,12 +75,25 @@ func (c config) with(opts []Option) config {
 
 // WithTLSConfig sets the TLS configuration: root CAs, client certificates,
 // ServerName. NextProtos is set by the dialer for each attempt.
+//
+// Connections are shared only between dials made under the same trust: a
+// per-call configuration that differs from the Dialer's in anything but
+// NextProtos gets a partition of its own (its own pooled connections,
+// capability cache and Alt-Svc memory), never a connection verified under
+// another configuration. Configurations compare by content (client
+// certificates by their DER chain), except that RootCAs compares by
+// pointer, and a configuration holding a callback (VerifyConnection,
+// GetClientCertificate, ...), a session cache or a key log writer compares
+// by pointer as a whole: pass the same *tls.Config or *x509.CertPool to
+// share connections. A Dialer keeps at most 100 idle connections in all.
 func WithTLSConfig(conf *tls.Config) Option {
 	return func(c *config) { c.tls = conf }
 }
 
 // WithNameservers makes the dialer query these DNS servers ("127.0.0.1:53",
-// "[::1]:5353") instead of those in /etc/resolv.conf.
+// "[::1]:5353") instead of those in /etc/resolv.conf. Like WithHostsFile,
+// it partitions what the Dialer shares (see WithTLSConfig): a per-call
+// setting never rides on a connection to an address other servers gave.
 func WithNameservers(addrs ...string) Option {
 	return func(c *config) { c.nameservers = append([]string(nil), addrs...) }
 }

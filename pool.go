@@ -10,31 +10,40 @@ import (
 // no session on it stays open for reuse.
 const DefaultIdleTimeout = 90 * time.Second
 
-// pool keeps the Dialer's HTTP/2 and HTTP/3 connections that proved
-// extended CONNECT, by origin, so that the next session to the origin opens
-// a stream on one instead of dialing (one round trip instead of several).
+// maxIdleConns bounds the idle connections a Dialer keeps, over all origins
+// and trusts, as http.Transport's MaxIdleConns (100) does: dials with
+// ever-new TLS configurations (each its own trust) cannot pile up idle
+// connections. The connection idle the longest is closed first.
+const maxIdleConns = 100
+
+// pool keeps the Dialer's HTTP/2 and HTTP/3 connections, by origin and
+// trust (see trust), so that the next session or request to the origin
+// under the same trust opens a stream on one instead of dialing (one round
+// trip instead of several). A connection is never handed to a dial made
+// under another trust.
 type pool struct {
 	mu    sync.Mutex
-	conns map[string][]*pooled
+	conns map[poolKey][]*pooled
 	idle  time.Duration
 }
 
 // pooled is one connection in the pool and the number of sessions on it.
 type pooled struct {
 	p       *pool
-	key     string
+	key     poolKey
 	car     *carrier
 	streams int
 	uses    int         // sessions and requests ever reserved
 	retired bool        // handed out no more; closed when streams reach 0
 	timer   *time.Timer // idle timer, running while streams == 0
+	idleAt  time.Time   // when the timer started
 	closed  bool
 }
 
 // get returns a live connection for key that can carry what ok accepts,
 // with a session reserved on it, or nil. Dead connections met on the way
 // are closed and dropped.
-func (p *pool) get(key string, ok func(*carrier) bool) *pooled {
+func (p *pool) get(key poolKey, ok func(*carrier) bool) *pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pc := range p.conns[key] {
@@ -53,7 +62,7 @@ func (p *pool) get(key string, ok func(*carrier) bool) *pooled {
 
 // has reports whether the pool holds a live connection for key that ok
 // accepts, full or not.
-func (p *pool) has(key string, ok func(*carrier) bool) bool {
+func (p *pool) has(key poolKey, ok func(*carrier) bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pc := range p.conns[key] {
@@ -65,7 +74,7 @@ func (p *pool) has(key string, ok func(*carrier) bool) bool {
 }
 
 // add puts car in the pool with one session reserved on it.
-func (p *pool) add(key string, car *carrier) *pooled {
+func (p *pool) add(key poolKey, car *carrier) *pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pc := p.putLocked(key, car)
@@ -74,15 +83,15 @@ func (p *pool) add(key string, car *carrier) *pooled {
 }
 
 // put puts car in the pool, idle.
-func (p *pool) put(key string, car *carrier) {
+func (p *pool) put(key poolKey, car *carrier) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.putLocked(key, car).startIdleLocked()
 }
 
-func (p *pool) putLocked(key string, car *carrier) *pooled {
+func (p *pool) putLocked(key poolKey, car *carrier) *pooled {
 	if p.conns == nil {
-		p.conns = make(map[string][]*pooled)
+		p.conns = make(map[poolKey][]*pooled)
 	}
 	pc := &pooled{p: p, key: key, car: car}
 	p.conns[key] = append(p.conns[key], pc)
@@ -135,6 +144,7 @@ func (pc *pooled) startIdleLocked() {
 		return
 	}
 	p := pc.p
+	pc.idleAt = time.Now()
 	pc.timer = time.AfterFunc(p.idleTimeout(), func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -142,6 +152,33 @@ func (pc *pooled) startIdleLocked() {
 			p.dropLocked(pc)
 		}
 	})
+	p.trimIdleLocked()
+}
+
+// trimIdleLocked closes the connections idle the longest while more than
+// maxIdleConns are idle.
+func (p *pool) trimIdleLocked() {
+	for {
+		var (
+			oldest *pooled
+			idle   int
+		)
+		for _, list := range p.conns {
+			for _, pc := range list {
+				if pc.timer == nil || pc.closed {
+					continue
+				}
+				idle++
+				if oldest == nil || pc.idleAt.Before(oldest.idleAt) {
+					oldest = pc
+				}
+			}
+		}
+		if idle <= maxIdleConns {
+			return
+		}
+		p.dropLocked(oldest)
+	}
 }
 
 // retire stops handing the connection out; it closes once the sessions and

@@ -32,22 +32,46 @@ import (
 //
 // A Transport is safe for concurrent use.
 type Transport struct {
-	d  *Dialer
-	h1 *http.Transport
+	once  sync.Once // builds the zero Transport
+	d     *Dialer
+	trust trust // of d's options: every request uses them
+	h1    *http.Transport
 
 	mu    sync.Mutex
-	stash map[string]net.Conn // raced HTTP/1.1 connections for h1 to pick up
+	stash map[poolKey]net.Conn // raced HTTP/1.1 connections for h1 to pick up
 }
 
 // NewTransport returns a Transport with its own Dialer configured by opts.
+// The zero Transport is ready to use and behaves like NewTransport().
 func NewTransport(opts ...Option) *Transport {
 	return New(opts...).Transport()
 }
 
 // Transport returns an http.RoundTripper that dials with d and shares
-// connections with d's WebSocket and WebTransport dials.
+// connections with d's WebSocket and WebTransport dials made under the
+// same trust (the Dialer's TLS and resolver options: see WithTLSConfig).
 func (d *Dialer) Transport() *Transport {
-	t := &Transport{d: d, stash: map[string]net.Conn{}}
+	t := &Transport{d: d}
+	t.init()
+	return t
+}
+
+// init builds t on first use; a zero Transport gets a Dialer of its own.
+func (t *Transport) init() {
+	t.once.Do(func() {
+		if t.d == nil {
+			t.d = New()
+		}
+		t.d.init()
+		t.setup()
+	})
+}
+
+// setup builds the HTTP/1.1 side of t.
+func (t *Transport) setup() {
+	d := t.d
+	t.trust = d.base.trust()
+	t.stash = map[poolKey]net.Conn{}
 	proxy := d.base.proxy
 	if proxy == nil {
 		proxy = http.ProxyFromEnvironment
@@ -65,16 +89,19 @@ func (d *Dialer) Transport() *Transport {
 		MaxIdleConnsPerHost:   100,
 		TLSHandshakeTimeout:   10 * time.Second,
 	}
-	return t
 }
 
 // Dialer returns the Dialer the Transport dials with, for WebSocket and
 // WebTransport dials that share its connections.
-func (t *Transport) Dialer() *Dialer { return t.d }
+func (t *Transport) Dialer() *Dialer {
+	t.init()
+	return t.d
+}
 
 // CloseIdleConnections closes the connections that carry no request or
 // session.
 func (t *Transport) CloseIdleConnections() {
+	t.init()
 	t.h1.CloseIdleConnections()
 	t.d.CloseIdleConnections()
 	t.mu.Lock()
@@ -87,6 +114,7 @@ func (t *Transport) CloseIdleConnections() {
 
 // RoundTrip sends one HTTP request and returns its response.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.init()
 	if req.URL == nil || req.URL.Host == "" {
 		closeBody(req)
 		return nil, errors.New("dialer: request has no URL host")
@@ -99,7 +127,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
 	}
-	key := originKey(host, port)
+	key := originKey(t.trust, host, port)
 	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
 		return t.viaH1(req)
 	}
@@ -172,7 +200,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		if err == nil {
 			resp.Body.Close()
 		}
-		err = fmt.Errorf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)
+		err = &timeoutError{fmt.Sprintf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)}
 	}
 	if err != nil {
 		cancel()
@@ -208,7 +236,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 // (the connection is pooled for the others too); an HTTP/1.1 winner goes to
 // the stash where the HTTP/1.1 transport picks it up. A caller that waited
 // for another's race gets nil and looks again.
-func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uint16) (*pooled, error) {
+func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16) (*pooled, error) {
 	done, err := t.d.flights.start(ctx, key)
 	if done == nil {
 		return nil, err
@@ -250,7 +278,7 @@ func (t *Transport) dial(ctx context.Context, rawURL, key, host string, port uin
 }
 
 // stashed reports whether a raced HTTP/1.1 connection waits for key.
-func (t *Transport) stashed(key string) bool {
+func (t *Transport) stashed(key poolKey) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.stash[key] != nil
@@ -263,7 +291,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	if err != nil {
 		return nil, err
 	}
-	key := originKey(host, port)
+	key := originKey(t.trust, host, port)
 	t.mu.Lock()
 	c := t.stash[key]
 	delete(t.stash, key)
@@ -315,7 +343,7 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if err != nil {
 		return
 	}
-	key := originKey(host, port)
+	key := originKey(t.trust, host, port)
 	if p, ma, ok := parseAltSvcH3(v, port); ok {
 		t.d.caps.altSvc(key, p, ma)
 	}

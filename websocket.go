@@ -37,6 +37,7 @@ func DialWebSocket(ctx context.Context, url string, opts ...Option) (*websocket.
 // of its body) is returned too. The context bounds the dial only; the
 // connection outlives it.
 func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Option) (*websocket.Conn, *http.Response, error) {
+	d.init()
 	cfg := d.base.with(opts)
 	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
 	if err != nil {
@@ -50,7 +51,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	key := originKey(host, port)
+	key := originKey(cfg.trust(), host, port)
 	// pooled tries a live h2 or h3 connection of the Dialer.
 	var (
 		conn *websocket.Conn

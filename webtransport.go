@@ -34,6 +34,7 @@ func DialWebTransport(ctx context.Context, url string, opts ...Option) (*Session
 // names what its SETTINGS lacked; a non-2xx answer gives ErrRejected and
 // the response. The context bounds the dial only.
 func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Option) (*Session, *http.Response, error) {
+	d.init()
 	cfg := d.base.with(opts)
 	u, err := parseURL(rawURL, "https")
 	if err != nil {
@@ -45,7 +46,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
-	key := originKey(host, port)
+	key := originKey(cfg.trust(), host, port)
 	req := &wtRequest{url: u, header: cfg.header, protocols: cfg.subprotocols}
 
 	// pooled tries a new session on a live WebTransport connection.

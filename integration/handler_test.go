@@ -38,6 +38,15 @@ func httpMux() *http.ServeMux {
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/proto", http.StatusFound)
 	})
+	// /stall?ms=N waits N ms (or until the request ends) before its
+	// response headers.
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
+	})
 	// /echo-body returns the request body.
 	mux.HandleFunc("/echo-body", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(w, r.Body)

@@ -70,6 +70,7 @@ const (
 	h2NoExt                 // HTTP/2 whose SETTINGS lack extended CONNECT; HTTP/1.1 echo on the same port
 	wtH2                    // WebTransport (and WebSocket) echo over HTTP/2 (TLS), HTTP/1.1 echo
 	h2NoWT                  // HTTP/2 with extended CONNECT but without WebTransport (TLS), HTTP/1.1 echo
+	serveMTLS               // serve, requiring a client certificate from the test CA (see clientCN)
 	blackhole               // a full accept queue: SYNs are dropped
 	closed                  // nothing: connections are refused
 )
@@ -144,11 +145,15 @@ func (e *env) serverTLS() *tls.Config {
 func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testkit.Counter, *testkit.H2FakeServer, *testkit.WTH2Server) {
 	t := e.t
 	switch f {
-	case serve, serveH1:
+	case serve, serveH1, serveMTLS:
 		c := testkit.NewCounter(l)
 		srv := &http.Server{Handler: handler()}
 		if secure {
 			srv.TLSConfig = e.serverTLS()
+		}
+		if f == serveMTLS {
+			srv.TLSConfig.ClientAuth, srv.TLSConfig.ClientCAs = tls.RequireAndVerifyClientCert, e.ca.Pool()
+			srv.Handler = clientCN(srv.Handler)
 		}
 		if f == serveH1 {
 			srv.Protocols = new(http.Protocols)
