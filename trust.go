@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"hash"
+	"io"
 	"net"
 	"reflect"
 	"strconv"
@@ -79,7 +80,8 @@ func hashTLS(h hash.Hash, conf *tls.Config, t *trust) {
 			for _, cert := range conf.Certificates {
 				writeField(h, "certificate", strconv.Itoa(len(cert.Certificate)))
 				for _, der := range cert.Certificate {
-					writeField(h, "der", string(der))
+					writeHeader(h, "der", len(der))
+					h.Write(der)
 				}
 			}
 			continue
@@ -118,7 +120,18 @@ func isData(typ reflect.Type) bool {
 // writeField writes a name and a value to h, each prefixed by its length,
 // so that no two different sequences of fields hash alike.
 func writeField(h hash.Hash, name, value string) {
-	fmt.Fprintf(h, "%d:%s%d:%s", len(name), name, len(value), value)
+	writeHeader(h, name, len(value))
+	io.WriteString(h, value)
+}
+
+// writeHeader writes a field's name and the length of the value that
+// follows it.
+func writeHeader(h hash.Hash, name string, n int) {
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(len(name)), 10)
+	b = append(append(b, ':'), name...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	h.Write(append(b, ':'))
 }
 
 // A poolKey names an origin (host and port) under one trust: the key of
