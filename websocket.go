@@ -165,8 +165,13 @@ func wrapHandshake(rawURL string, err error) error {
 // h2 or h3 connection, on which a session is already reserved. The
 // reservation ends with the WebSocket or here on failure.
 func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *pooled) (*websocket.Conn, *http.Response, error) {
+	// The extended CONNECT names the target URI in its HTTP form:
+	// :scheme is https for wss and http for ws (RFC 8441 §5, RFC 9220
+	// §3); servers such as Apache httpd reject any other scheme.
+	target := *u
+	target.Scheme = httpScheme(u.Scheme)
 	rt := &connectRT{open: func(ctx context.Context, hdr http.Header) (*http.Response, io.ReadWriteCloser, error) {
-		resp, rwc, err := pc.car.connect(ctx, u, hdr, "websocket")
+		resp, rwc, err := pc.car.connect(ctx, &target, hdr, "websocket")
 		if rwc != nil {
 			rwc = &pooledStream{ReadWriteCloser: rwc, pc: pc}
 		}
@@ -239,6 +244,18 @@ func upgradeH1(ctx context.Context, cfg config, u *url.URL, secure bool, conn ne
 		c.SetReadLimit(cfg.readLimit)
 	}
 	return c, resp, nil
+}
+
+// httpScheme maps a WebSocket URI scheme to its HTTP one (RFC 6455 §3:
+// wss is https, ws is http); others are returned as they are.
+func httpScheme(scheme string) string {
+	switch scheme {
+	case "wss":
+		return "https"
+	case "ws":
+		return "http"
+	}
+	return scheme
 }
 
 // parseURL parses an absolute URL and checks its scheme.
