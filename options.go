@@ -2,12 +2,14 @@ package dialer
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -22,6 +24,7 @@ type config struct {
 	nameservers     []string
 	hostsFile       string
 	header          http.Header
+	host            string // Host / :authority of the request; "": the URL's
 	subprotocols    []string
 	attemptDelay    time.Duration
 	resolutionDelay time.Duration
@@ -105,14 +108,24 @@ func WithHostsFile(path string) Option {
 }
 
 // WithHeader adds headers to the WebSocket upgrade or extended CONNECT
-// request. Headers the protocol owns (Upgrade, Sec-WebSocket-Key, ...) are
-// set by the dialer.
+// request. Headers the protocol owns (Upgrade, Sec-WebSocket-Key, ...) and
+// connection-specific ones (Connection, Keep-Alive, Transfer-Encoding, ...)
+// are set or dropped by the dialer. A Host header sets the request's Host
+// (HTTP/1.1) or :authority (HTTP/2, HTTP/3) instead of the URL's host, as
+// coder/websocket's DialOptions.Host does; the dialer still connects to,
+// and verifies the certificate of, the URL's host.
 func WithHeader(h http.Header) Option {
 	return func(c *config) {
 		if c.header == nil {
 			c.header = make(http.Header)
 		}
 		for k, vs := range h {
+			if http.CanonicalHeaderKey(k) == "Host" {
+				if len(vs) > 0 {
+					c.host = vs[len(vs)-1]
+				}
+				continue
+			}
 			c.header[k] = append(c.header[k], vs...)
 		}
 	}
@@ -230,6 +243,14 @@ func WithReport(fn func(*Report)) Option {
 // debug level.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
+}
+
+// checkHost checks the Host given through WithHeader.
+func (c config) checkHost() error {
+	if c.host != "" && !httpguts.ValidHostHeader(c.host) {
+		return fmt.Errorf("invalid Host header %q", c.host)
+	}
+	return nil
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration {

@@ -48,6 +48,9 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	if err := cfg.checkHost(); err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
+	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
@@ -64,8 +67,10 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		}
 		start := time.Now()
 		c, r, e := d.wsOnPooled(ctx, cfg, u, pc)
-		if e != nil && !errors.Is(e, ErrRejected) {
-			return false // the pooled connection failed: dial afresh
+		if blamesProtocol(r, e) {
+			// The pooled connection failed, or its HTTP version cannot
+			// carry the WebSocket after all: dial afresh, a rung down.
+			return false
 		}
 		cfg.emit(&Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
 			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
@@ -136,18 +141,30 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 }
 
 // blamesProtocol reports whether a failed extended CONNECT says that the
-// connection's HTTP version cannot carry the session, so that the dial
-// should go one rung down the ladder: no answer at all (stream reset,
-// protocol error), or 421, 501 or 505.
+// connection's HTTP version cannot carry the WebSocket, although its
+// SETTINGS said it could, so that the dial goes one rung down the ladder
+// (h3 → h2 → h1) and the origin's capability cache remembers it:
+//
+//	no answer (stream reset, protocol error)  down a rung
+//	400 Bad Request            down a rung: the server could not map the CONNECT (Apache httpd 2.4 with a :scheme it rejects)
+//	405 Method Not Allowed     down a rung: the server or a proxy in front of it refuses CONNECT
+//	421 Misdirected Request    down a rung: the connection cannot serve this origin (RFC 9110 §15.5.20)
+//	501 Not Implemented        down a rung: extended CONNECT or :protocol unsupported after all
+//	505 HTTP Version Not Supported  down a rung
+//	401, 403, 404, 407, 429, other 4xx and 5xx  ErrRejected with the response: the
+//	                           application answered; HTTP/1.1 would get the same
+//
+// A rejection on HTTP/1.1, the last rung, is always ErrRejected.
 func blamesProtocol(resp *http.Response, err error) bool {
 	if err == nil {
 		return false
 	}
-	if !errors.Is(err, ErrRejected) {
+	if !errors.Is(err, ErrRejected) || resp == nil {
 		return true
 	}
 	switch resp.StatusCode {
-	case http.StatusMisdirectedRequest, http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusMisdirectedRequest,
+		http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
 		return true
 	}
 	return false
@@ -170,6 +187,9 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 	// §3); servers such as Apache httpd reject any other scheme.
 	target := *u
 	target.Scheme = httpScheme(u.Scheme)
+	if cfg.host != "" {
+		target.Host = cfg.host // :authority
+	}
 	rt := &connectRT{open: func(ctx context.Context, hdr http.Header) (*http.Response, io.ReadWriteCloser, error) {
 		resp, rwc, err := pc.car.connect(ctx, &target, hdr, "websocket")
 		if rwc != nil {
@@ -195,6 +215,7 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 			pc.drop()
 		} else if blamesProtocol(rt.resp, err) {
 			pc.retire()
+			d.caps.forget(pc.key, pc.car.version)
 		}
 		return nil, rt.resp, err
 	}
@@ -227,6 +248,7 @@ func upgradeH1(ctx context.Context, cfg config, u *url.URL, secure bool, conn ne
 	client := &http.Client{Transport: tr, CheckRedirect: noRedirect}
 	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
 		HTTPClient:      client,
+		Host:            cfg.host,
 		HTTPHeader:      cfg.header,
 		Subprotocols:    cfg.subprotocols,
 		CompressionMode: cfg.compression,

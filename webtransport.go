@@ -47,7 +47,14 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	key := originKey(cfg.trust(), host, port)
-	req := &wtRequest{url: u, header: cfg.header, protocols: cfg.subprotocols}
+	if err := cfg.checkHost(); err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
+	}
+	target := *u
+	if cfg.host != "" {
+		target.Host = cfg.host // :authority
+	}
+	req := &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols}
 
 	// pooled tries a new session on a live WebTransport connection.
 	var (

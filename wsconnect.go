@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // connectRT lets coder/websocket run its client handshake over an RFC 8441
@@ -27,11 +28,37 @@ type connectRT struct {
 // websocketGUID is RFC 6455's key suffix.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// The request headers of a WebSocket's extended CONNECT, per RFC 8441 §4–5
+// (HTTP/2) and RFC 9220 §3 (HTTP/3, same rules), against coder/websocket's
+// RFC 6455 §4.1 GET:
+//
+//	:method             CONNECT                       RFC 8441 §4
+//	:protocol           websocket                     RFC 8441 §4
+//	:scheme             https for wss, http for ws    RFC 8441 §5
+//	:path               the URL's path and query      RFC 8441 §5, RFC 9113 §8.3.1
+//	:authority          the URL's host, or WithHeader's Host  RFC 8441 §5
+//	sec-websocket-version     13, as on HTTP/1.1      RFC 8441 §5, RFC 6455 §4.1
+//	sec-websocket-protocol    WithSubprotocols        RFC 6455 §4.1 (item 10)
+//	sec-websocket-extensions  permessage-deflate (WithCompression)  RFC 7692
+//	other headers       WithHeader's, lowercase names RFC 9113 §8.2
+//	not sent            Sec-WebSocket-Key (RFC 8441 §5: not used), Host (it is
+//	                    :authority) and the connection-specific fields
+//	                    (RFC 9113 §8.2.2, RFC 9114 §4.2): Connection, Upgrade,
+//	                    Keep-Alive, Proxy-Connection, Transfer-Encoding, and TE
+//	                    unless it is "trailers"
+//
+// The HTTP/2 and HTTP/3 clients write the pseudo-headers and lowercase the
+// names.
+var notOnConnect = []string{"Connection", "Upgrade", "Sec-Websocket-Key", "Host", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding"}
+
 func (rt *connectRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := req.Header.Get("Sec-WebSocket-Key")
 	hdr := req.Header.Clone()
-	for _, h := range []string{"Connection", "Upgrade", "Sec-WebSocket-Key"} {
+	for _, h := range notOnConnect {
 		hdr.Del(h)
+	}
+	if te := hdr.Values("Te"); len(te) > 0 && !(len(te) == 1 && strings.EqualFold(te[0], "trailers")) {
+		hdr.Del("Te")
 	}
 	resp, stream, err := rt.open(req.Context(), hdr)
 	if err != nil {

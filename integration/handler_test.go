@@ -16,6 +16,14 @@ import (
 func handler() http.Handler {
 	ws, plain := testkit.EchoHandler(), httpMux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer tells the Host (or :authority) the server saw.
+		w.Header().Set("X-Host", r.Host)
+		// An extended CONNECT with X-Connect-Status: N is answered with
+		// N, as a server that advertised RFC 8441 and then fails it.
+		if n, err := strconv.Atoi(r.Header.Get("X-Connect-Status")); err == nil && r.Method == http.MethodConnect {
+			http.Error(w, "extended CONNECT refused by the test", n)
+			return
+		}
 		if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
 			ws.ServeHTTP(w, r)
 			return
