@@ -349,6 +349,8 @@ func (s *Stream) sendData(p []byte, end bool) (int, error) {
 			if len(p) == 0 || (s.sendAvail > 0 && c.sendAvail > 0) {
 				break
 			}
+			// Until window arrives, the write deadline passes, or the
+			// stream or the connection ends.
 			if err := c.waitLocked(s.wsig.wait(), c.sendSig.wait(), s.wdl, nil); err != nil {
 				c.mu.Unlock()
 				return 0, err
