@@ -65,6 +65,27 @@ func stalledServer(t *testing.T, useTLS bool, cfg Config) (*Conn, *rawPeer) {
 	return client, p
 }
 
+// waitStuck waits until s's Write is stuck in the socket: writing to it,
+// with s's send window unchanged for 200 ms.
+func waitStuck(t *testing.T, s *Stream) {
+	t.Helper()
+	c := s.c
+	state := func() (bool, int64) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.inSock && c.wowner == s, s.sendAvail
+	}
+	end := time.Now().Add(10 * time.Second)
+	for time.Now().Before(end) {
+		in, avail := state()
+		time.Sleep(200 * time.Millisecond)
+		if in2, avail2 := state(); in && in2 && avail == avail2 {
+			return
+		}
+	}
+	t.Fatal("the Write never got stuck in the socket")
+}
+
 // returnsWithin runs f and reports how long it took, failing the test if
 // it has not returned after d (f then keeps running until the cleanups end
 // the connection).
@@ -128,7 +149,8 @@ func testStalledWriteDeadline(t *testing.T, useTLS bool) {
 
 	// Once the socket is full, closing another stream must not wait for
 	// the stuck write.
-	time.Sleep(deadline / 2)
+	waitStuck(t, a)
+	t.Logf("stream %d's Write stuck in the socket after %v", a.ID(), time.Since(start))
 	took := returnsWithin(t, time.Second, "Close of another stream", func() { b.Close() })
 	t.Logf("Close of stream %d took %v while stream %d's write was stuck", b.ID(), took, a.ID())
 
@@ -182,17 +204,22 @@ func TestWriteDeadlineMovedWhileStuck(t *testing.T) {
 		_, err := a.Write(make([]byte, 64<<20))
 		res <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	waitStuck(t, a)
 	start := time.Now()
 	a.SetWriteDeadline(start)
 	select {
 	case err := <-res:
 		t.Logf("Write returned %v after its deadline moved: %v", time.Since(start), err)
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("Write: %v", err)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.Is(err, ErrWriteTimeout) {
+			t.Errorf("Write: %v, want os.ErrDeadlineExceeded and ErrWriteTimeout", err)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("Write did not see its new deadline")
+	}
+	select {
+	case <-client.Done():
+	case <-time.After(time.Second):
+		t.Fatal("connection still open after a socket write timed out")
 	}
 }
 
