@@ -2,6 +2,7 @@ package h2conn
 
 import (
 	"fmt"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -23,6 +24,12 @@ const (
 	// DefaultMaxFrameSize is the largest frame we accept: the protocol
 	// default, so we never need to advertise it.
 	DefaultMaxFrameSize = 16384
+	// DefaultWriteTimeout is how long a write to the socket may go without
+	// progress before the connection is closed: x/net's WriteByteTimeout,
+	// which net/http leaves unset. Ten seconds lets a congested path drain
+	// a 64 KiB frame at 6.5 KB/s yet ends a peer that stopped reading
+	// long before any caller would notice by itself.
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // The protocol's initial values (RFC 9113 section 6.5.2).
@@ -60,6 +67,11 @@ type Config struct {
 	// MaxFrameSize is the largest frame we accept (SETTINGS_MAX_FRAME_SIZE,
 	// 16384 to 16777215). Zero means DefaultMaxFrameSize.
 	MaxFrameSize uint32
+	// WriteTimeout bounds every write to the socket: one that makes no
+	// progress for this long ends the connection with ErrWriteTimeout, as
+	// does one that outlasts the write deadline of the stream it writes
+	// for. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // local holds the settings we advertise, after defaults and overrides.
@@ -72,6 +84,7 @@ type local struct {
 	maxFrame      uint32
 	tableSize     uint32
 	extConnect    bool
+	writeTimeout  time.Duration
 }
 
 // resolve applies defaults and overrides and checks every value.
@@ -89,6 +102,10 @@ func (cfg Config) resolve(client bool) (local, error) {
 		maxHeaderList: def(cfg.MaxHeaderListSize, DefaultMaxHeaderListSize),
 		maxFrame:      def(cfg.MaxFrameSize, DefaultMaxFrameSize),
 		tableSize:     initialTableSize,
+		writeTimeout:  cfg.WriteTimeout,
+	}
+	if l.writeTimeout <= 0 {
+		l.writeTimeout = DefaultWriteTimeout
 	}
 	if l.connWindow > maxWindow {
 		return local{}, fmt.Errorf("h2conn: ConnWindow %d above %d", l.connWindow, maxWindow)

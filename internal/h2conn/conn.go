@@ -25,9 +25,11 @@ type Conn struct {
 	ours   local
 
 	fr   *http2.Framer // reads belong to the read loop, writes to the holder of wsem
-	bw   *bufio.Writer
+	bw   *bufio.Writer // writes to sockWriter
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
+	hdec *hpack.Decoder // the read loop's, under mu
+	blk  headerBlock    // the header block being read
 
 	wsem    chan struct{} // held while writing frames: one writer at a time
 	wwait   atomic.Int32  // writers waiting for wsem
@@ -73,6 +75,14 @@ type Conn struct {
 	sendAvail     int64 // connection send window
 	pings         map[[8]byte]chan struct{}
 	pingSeq       uint64
+
+	// The holder of wsem and its socket write, for sockWriter's deadline
+	// and SetWriteDeadline's changes to it.
+	wowner    *Stream   // the stream that holds wsem, or nil
+	wctxDL    time.Time // the deadline of the OpenStream that holds wsem
+	inSock    bool      // a socket write is under way
+	sockStall time.Time // when it fails for want of progress
+	sockErr   error     // what the failed socket write was, described
 
 	// For tests: bytes buffered for all streams, and the most ever.
 	buffered, maxBuffered int64
@@ -158,12 +168,14 @@ func start(nc net.Conn, br *bufio.Reader, ours local, client bool) *Conn {
 	if !client {
 		c.nextID = 2 // a server opens no streams: every even ID stays idle
 	}
-	c.bw = bufio.NewWriterSize(nc, 64<<10)
+	c.bw = bufio.NewWriterSize(sockWriter{c}, 64<<10)
 	c.fr = http2.NewFramer(c.bw, br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(ours.tableSize, nil)
-	c.fr.MaxHeaderListSize = ours.maxHeaderList
 	c.fr.SetMaxReadFrameSize(ours.maxFrame)
 	c.henc = hpack.NewEncoder(&c.hbuf)
+	// We decode header blocks ourselves (readheaders.go) to bound them
+	// and to say what was wrong with one.
+	c.hdec = hpack.NewDecoder(ours.tableSize, c.onFieldLocked)
+	c.hdec.SetMaxStringLength(int(min(uint64(ours.maxHeaderList), math.MaxInt)))
 
 	c.mu.Lock()
 	if client {
@@ -238,10 +250,7 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 		}
 	}
 	// Let the writer flush what is queued, GOAWAY included, then close.
-	if !c.closed && c.failErr == nil {
-		c.failErr = ErrConnClosed
-		c.queueLocked(ctrlFrame{kind: ctrlFinal})
-	}
+	c.finishLocked(ErrConnClosed)
 	c.mu.Unlock()
 	var err error
 	select {
@@ -291,10 +300,20 @@ func (c *Conn) failLocked(pe protocolError) {
 	if c.closed || c.failErr != nil {
 		return
 	}
-	c.failErr = &GoAwayError{LastStreamID: c.maxPeerID, Code: pe.code, Debug: pe.reason}
+	c.failErr = &GoAwayError{LastStreamID: c.maxPeerID, Code: pe.code, Debug: pe.reason, Cause: pe.cause}
 	c.goAwaySent = true
 	c.slotSig.fire()
 	c.queueLocked(ctrlFrame{kind: ctrlGoAway, n: c.maxPeerID, code: pe.code, debug: []byte(pe.reason)})
+	c.queueLocked(ctrlFrame{kind: ctrlFinal})
+}
+
+// finishLocked ends the connection with err once what is queued has
+// been written, as after our last stream ends under the peer's GOAWAY.
+func (c *Conn) finishLocked(err error) {
+	if c.closed || c.failErr != nil {
+		return
+	}
+	c.failErr = err
 	c.queueLocked(ctrlFrame{kind: ctrlFinal})
 }
 

@@ -638,7 +638,7 @@ func TestHeaderListTooLarge(t *testing.T) {
 	}
 	_, err = s.Header(ctx)
 	var se *StreamError
-	if !errors.As(err, &se) || se.Remote || se.Code != http2.ErrCodeProtocol || !errors.Is(err, errPeerHeaderTooLarge) {
+	if !errors.As(err, &se) || se.Remote || se.Code != http2.ErrCodeProtocol || !errors.Is(err, ErrPeerHeaderListTooLarge) {
 		t.Fatalf("oversized response: %v", err)
 	}
 	if client.Err() != nil {

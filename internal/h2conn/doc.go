@@ -13,4 +13,18 @@
 // on the application: data is buffered per stream up to the receive windows
 // we advertise, and control frames go out through a writer goroutine. Every
 // goroutine ends when the connection closes.
+//
+// # Waits
+//
+// Every wait ends on a bound the caller controls, or on the connection's
+// end. Waits for the peer (a header block, data, window, a stream slot, a
+// PING's answer, SETTINGS) end on the caller's context or read or write
+// deadline, or when the stream or the connection ends. Waits for our own
+// writers (a stream's write lock, the right to write frames) end the same
+// way, and the writer waited for is bounded too: every write to the socket
+// has a deadline, its stream's write deadline or Config.WriteTimeout, so a
+// peer that stops reading ends the connection with ErrWriteTimeout, failing
+// every waiter, rather than holding them. Stream.Close and Reset never
+// wait. Conn.Close waits for the connection's goroutines, which closing
+// the socket ends.
 package h2conn

@@ -26,6 +26,22 @@ var (
 	// ErrStreamClosed is returned by a write after CloseWrite, and by any
 	// operation after Close.
 	ErrStreamClosed = errors.New("h2conn: stream closed")
+	// ErrWriteTimeout marks a connection ended because a write to its
+	// socket did not finish in time: the write deadline of the stream it
+	// wrote for passed, or the socket took nothing for Config.WriteTimeout
+	// (the peer stopped reading). A frame may have been cut short, and
+	// nothing in HTTP/2 resynchronises a byte stream (RFC 9113 section
+	// 4.1), so the connection cannot go on. The error also wraps the
+	// socket's own, which matches os.ErrDeadlineExceeded.
+	ErrWriteTimeout = errors.New("h2conn: socket write timed out")
+	// ErrPeerHeaderListTooLarge is the cause of a stream reset, or of a
+	// connection error, because a header list the peer sent is larger than
+	// our SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 section 6.5.2); the 1xx
+	// responses before a final response count with it.
+	ErrPeerHeaderListTooLarge = errors.New("h2conn: peer's header list too large")
+	// ErrHPACK is the cause of a COMPRESSION_ERROR connection error: a
+	// header block we could not decode (RFC 9113 section 4.3).
+	ErrHPACK = errors.New("h2conn: HPACK decoding failed")
 )
 
 // StreamError reports a stream ended by RST_STREAM, sent by the peer
@@ -70,6 +86,10 @@ type GoAwayError struct {
 	// Debug is the GOAWAY's debug data, or what we found wrong.
 	Debug  string
 	Remote bool
+	// Cause is what we found wrong, for errors.Is (ErrHPACK,
+	// ErrPeerHeaderListTooLarge); nil for remote GOAWAYs and for causes
+	// with no error of their own.
+	Cause error
 }
 
 func (e *GoAwayError) Error() string {
@@ -84,15 +104,25 @@ func (e *GoAwayError) Error() string {
 	return msg
 }
 
+// Unwrap returns the cause of a GOAWAY we sent.
+func (e *GoAwayError) Unwrap() error { return e.Cause }
+
 // protocolError is a connection error we detected: we send GOAWAY with
-// its code and close.
+// its code and reason and close.
 type protocolError struct {
 	code   http2.ErrCode
 	reason string
+	cause  error // for errors.Is, or nil
 }
 
 func (e protocolError) Error() string { return fmt.Sprintf("%v: %s", e.code, e.reason) }
 
 func connError(code http2.ErrCode, format string, args ...any) error {
-	return protocolError{code, fmt.Sprintf(format, args...)}
+	return protocolError{code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+// connErrorIs is connError with a cause that errors.Is matches, such as
+// ErrHPACK.
+func connErrorIs(code http2.ErrCode, cause error, format string, args ...any) error {
+	return protocolError{code: code, reason: fmt.Sprintf(format, args...), cause: cause}
 }

@@ -10,13 +10,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// errPeerHeaderTooLarge is the cause of resetting a stream whose response
-// header list exceeds our SETTINGS_MAX_HEADER_LIST_SIZE.
-var errPeerHeaderTooLarge = errors.New("h2conn: peer's header list exceeds our MAX_HEADER_LIST_SIZE")
-
 // readLoop reads and handles frames until the connection ends. It never
-// blocks on anything but the socket: what it sends goes to the writer's
-// queue and what it receives to the streams' buffers.
+// blocks on anything but the socket, which closing the connection
+// unblocks: what it sends goes to the writer's queue and what it receives
+// to the streams' buffers. After a protocol error it waits at most a
+// second for the GOAWAY to go out.
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	for {
@@ -141,8 +139,10 @@ func (c *Conn) handleLocked(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return c.onSettingsLocked(f)
-	case *http2.MetaHeadersFrame:
-		return c.onHeadersLocked(f)
+	case *http2.HeadersFrame:
+		return c.startBlockLocked(f)
+	case *http2.ContinuationFrame:
+		return c.continueBlockLocked(f)
 	case *http2.DataFrame:
 		return c.onDataLocked(f)
 	case *http2.WindowUpdateFrame:
@@ -167,8 +167,6 @@ func (c *Conn) handleLocked(f http2.Frame) error {
 		return nil
 	case *http2.PushPromiseFrame:
 		return connError(http2.ErrCodeProtocol, "PUSH_PROMISE with push disabled")
-	case *http2.HeadersFrame, *http2.ContinuationFrame:
-		return connError(http2.ErrCodeProtocol, "unexpected %v", f.Header().Type)
 	}
 	return nil // unknown and extension frames are ignored
 }
@@ -259,7 +257,10 @@ func (c *Conn) onHeadersLocked(f *http2.MetaHeadersFrame) error {
 	case f.HasPriority() && f.Priority.StreamDep == id:
 		bad = errors.New("stream depends on itself")
 	case f.Truncated:
-		bad = errPeerHeaderTooLarge
+		bad = fmt.Errorf("%w: larger than %d bytes", ErrPeerHeaderListTooLarge, c.ours.maxHeaderList)
+		if !s.gotHeader && s.infoSize > 0 {
+			bad = fmt.Errorf("%w: larger than %d bytes with the %d bytes of the 1xx responses before it", ErrPeerHeaderListTooLarge, c.ours.maxHeaderList, s.infoSize)
+		}
 	case !s.gotHeader:
 		status, err := checkResponse(f.Fields)
 		switch {
@@ -271,7 +272,15 @@ func (c *Conn) onHeadersLocked(f *http2.MetaHeadersFrame) error {
 		case status == 101 || f.StreamEnded():
 			bad = fmt.Errorf("bad informational response %d", status)
 		default:
-			return nil // 1xx: wait for the final response
+			// A 1xx response (RFC 9113 section 8.1): skipped, but its
+			// size counts against the final response's header list
+			// limit (startBlockLocked), as net/http's HTTP/1 client
+			// counts it against MaxResponseHeaderBytes. That bounds the
+			// 1xx responses a server can send (MaxHeaderListSize / 42
+			// bytes, the smallest :status-only list), so there is no cap
+			// on their number, which would fail long 102 or 103 runs.
+			s.infoSize += headerListSize(f.Fields)
+			return nil
 		}
 	case !f.StreamEnded():
 		bad = errors.New("second header block without END_STREAM")

@@ -28,6 +28,7 @@ type Stream struct {
 	inMap      bool
 	header     []hpack.HeaderField // peer's first (final) header block
 	gotHeader  bool
+	infoSize   uint64 // header list size of the 1xx responses before it
 	sentHeader bool
 	sentEnd    bool
 	recvEnd    bool
@@ -109,7 +110,7 @@ func (c *Conn) OpenStream(ctx context.Context, header []hpack.HeaderField, endSt
 	c.reserved++
 	c.mu.Unlock()
 
-	if err := c.acquireWrite(ctx, time.Time{}); err != nil {
+	if err := c.acquireWrite(ctx, nil); err != nil {
 		c.mu.Lock()
 		c.reserved--
 		c.slotSig.fire()
@@ -118,7 +119,11 @@ func (c *Conn) OpenStream(ctx context.Context, header []hpack.HeaderField, endSt
 	}
 	c.mu.Lock()
 	c.reserved--
-	if err := c.openableLocked(); err != nil {
+	err := c.openableLocked()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		c.slotSig.fire()
 		c.mu.Unlock()
 		c.abandonWrite()
@@ -212,13 +217,16 @@ func (s *Stream) WriteHeader(fields []hpack.HeaderField, endStream bool) error {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrHeaderListTooLarge, headerListSize(fields), c.peerMaxHdr)
 	}
-	dl := s.wdl
 	c.mu.Unlock()
-	if err := c.acquireWrite(nil, dl); err != nil {
+	if err := c.acquireWrite(nil, s); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	if err := s.writableLocked(); err != nil {
+	err := s.writableLocked()
+	if err == nil && pastLocked(s.wdl) {
+		err = os.ErrDeadlineExceeded
+	}
+	if err != nil {
 		c.mu.Unlock()
 		c.abandonWrite()
 		return err
@@ -228,28 +236,20 @@ func (s *Stream) WriteHeader(fields []hpack.HeaderField, endStream bool) error {
 		c.endSendLocked(s)
 	}
 	c.mu.Unlock()
-	err := c.releaseWrite(c.writeHeaderBlock(s.id, fields, endStream))
-	if endStream {
-		c.mu.Lock()
-		c.maybeRemoveLocked(s)
-		c.mu.Unlock()
-	}
-	return err
+	return c.releaseWrite(c.writeHeaderBlock(s.id, fields, endStream))
 }
 
-// endSendLocked records that the frame the caller is about to write ends
-// our sending side; the caller holds wsem, so whatever is queued now goes
-// out after that frame. A stream the peer has finished too leaves the map
-// at once: a client that sees our END_STREAM may open its next stream
-// straight away and must find the slot free. After a GOAWAY, though,
-// leaving would close the connection before the frame is out, so the
-// caller removes the stream once it has written.
+// endSendLocked records that the frame the caller is about to write (or
+// queue) ends our sending side; the caller holds wsem (or s.wlock, with
+// nothing of s's being written), so whatever is queued now goes out after
+// that frame. A stream the peer has finished too leaves the map at once:
+// a client that sees our END_STREAM may open its next stream straight away
+// and must find the slot free. After a GOAWAY the last stream to leave
+// closes the connection only once the writer has sent what is queued.
 func (c *Conn) endSendLocked(s *Stream) {
 	s.sentEnd = true
 	s.endWriteLocked()
-	if c.goAwayRecv == nil {
-		c.maybeRemoveLocked(s)
-	}
+	c.maybeRemoveLocked(s)
 }
 
 // writableLocked returns why nothing more may be sent, or nil.
@@ -266,8 +266,10 @@ func (s *Stream) writableLocked() error {
 	return nil
 }
 
-// lockWrite takes the stream's write lock, unless the sending side ends or
-// the write deadline passes first.
+// lockWrite takes the stream's write lock, unless the sending side ends,
+// the connection ends or the write deadline (re-read whenever
+// SetWriteDeadline moves it) passes first. The holder, a Write, is itself
+// bounded by the same deadline or by WriteTimeout.
 func (s *Stream) lockWrite() error {
 	select {
 	case s.wlock <- struct{}{}:
@@ -275,29 +277,34 @@ func (s *Stream) lockWrite() error {
 	default:
 	}
 	c := s.c
-	c.mu.Lock()
-	dl := s.wdl
-	c.mu.Unlock()
-	var timeout <-chan time.Time
-	if !dl.IsZero() {
-		t := time.NewTimer(time.Until(dl))
-		defer t.Stop()
-		timeout = t.C
+	for {
+		c.mu.Lock()
+		dl, moved := s.wdl, s.wsig.wait()
+		c.mu.Unlock()
+		timeout, stop, err := deadlineTimer(dl)
+		if err != nil {
+			return err
+		}
+		select {
+		case s.wlock <- struct{}{}:
+			stop()
+			return nil
+		case <-moved:
+			stop()
+			continue
+		case <-s.wdone:
+		case <-c.done:
+		case <-timeout:
+			return os.ErrDeadlineExceeded
+		}
+		stop()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := s.writableLocked(); err != nil {
+			return err
+		}
+		return ErrStreamClosed
 	}
-	select {
-	case s.wlock <- struct{}{}:
-		return nil
-	case <-s.wdone:
-	case <-c.done:
-	case <-timeout:
-		return os.ErrDeadlineExceeded
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := s.writableLocked(); err != nil {
-		return err
-	}
-	return ErrStreamClosed
 }
 
 func (s *Stream) unlockWrite() { <-s.wlock }
@@ -342,19 +349,24 @@ func (s *Stream) sendData(p []byte, end bool) (int, error) {
 			if len(p) == 0 || (s.sendAvail > 0 && c.sendAvail > 0) {
 				break
 			}
+			// Until window arrives, the write deadline passes, or the
+			// stream or the connection ends.
 			if err := c.waitLocked(s.wsig.wait(), c.sendSig.wait(), s.wdl, nil); err != nil {
 				c.mu.Unlock()
 				return 0, err
 			}
 		}
-		dl := s.wdl
 		c.mu.Unlock()
 
-		if err := c.acquireWrite(nil, dl); err != nil {
+		if err := c.acquireWrite(nil, s); err != nil {
 			return 0, err
 		}
 		c.mu.Lock()
-		if err := s.writableLocked(); err != nil {
+		err := s.writableLocked()
+		if err == nil && pastLocked(s.wdl) {
+			err = os.ErrDeadlineExceeded
+		}
+		if err != nil {
 			c.mu.Unlock()
 			c.abandonWrite()
 			return 0, err
@@ -373,13 +385,7 @@ func (s *Stream) sendData(p []byte, end bool) (int, error) {
 			c.endSendLocked(s)
 		}
 		c.mu.Unlock()
-		err := c.releaseWrite(c.fr.WriteData(s.id, last, p[:k]))
-		if last {
-			c.mu.Lock()
-			c.maybeRemoveLocked(s)
-			c.mu.Unlock()
-		}
-		if err != nil {
+		if err := c.releaseWrite(c.fr.WriteData(s.id, last, p[:k])); err != nil {
 			return 0, err
 		}
 		return int(k), nil
@@ -438,31 +444,35 @@ func (s *Stream) reset(code http2.ErrCode, cause error) {
 	c.removeLocked(s)
 }
 
-// Close ends the stream and releases its buffers. Our side ends cleanly
-// with END_STREAM (unless a Write is in progress), so the peer keeps all we
-// sent; if the peer has not finished sending, the stream is then reset with
-// CANCEL, or with NO_ERROR on a server stream whose response is complete.
-// Later reads and writes return ErrStreamClosed.
+// Close ends the stream and releases its buffers, without waiting. Our
+// side ends cleanly with END_STREAM (unless a Write is in progress, which
+// fails), so the peer keeps all we sent; if the peer has not finished
+// sending, the stream is then reset with CANCEL, or with NO_ERROR on a
+// server stream whose response is complete. Later reads and writes return
+// ErrStreamClosed.
 func (s *Stream) Close() error {
 	c := s.c
-	c.mu.Lock()
-	// Our side ends with END_STREAM even when the peer's has not: a
-	// complete response (or request) stays complete for the peer, which
-	// keeps what it received when the RST_STREAM below follows.
-	clean := s.err == nil && s.sentHeader && !s.sentEnd
-	c.mu.Unlock()
-	if clean {
-		select {
-		case s.wlock <- struct{}{}:
-			s.closeWriteHeld()
-			s.unlockWrite()
-		default:
-		}
+	locked := false
+	select {
+	case s.wlock <- struct{}{}:
+		locked = true
+		defer s.unlockWrite()
+	default:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s.err != nil {
 		return nil
+	}
+	// Our side ends with END_STREAM even when the peer's has not: a
+	// complete response (or request) stays complete for the peer, which
+	// keeps what it received when the RST_STREAM below follows. It goes
+	// out with the control frames, so that Close never waits for the
+	// socket; holding wlock, no frame of ours is on its way, so it follows
+	// all we sent.
+	if locked && s.sentHeader && s.writableLocked() == nil {
+		c.queueLocked(ctrlFrame{kind: ctrlEndStream, stream: s.id})
+		c.endSendLocked(s)
 	}
 	if s.inMap {
 		code := http2.ErrCodeCancel
@@ -529,13 +539,19 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline sets when Write gives up; zero means never. A frame
-// already being written to the socket is finished first.
+// SetWriteDeadline sets when Write gives up; zero means never. It applies
+// to a Write already waiting, and to one stuck in the socket: as a frame
+// may then be left half written, that ends the connection with
+// ErrWriteTimeout.
 func (s *Stream) SetWriteDeadline(t time.Time) error {
-	s.c.mu.Lock()
+	c := s.c
+	c.mu.Lock()
 	s.wdl = t
 	s.wsig.fire()
-	s.c.mu.Unlock()
+	if c.inSock && c.wowner == s {
+		c.armSocketLocked()
+	}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -592,7 +608,7 @@ func (c *Conn) removeLocked(s *Stream) {
 	if len(c.streams) == 0 {
 		c.lastIdle = time.Now()
 		if c.goAwayRecv != nil {
-			c.closeLocked(c.goAwayRecv)
+			c.finishLocked(c.goAwayRecv)
 		}
 	}
 	c.slotSig.fire()

@@ -2,6 +2,7 @@ package h2conn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -33,8 +34,9 @@ const (
 	ctrlWindowUpdate
 	ctrlRST
 	ctrlGoAway
-	ctrlHeaders // a response the read loop sends itself (431)
-	ctrlFinal   // close the connection once everything before is written
+	ctrlHeaders   // a response the read loop sends itself (431)
+	ctrlEndStream // an empty DATA frame with END_STREAM, from Stream.Close
+	ctrlFinal     // close the connection once everything before is written
 )
 
 // ctrlFrame is a frame queued for the writer goroutine.
@@ -50,13 +52,16 @@ type ctrlFrame struct {
 	end      bool
 }
 
-// queueLocked queues f for the writer goroutine without blocking.
+// queueLocked queues f for the writer goroutine without blocking. A full
+// queue ends the connection: the frame (an END_STREAM among them) cannot
+// simply be dropped.
 func (c *Conn) queueLocked(f ctrlFrame) {
 	if c.closed {
 		return
 	}
 	if len(c.ctrl) >= maxCtrlQueue && f.kind != ctrlGoAway && f.kind != ctrlFinal {
 		c.ctrlOverflow = true
+		c.failLocked(protocolError{code: http2.ErrCodeEnhanceYourCalm, reason: "too many control frames queued"})
 		return
 	}
 	c.ctrl = append(c.ctrl, f)
@@ -64,7 +69,8 @@ func (c *Conn) queueLocked(f ctrlFrame) {
 }
 
 // writeLoop writes queued control frames when no stream is writing, and
-// flushes them.
+// flushes them. Its waits end when the connection does; its writes, with
+// no caller behind them, are bounded by WriteTimeout alone.
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	for {
@@ -80,11 +86,8 @@ func (c *Conn) writeLoop() {
 		}
 		err := c.writeCtrlHeld()
 		if err == nil {
-			if err = c.bw.Flush(); err != nil {
-				err = fmt.Errorf("h2conn: write: %w", err)
-				c.mu.Lock()
-				c.closeLocked(err)
-				c.mu.Unlock()
+			if ferr := c.bw.Flush(); ferr != nil {
+				err = c.writeFailed(ferr)
 			}
 		}
 		<-c.wsem
@@ -104,21 +107,35 @@ func (c *Conn) writeCtrlHeld() error {
 	c.ctrl = nil
 	c.mu.Unlock()
 	for _, f := range q {
-		var cause error
-		if f.kind == ctrlFinal {
-			c.bw.Flush()
-		} else if err := c.writeCtrl(f); err != nil {
-			cause = fmt.Errorf("h2conn: write: %w", err)
-		} else {
+		if f.kind != ctrlFinal {
+			if err := c.writeCtrl(f); err != nil {
+				return c.writeFailed(err)
+			}
 			continue
 		}
+		c.bw.Flush()
 		c.mu.Lock()
-		c.closeLocked(cause) // the failure's own error wins over cause
+		c.closeLocked(nil) // with failErr, which ctrlFinal always follows
 		err := c.err
 		c.mu.Unlock()
 		return err
 	}
 	return nil
+}
+
+// writeFailed ends the connection after a failed frame write and returns
+// why it ended: the socket's error as sockWriter described it or, for a
+// frame that could not even be encoded, err.
+func (c *Conn) writeFailed(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sockErr != nil {
+		err = c.sockErr
+	} else {
+		err = fmt.Errorf("h2conn: write: %w", err)
+	}
+	c.closeLocked(err)
+	return c.err
 }
 
 func (c *Conn) writeCtrl(f ctrlFrame) error {
@@ -142,49 +159,99 @@ func (c *Conn) writeCtrl(f ctrlFrame) error {
 		return c.fr.WriteGoAway(f.n, f.code, f.debug)
 	case ctrlHeaders:
 		return c.writeHeaderBlock(f.stream, f.fields, f.end)
+	case ctrlEndStream:
+		return c.fr.WriteData(f.stream, true, nil)
 	}
 	return nil
 }
 
-// acquireWrite takes the right to write frames, waiting at most until
-// the deadline or ctx's end.
-func (c *Conn) acquireWrite(ctx context.Context, deadline time.Time) error {
+// acquireWrite takes the right to write frames, for stream s or, when s
+// is nil, for an OpenStream bounded by ctx. The wait ends when wsem is
+// free, when ctx ends, when s's write deadline passes (re-read whenever
+// SetWriteDeadline moves it), when s's sending side ends, or when the
+// connection ends; and it cannot outlast the holder of wsem, whose
+// socket writes all have deadlines (see sockWriter).
+func (c *Conn) acquireWrite(ctx context.Context, s *Stream) error {
 	select {
 	case c.wsem <- struct{}{}:
-		return c.afterAcquire()
+		return c.afterAcquire(ctx, s)
 	default:
 	}
-	timeout, stop, err := deadlineTimer(deadline)
-	if err != nil {
-		return err
-	}
-	defer stop()
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		ctxDone = ctx.Done()
 	}
 	c.wwait.Add(1)
 	defer c.wwait.Add(-1)
-	select {
-	case c.wsem <- struct{}{}:
-		return c.afterAcquire()
-	case <-c.done:
-		return c.Err()
-	case <-timeout:
-		return os.ErrDeadlineExceeded
-	case <-ctxDone:
-		return ctx.Err()
+	for {
+		var dl time.Time
+		var moved, ended <-chan struct{}
+		if s != nil {
+			c.mu.Lock()
+			dl, moved, ended = s.wdl, s.wsig.wait(), s.wdone
+			c.mu.Unlock()
+		}
+		timeout, stop, err := deadlineTimer(dl)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.wsem <- struct{}{}:
+			stop()
+			return c.afterAcquire(ctx, s)
+		case <-c.done:
+			stop()
+			return c.Err()
+		case <-timeout:
+			return os.ErrDeadlineExceeded
+		case <-ctxDone:
+			stop()
+			return ctx.Err()
+		case <-ended:
+			stop()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if err := s.writableLocked(); err != nil {
+				return err
+			}
+			return ErrStreamClosed
+		case <-moved: // a new deadline, or window: look again
+			stop()
+		}
 	}
 }
 
-// afterAcquire writes queued control frames once wsem is ours, and gives
-// wsem back if the connection ended.
-func (c *Conn) afterAcquire() error {
+// afterAcquire records who holds wsem, for the socket's write deadline,
+// and writes queued control frames; it gives wsem back if the holder's
+// deadline has already passed or the connection ended.
+func (c *Conn) afterAcquire(ctx context.Context, s *Stream) error {
+	c.mu.Lock()
+	c.wowner, c.wctxDL = s, time.Time{}
+	if s == nil && ctx != nil {
+		c.wctxDL, _ = ctx.Deadline()
+	}
+	expired := pastLocked(c.holderDeadlineLocked())
+	c.mu.Unlock()
+	if expired {
+		c.abandonWrite()
+		if ctx != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return os.ErrDeadlineExceeded
+	}
 	if err := c.writeCtrlHeld(); err != nil {
 		c.abandonWrite()
 		return err
 	}
 	return nil
+}
+
+// pastLocked reports whether deadline is set and has passed. Callers check
+// it with wsem held, just before writing: a socket write that starts with
+// its deadline already gone fails without writing, yet ends the
+// connection.
+func pastLocked(deadline time.Time) bool {
+	return !deadline.IsZero() && !time.Now().Before(deadline)
 }
 
 // releaseWrite flushes, gives up the right to write, and ends the
@@ -199,22 +266,100 @@ func (c *Conn) releaseWrite(err error) error {
 			err = c.bw.Flush()
 		}
 	}
-	<-c.wsem
+	c.dropWrite()
 	if err != nil {
-		err = fmt.Errorf("h2conn: write: %w", err)
-		c.mu.Lock()
-		c.closeLocked(err)
-		err = c.err
-		c.mu.Unlock()
+		return c.writeFailed(err)
 	}
-	return err
+	return nil
 }
 
 // abandonWrite gives up the right to write without writing; the writer
 // goroutine flushes any control frames written meanwhile.
 func (c *Conn) abandonWrite() {
-	<-c.wsem
+	c.dropWrite()
 	c.pokeWriter()
+}
+
+// dropWrite gives wsem back.
+func (c *Conn) dropWrite() {
+	c.mu.Lock()
+	c.wowner, c.wctxDL = nil, time.Time{}
+	c.mu.Unlock()
+	<-c.wsem
+}
+
+// sockWriter is what c.bw writes to: the socket, with a write deadline on
+// every write, so that a peer that stops reading cannot hold wsem, and
+// every writer waiting behind it, for ever.
+type sockWriter struct{ c *Conn }
+
+// Write writes p to the socket for the holder of wsem. Its deadline is
+// the holder's (a stream's write deadline, an OpenStream context's) or
+// WriteTimeout from the last progress, whichever comes first: progress
+// moves the latter on, as x/net's WriteByteTimeout does (over TLS, whose
+// writes fail for good once one times out, it bounds each write instead).
+// On failure c.bw keeps the error, so the caller must end the connection
+// (writeFailed), with c.sockErr: which deadline passed, or what failed.
+func (w sockWriter) Write(p []byte) (int, error) {
+	c := w.c
+	n := 0
+	for {
+		c.mu.Lock()
+		c.inSock = true
+		c.sockStall = time.Now().Add(c.ours.writeTimeout)
+		c.armSocketLocked()
+		c.mu.Unlock()
+		k, err := c.nc.Write(p[n:])
+		n += k
+		c.mu.Lock()
+		c.inSock = false
+		if err == nil {
+			c.mu.Unlock()
+			return n, nil
+		}
+		timedOut := errors.Is(err, os.ErrDeadlineExceeded)
+		byHolder := timedOut && pastLocked(c.holderDeadlineLocked())
+		if timedOut && !byHolder && k > 0 && n < len(p) {
+			c.mu.Unlock()
+			continue
+		}
+		switch {
+		case byHolder:
+			who := "the request context's deadline"
+			if c.wowner != nil {
+				who = fmt.Sprintf("stream %d's write deadline", c.wowner.id)
+			}
+			err = fmt.Errorf("%w: %s passed with the socket full (the peer is not reading); a frame may be cut short, so the connection is closed: %w", ErrWriteTimeout, who, err)
+		case timedOut:
+			err = fmt.Errorf("%w: the socket took nothing for %v (the peer is not reading); a frame may be cut short, so the connection is closed: %w", ErrWriteTimeout, c.ours.writeTimeout, err)
+		default:
+			err = fmt.Errorf("h2conn: write: %w", err)
+		}
+		if c.sockErr == nil {
+			c.sockErr = err
+		}
+		c.mu.Unlock()
+		return n, err
+	}
+}
+
+// holderDeadlineLocked returns the deadline of whoever holds wsem: zero
+// for the writer goroutine.
+func (c *Conn) holderDeadlineLocked() time.Time {
+	if c.wowner != nil {
+		return c.wowner.wdl
+	}
+	return c.wctxDL
+}
+
+// armSocketLocked sets the socket's write deadline for the write under
+// way: the holder's deadline or the stall limit, whichever is sooner.
+func (c *Conn) armSocketLocked() {
+	dl := c.sockStall
+	if h := c.holderDeadlineLocked(); !h.IsZero() && h.Before(dl) {
+		dl = h
+	}
+	c.nc.SetWriteDeadline(dl)
 }
 
 // pokeWriter wakes the writer goroutine.

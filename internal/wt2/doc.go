@@ -34,7 +34,22 @@
 // Config.CloseTimeout for the peer's end of stream before calling Close;
 // without CloseWrite, rw.Close is called once the last capsule is written,
 // so for an HTTP/2 stream Close must end the send side with END_STREAM.
-// rw.Close must unblock a pending Read and Write, as net.Conn's does.
+// rw.Close must unblock a pending Read and Write, as net.Conn's does; or,
+// when rw has SetWriteDeadline, a deadline in the past must end the Write,
+// which the session sets first if its writer is still writing after
+// CloseTimeout. An *h2conn.Stream's write stuck in a socket the peer no
+// longer reads ends that way, and takes its HTTP/2 connection with it.
+//
+// # Waits
+//
+// Every blocking call ends when the session does, and otherwise on a bound
+// its caller sets: Read and Write on their deadlines, OpenStreamSync,
+// AcceptStream, AcceptUniStream and ReceiveDatagram on their context.
+// SendDatagram, which has neither, waits only while datagrams queue behind
+// the writer, like quic-go's; a writer held by a transport that stopped
+// draining ends the session when the transport gives up (h2conn after its
+// WriteTimeout) or when CloseWithError is called, which returns within
+// CloseTimeout.
 package wt2
 
 // Draft is the version of draft-ietf-webtrans-http2 this package implements.

@@ -276,7 +276,10 @@ func (s *Session) accept(ctx context.Context, q *[]*stream) (*stream, error) {
 
 // SendDatagram sends b in a DATAGRAM capsule. Over HTTP/2 datagrams are
 // delivered reliably and in order unless the peer drops them for want of
-// room. It blocks while datagramSendQueue datagrams wait for the writer.
+// room. It blocks while datagramSendQueue datagrams wait for the writer,
+// as quic-go's does: until the writer takes one or the session ends, by
+// CloseWithError or by the transport failing (over h2conn, a socket that
+// takes nothing for its WriteTimeout).
 func (s *Session) SendDatagram(b []byte) error {
 	if len(b) > s.cfg.MaxDatagramSize {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrDatagramTooLarge, len(b), s.cfg.MaxDatagramSize)
@@ -343,8 +346,8 @@ func (s *Session) Draining() <-chan struct{} { return s.draining }
 // code and msg (made valid UTF-8 and cut to 1024 bytes) in
 // WT_CLOSE_SESSION, followed by the end of the CONNECT stream's send side.
 // It returns once rw is closed and the session's goroutines have returned:
-// normally one round trip, at most Config.CloseTimeout. Calling it on an
-// ended session only waits for that and returns nil.
+// normally one round trip, at most Config.CloseTimeout (see supervise).
+// Calling it on an ended session only waits for that and returns nil.
 func (s *Session) CloseWithError(code uint32, msg string) error {
 	msg = truncateUTF8(strings.ToValidUTF8(msg, "\uFFFD"), maxCloseMessage)
 	s.mu.Lock()
@@ -397,9 +400,17 @@ func (s *Session) wakeWriter() {
 	}
 }
 
+// writeDeadliner is implemented by transports whose pending Write a
+// deadline ends, like net.Conn and *h2conn.Stream.
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
 // supervise closes rw once the session has ended and the writer has sent
 // its last capsule and, after a CloseWrite, the peer has ended its side; or
-// when Config.CloseTimeout has passed.
+// when Config.CloseTimeout has passed. A writer still in rw.Write then is
+// stuck on a transport that no longer drains: a deadline in the past ends
+// that write (an *h2conn.Stream's Close alone would not, for a write stuck
+// in its socket), and closing rw ends the reader's Read. So the session's
+// end waits at most CloseTimeout, plus what rw takes to honour them.
 func (s *Session) supervise() {
 	<-s.ctx.Done()
 	t := time.NewTimer(s.cfg.CloseTimeout)
@@ -411,6 +422,8 @@ func (s *Session) supervise() {
 		if half {
 			waitFor(s.readerDone, t.C)
 		}
+	} else if wd, ok := s.rw.(writeDeadliner); ok {
+		wd.SetWriteDeadline(time.Now())
 	}
 	s.rw.Close()
 	<-s.writerDone
