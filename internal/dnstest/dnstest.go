@@ -89,6 +89,9 @@ type Server struct {
 	def      Handler
 	queries  []Query
 	closed   bool
+	// inFlight is how many queries are being handled now; maxInFlight
+	// is the most there ever were at once.
+	inFlight, maxInFlight int
 }
 
 // Start starts a server on 127.0.0.1 on a free port and closes it when the
@@ -323,6 +326,23 @@ func (s *Server) Queries() []Query {
 	return slices.Clone(s.queries)
 }
 
+// Total returns how many queries the server received, over both
+// transports, for every name and type.
+func (s *Server) Total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries)
+}
+
+// MaxInFlight returns the largest number of queries the server was handling
+// at once: received, and their handler not yet returned. With a Delay
+// handler it tells how many queries a client had in flight together.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
 // Count returns how many queries for name and qtype (TypeAny: every type)
 // were received over either transport.
 func (s *Server) Count(name string, qtype uint16) int {
@@ -353,7 +373,14 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 		if h == nil {
 			h = s.def
 		}
+		s.inFlight++
+		s.maxInFlight = max(s.maxInFlight, s.inFlight)
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
 		if h == nil {
 			h = Default()
 		}
