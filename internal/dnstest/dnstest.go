@@ -334,9 +334,10 @@ func (s *Server) Total() int {
 	return len(s.queries)
 }
 
-// MaxInFlight returns the largest number of queries the server was handling
-// at once: received, and their handler not yet returned. With a Delay
-// handler it tells how many queries a client had in flight together.
+// MaxInFlight returns the largest number of queries the server held at
+// once: received, and neither answered nor dropped by their handler yet.
+// With a Delay handler it tells how many queries clients had in flight
+// together (a query a client gave up on counts until its handler ends).
 func (s *Server) MaxInFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -376,11 +377,14 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 		s.inFlight++
 		s.maxInFlight = max(s.maxInFlight, s.inFlight)
 		s.mu.Unlock()
-		defer func() {
+		// The query is in flight until it is answered, or dropped.
+		done := sync.OnceFunc(func() {
 			s.mu.Lock()
 			s.inFlight--
 			s.mu.Unlock()
-		}()
+		})
+		defer done()
+		w = doneWriter{w, done}
 		if h == nil {
 			h = Default()
 		}
@@ -389,6 +393,22 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 		}
 		h(w, &Request{Msg: m, Transport: transport, srv: s})
 	}
+}
+
+// doneWriter calls done before it writes a reply.
+type doneWriter struct {
+	dns.ResponseWriter
+	done func()
+}
+
+func (w doneWriter) WriteMsg(m *dns.Msg) error {
+	w.done()
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+func (w doneWriter) Write(b []byte) (int, error) {
+	w.done()
+	return w.ResponseWriter.Write(b)
 }
 
 // truncWriter truncates replies to the size the client can receive over UDP.
