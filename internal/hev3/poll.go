@@ -16,6 +16,9 @@ import (
 // at which Poll would act: the end of the resolution delay when it alone
 // holds back an endpoint, or the moment the attempt slot frees when an
 // endpoint waits for it.
+//
+// Poll costs O(MaxAttempts), plus one rebuild of the endpoint list, in
+// O(MaxEndpoints), when an input since the last Poll changed it.
 func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	if m.done {
 		return nil, time.Time{}
