@@ -16,8 +16,7 @@ const (
 	// answer a race uses: those of lowest SvcPriority (RFC 9460 §2.4.1,
 	// lower is preferred), in answer order among equals. Deployed HTTPS
 	// RRsets hold one or two records (Cloudflare and Google publish one,
-	// "1 . alpn=h3,h2 ..."); the multi-CDN examples of RFC 9460
-	// Appendix D have at most three.
+	// "1 . alpn=h3,h2 ..."); a multi-CDN setup adds one per CDN.
 	MaxServices = 16
 
 	// MaxTargets is how many distinct TargetNames other than the origin a
