@@ -42,6 +42,8 @@ type Dialer struct {
 	// attempts holds a token per connection attempt in flight, bounding
 	// the Dialer's concurrent handshakes.
 	attempts chan struct{}
+	// queries holds a token per DNS query in flight (race.go).
+	queries tokens
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file

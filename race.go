@@ -9,13 +9,47 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/resolver"
 	"github.com/eyeballs/dialer/internal/wt2"
 )
+
+// Bounds on DNS queries in flight: per race (hev3.Config.MaxLiveQueries),
+// beyond which the race's next query waits for one of its answers, and per
+// Dialer, beyond which a query waits for a token before it is sent. Each
+// query in flight holds a goroutine and a socket to the resolver (two when
+// a truncated reply is asked again over TCP). A race sends at most
+// hev3.MaxQueries (11) in all; 64 lets eight races run at their own bound,
+// or 21 races send their first three queries, at once, and keeps a burst of
+// dials from opening hundreds of sockets to the resolver.
+const (
+	maxQueriesPerDial   = hev3.DefaultMaxLiveQueries
+	maxQueriesPerDialer = 64
+)
+
+// tokens is a counting semaphore whose zero value is ready: its channel is
+// made on first use, so that a zero Dialer works.
+type tokens struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// acquire takes one of n tokens, waiting for one while ctx allows. The
+// caller must call release once done.
+func (t *tokens) acquire(ctx context.Context, n int) (release func(), err error) {
+	t.once.Do(func() { t.ch = make(chan struct{}, n) })
+	select {
+	case t.ch <- struct{}{}:
+		return func() { <-t.ch }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
 
 // raceSpec says what one race dials and what its winner must prove.
 type raceSpec struct {
@@ -86,6 +120,7 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		NoHTTPS:         spec.noHTTPS,
 		Need:            spec.need,
 		MaxLive:         maxAttemptsPerDial,
+		MaxLiveQueries:  maxQueriesPerDial,
 		Avoid:           spec.avoid,
 		ResolutionDelay: cfg.resolutionDelay,
 		AttemptDelay:    cfg.attemptDelay,
@@ -140,9 +175,16 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				obs.dnsStart(rep.DNS[len(rep.DNS)-1])
 				live++
 				go func() {
-					// DNS traffic is not the caller's connection: keep
-					// httptrace's connect hooks out of it.
-					ans := res.Lookup(valueless{raceCtx}, a.Name, a.Type)
+					var ans hev3.Answer
+					release, err := d.queries.acquire(raceCtx, maxQueriesPerDialer)
+					if err != nil {
+						ans.Err = fmt.Errorf("dns: %s %s: waiting for one of the Dialer's %d queries in flight: %w", a.Type, a.Name, maxQueriesPerDialer, err)
+					} else {
+						// DNS traffic is not the caller's connection: keep
+						// httptrace's connect hooks out of it.
+						ans = res.Lookup(valueless{raceCtx}, a.Name, a.Type)
+						release()
+					}
 					events <- raceEvent{id: a.ID, query: true, answer: ans, done: true}
 				}()
 			case hev3.StartAttempt:
@@ -411,17 +453,46 @@ func udpSilent(rep *Report) bool {
 	return quic
 }
 
+// Bounds on what a Report records of one answer. A race uses no more
+// (internal/hev3's bounds; the resolver trims answers to them already),
+// and a report stays small whatever DNS sent: DNSQuery.Omitted counts what
+// is left out.
+const (
+	reportAddrs    = 2 * hev3.MaxAddrs
+	reportServices = hev3.MaxServices
+	reportHints    = 2 * hev3.MaxHints
+	reportALPN     = resolver.MaxALPN
+)
+
+// fillAnswer records ans in q, within the report's bounds.
 func fillAnswer(q *DNSQuery, ans hev3.Answer) {
 	if ans.Err != nil {
 		q.Err = ans.Err.Error()
 		return
 	}
-	q.Addrs = ans.Addrs
-	for _, s := range ans.Services {
-		e := ServiceEntry{Priority: s.Priority, Target: s.Target, ALPN: s.ALPN, Port: s.Port, ECH: len(s.ECH) > 0}
-		e.Hints = append(append(e.Hints, s.IPv6Hints...), s.IPv4Hints...)
+	q.Omitted = ans.Omitted
+	q.Addrs = capped(ans.Addrs, reportAddrs, &q.Omitted)
+	for i, s := range ans.Services {
+		if i == reportServices {
+			q.Omitted += len(ans.Services) - i
+			break
+		}
+		e := ServiceEntry{Priority: s.Priority, Target: s.Target, Port: s.Port, ECH: len(s.ECH) > 0}
+		e.ALPN = capped(s.ALPN, reportALPN, &q.Omitted)
+		hints := append(append([]netip.Addr(nil), s.IPv6Hints...), s.IPv4Hints...)
+		e.Hints = capped(hints, reportHints, &q.Omitted)
 		q.Services = append(q.Services, e)
 	}
+}
+
+// capped returns the first n elements of s, adding the number of the
+// others to omitted.
+func capped[T any](s []T, n int, omitted *int) []T {
+	if len(s) <= n {
+		return s
+	}
+	*omitted += len(s) - n
+	return s[:n:n]
 }
 
 func protoName(spec raceSpec, p hev3.Proto) string {

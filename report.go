@@ -10,6 +10,12 @@ import (
 // A Report is the record of one race: every DNS query and every connection
 // attempt with its timing and outcome, and why the winner won. Times are
 // offsets from Start. A Report encodes to JSON and back without loss.
+//
+// A Report's size is bounded whatever DNS answers: a race sends at most 11
+// queries and makes at most 64 attempts (internal/hev3's MaxQueries and
+// MaxAttempts), and each DNSQuery lists at most 32 addresses or 16
+// services (each with at most 16 hints and 8 ALPN IDs); DNSQuery.Omitted
+// counts what an answer held beyond that.
 type Report struct {
 	URL   string    `json:"url"`
 	Kind  string    `json:"kind"` // "websocket", "tcp"
@@ -37,6 +43,10 @@ type DNSQuery struct {
 	Addrs    []netip.Addr   `json:"addrs,omitempty"`
 	Services []ServiceEntry `json:"services,omitempty"`
 	Err      string         `json:"error,omitempty"`
+	// Omitted counts the addresses, records, hints and ALPN IDs of the
+	// answer that the dialer left out: past the bounds on what one race
+	// uses, they are neither used nor listed here.
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // A ServiceEntry is one HTTPS (SVCB) ServiceMode record as the dialer used it.
@@ -128,6 +138,9 @@ func (r *Report) String() string {
 			what = strings.Join(parts, " ")
 		default:
 			what = "no records"
+		}
+		if q.Omitted > 0 {
+			what += fmt.Sprintf(" (+%d left out)", q.Omitted)
 		}
 		fmt.Fprintf(&b, "  dns %-5s %-28s |%s| %7s  %s\n", q.Type, trim(q.Name, 28), bar(q.Start, end, '-'), fmtDur(end-q.Start), what)
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
 )
 
 func sampleReport() *Report {
@@ -97,5 +100,68 @@ func TestDialErrorUnwrap(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q: %s", want, msg)
 		}
+	}
+}
+
+// TestReportBounded: a DNS answer is recorded within the report's bounds,
+// with a count of what was left out, which JSON and the waterfall carry.
+func TestReportBounded(t *testing.T) {
+	addrs := func(n int) []netip.Addr {
+		out := make([]netip.Addr, n)
+		for i := range out {
+			out[i] = netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		}
+		return out
+	}
+	ans := hev3.Answer{Addrs: addrs(100), Omitted: 7}
+	var q DNSQuery
+	fillAnswer(&q, ans)
+	if len(q.Addrs) != reportAddrs || q.Omitted != 7+100-reportAddrs {
+		t.Errorf("%d addresses, %d omitted; want %d and %d", len(q.Addrs), q.Omitted, reportAddrs, 7+100-reportAddrs)
+	}
+
+	alpn := make([]string, 20)
+	for i := range alpn {
+		alpn[i] = fmt.Sprintf("x%d", i)
+	}
+	svc := make([]hev3.ServiceInfo, 40)
+	for i := range svc {
+		svc[i] = hev3.ServiceInfo{Priority: uint16(i + 1), ALPN: alpn, IPv4Hints: addrs(40), IPv6Hints: addrs(40)}
+	}
+	q = DNSQuery{Name: "x.test", Type: "HTTPS", End: time.Millisecond}
+	fillAnswer(&q, hev3.Answer{Services: svc})
+	want := (40 - reportServices) + reportServices*(80-reportHints) + reportServices*(20-reportALPN)
+	if len(q.Services) != reportServices || q.Omitted != want {
+		t.Fatalf("%d services, %d omitted; want %d and %d", len(q.Services), q.Omitted, reportServices, want)
+	}
+	for _, s := range q.Services {
+		if len(s.Hints) != reportHints || len(s.ALPN) != reportALPN {
+			t.Fatalf("service %+v: want %d hints and %d ALPN IDs", s, reportHints, reportALPN)
+		}
+	}
+
+	r := sampleReport()
+	r.DNS = append(r.DNS, q)
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*r, back) {
+		t.Errorf("round trip changed the report")
+	}
+	if !strings.Contains(string(b), fmt.Sprintf(`"omitted":%d`, want)) {
+		t.Errorf("JSON lacks the omitted count: %s", b)
+	}
+	if s := r.String(); !strings.Contains(s, fmt.Sprintf("(+%d left out)", want)) {
+		t.Errorf("waterfall lacks the omitted count:\n%s", s)
+	}
+	// A report without the field (an older one) still decodes.
+	old, _ := json.Marshal(sampleReport())
+	if strings.Contains(string(old), "omitted") {
+		t.Errorf("omitted is written when zero: %s", old)
 	}
 }

@@ -89,6 +89,9 @@ type Server struct {
 	def      Handler
 	queries  []Query
 	closed   bool
+	// inFlight is how many queries are being handled now; maxInFlight
+	// is the most there ever were at once.
+	inFlight, maxInFlight int
 }
 
 // Start starts a server on 127.0.0.1 on a free port and closes it when the
@@ -323,6 +326,24 @@ func (s *Server) Queries() []Query {
 	return slices.Clone(s.queries)
 }
 
+// Total returns how many queries the server received, over both
+// transports, for every name and type.
+func (s *Server) Total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries)
+}
+
+// MaxInFlight returns the largest number of queries the server held at
+// once: received, and neither answered nor dropped by their handler yet.
+// With a Delay handler it tells how many queries clients had in flight
+// together (a query a client gave up on counts until its handler ends).
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
 // Count returns how many queries for name and qtype (TypeAny: every type)
 // were received over either transport.
 func (s *Server) Count(name string, qtype uint16) int {
@@ -353,7 +374,17 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 		if h == nil {
 			h = s.def
 		}
+		s.inFlight++
+		s.maxInFlight = max(s.maxInFlight, s.inFlight)
 		s.mu.Unlock()
+		// The query is in flight until it is answered, or dropped.
+		done := sync.OnceFunc(func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		})
+		defer done()
+		w = doneWriter{w, done}
 		if h == nil {
 			h = Default()
 		}
@@ -362,6 +393,22 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 		}
 		h(w, &Request{Msg: m, Transport: transport, srv: s})
 	}
+}
+
+// doneWriter calls done before it writes a reply.
+type doneWriter struct {
+	dns.ResponseWriter
+	done func()
+}
+
+func (w doneWriter) WriteMsg(m *dns.Msg) error {
+	w.done()
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+func (w doneWriter) Write(b []byte) (int, error) {
+	w.done()
+	return w.ResponseWriter.Write(b)
 }
 
 // truncWriter truncates replies to the size the client can receive over UDP.

@@ -239,3 +239,32 @@ func TestNewBadAddr(t *testing.T) {
 		t.Error("New(localhost:0) succeeded")
 	}
 }
+
+// TestInFlight checks Total and MaxInFlight: queries held by a Delay
+// handler are in flight together.
+func TestInFlight(t *testing.T) {
+	s := Start(t)
+	s.A("a.test", "192.0.2.1")
+	s.Set("a.test", TypeA, Delay(200*time.Millisecond, nil))
+	done := make(chan error)
+	for range 3 {
+		go func() {
+			_, err := exchange(t, s, "udp", "a.test", TypeA, true)
+			done <- err
+		}()
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := exchange(t, s, "udp", "b.test", TypeA, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Total(); n != 4 {
+		t.Errorf("Total() = %d, want 4", n)
+	}
+	if n := s.MaxInFlight(); n != 3 {
+		t.Errorf("MaxInFlight() = %d, want 3", n)
+	}
+}

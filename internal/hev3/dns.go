@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// query is one DNS query the machine asked for.
+// query is one DNS query the machine decided to ask. Its ID is set when it
+// is sent (StartQuery returned by Poll).
 type query struct {
 	q     StartQuery
 	done  bool
@@ -55,14 +56,18 @@ func (m *Machine) allowed(f Family) bool {
 	return !m.cfg.OnlyFamily || f == m.cfg.Only
 }
 
-// filterAddrs returns the valid addresses of family f in addrs, IPv4 ones
-// unmapped, in order, without duplicates. It returns nil if f is excluded.
-func (m *Machine) filterAddrs(addrs []netip.Addr, f Family) []netip.Addr {
+// filterAddrs returns the first max distinct valid addresses of family f
+// in addrs, IPv4 ones unmapped, in order. It returns nil if f is excluded.
+// Its cost is O(len(addrs) * max), whatever the answer holds.
+func (m *Machine) filterAddrs(addrs []netip.Addr, f Family, max int) []netip.Addr {
 	if !m.allowed(f) {
 		return nil
 	}
 	var out []netip.Addr
 	for _, a := range addrs {
+		if len(out) == max {
+			break
+		}
 		if !a.IsValid() || FamilyOf(a) != f {
 			continue
 		}
@@ -76,14 +81,27 @@ func (m *Machine) filterAddrs(addrs []netip.Addr, f Family) []netip.Addr {
 	return out
 }
 
-// normalizeServices copies records, keeping only usable hints and sorting
-// them stably by priority.
+// normalizeServices returns the MaxServices ServiceMode records of lowest
+// priority, sorted stably by priority, each copied with its usable hints
+// (MaxHints per family) and the ALPN IDs the machine knows. AliasMode
+// records (priority 0) are the resolver's to follow: one that gets here is
+// ignored (RFC 9460 §2.4.1).
 func (m *Machine) normalizeServices(in []ServiceInfo) []ServiceInfo {
-	out := make([]ServiceInfo, len(in))
-	for i, s := range in {
-		s.ALPN = slices.Clone(s.ALPN)
-		s.IPv4Hints = m.filterAddrs(s.IPv4Hints, IPv4)
-		s.IPv6Hints = m.filterAddrs(s.IPv6Hints, IPv6)
+	recs := make([]ServiceInfo, 0, len(in))
+	for _, s := range in {
+		if s.Priority != 0 {
+			recs = append(recs, s) // a shallow copy: the slices are copied below
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b ServiceInfo) int {
+		return cmp.Compare(a.Priority, b.Priority)
+	})
+	recs = recs[:min(len(recs), MaxServices)]
+	out := make([]ServiceInfo, len(recs))
+	for i, s := range recs {
+		s.ALPN = knownALPN(s.ALPN)
+		s.IPv4Hints = m.filterAddrs(s.IPv4Hints, IPv4, MaxHints)
+		s.IPv6Hints = m.filterAddrs(s.IPv6Hints, IPv6, MaxHints)
 		if len(s.ECH) == 0 {
 			s.ECH = nil
 		} else {
@@ -91,9 +109,19 @@ func (m *Machine) normalizeServices(in []ServiceInfo) []ServiceInfo {
 		}
 		out[i] = s
 	}
-	slices.SortStableFunc(out, func(a, b ServiceInfo) int {
-		return cmp.Compare(a.Priority, b.Priority)
-	})
+	return out
+}
+
+// knownALPN returns the ALPN IDs of alpn that name an HTTP version the
+// machine knows ("h3", "h2", "http/1.1"), once each, in order: at most
+// three, however long the record's list.
+func knownALPN(alpn []string) []string {
+	var out []string
+	for _, id := range alpn {
+		if alpnVersions([]string{id}) != 0 && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
 	return out
 }
 
@@ -106,9 +134,11 @@ func (m *Machine) addrsOf(name string, t RecordType) []netip.Addr {
 	return nil
 }
 
-// issueQueries appends a StartQuery for every query not issued yet: the
-// origin's HTTPS, AAAA and A, then AAAA and A for the target name of every
-// usable ServiceMode record.
+// issueQueries decides the queries to ask, the origin's HTTPS, AAAA and
+// A, then, once the HTTPS answer is in, AAAA and A for the target name of
+// the usable ServiceMode records (at most MaxTargets names), and appends a
+// StartQuery for each one waiting while fewer than maxLiveQueries are in
+// flight.
 func (m *Machine) issueQueries(acts []Action) []Action {
 	if m.cfg.Literal.IsValid() {
 		return acts
@@ -116,76 +146,68 @@ func (m *Machine) issueQueries(acts []Action) []Action {
 	if !m.queried {
 		m.queried = true
 		if !m.cfg.NoHTTPS {
-			acts = m.ask(acts, m.cfg.Host, m.origin, HTTPS)
+			m.ask(m.cfg.Host, m.origin, HTTPS)
 		}
-		acts = m.askAddrs(acts, m.cfg.Host, m.origin)
+		m.askAddrs(m.cfg.Host, m.origin)
 	}
-	recs, _ := m.records()
-	for _, r := range recs {
-		if key := m.targetKey(r.Target); key != m.origin {
-			acts = m.askAddrs(acts, r.Target, key)
+	if m.servicesNew {
+		m.servicesNew = false
+		recs, _ := m.records()
+		for _, r := range recs {
+			key := m.targetKey(r.Target)
+			if key == m.origin || m.targets[key] {
+				continue
+			}
+			if len(m.targets) == MaxTargets {
+				break
+			}
+			m.targets[key] = true
+			m.askAddrs(r.Target, key)
 		}
+	}
+	for len(m.queue) > 0 && m.liveQueries < m.maxLiveQueries {
+		q := m.queue[0]
+		m.queue[0] = nil
+		m.queue = m.queue[1:]
+		q.q.ID = m.nextID
+		m.nextID++
+		m.queries[q.q.ID] = q
+		m.liveQueries++
+		acts = append(acts, q.q)
 	}
 	return acts
 }
 
-// askAddrs asks for AAAA then A for name, skipping an excluded family.
-func (m *Machine) askAddrs(acts []Action, name, key string) []Action {
+// askAddrs decides AAAA then A for name, skipping an excluded family.
+func (m *Machine) askAddrs(name, key string) {
 	for _, f := range [...]Family{IPv6, IPv4} {
 		if m.allowed(f) {
-			acts = m.ask(acts, name, key, typeOfFamily(f))
+			m.ask(name, key, typeOfFamily(f))
 		}
 	}
-	return acts
 }
 
-// ask issues a query unless one for (key, t) exists.
-func (m *Machine) ask(acts []Action, name, key string, t RecordType) []Action {
+// ask queues a query unless one for (key, t) was decided already.
+func (m *Machine) ask(name, key string, t RecordType) {
 	nt := nameType{key, t}
 	if m.byName[nt] != nil {
-		return acts
+		return
 	}
-	q := &query{q: StartQuery{ID: m.nextID, Name: name, Type: t}}
-	m.nextID++
-	m.queries[q.q.ID] = q
+	q := &query{q: StartQuery{ID: -1, Name: name, Type: t}}
 	m.byName[nt] = q
-	return append(acts, q.q)
+	m.queue = append(m.queue, q)
 }
 
-// outstanding reports whether some query has not been answered.
+// outstanding reports whether some query has not been answered, sent or
+// waiting to be.
 func (m *Machine) outstanding() bool {
-	for _, q := range m.queries {
-		if !q.done {
-			return true
-		}
-	}
-	return false
+	return m.liveQueries > 0 || len(m.queue) > 0
 }
 
 // hasAddrs reports whether some answer gave an address: a non-empty A or
 // AAAA answer, or an HTTPS record with a usable hint.
-func (m *Machine) hasAddrs() bool {
-	for _, q := range m.queries {
-		if len(q.addrs) > 0 {
-			return true
-		}
-	}
-	for _, s := range m.services {
-		if len(s.IPv4Hints) > 0 || len(s.IPv6Hints) > 0 {
-			return true
-		}
-	}
-	return false
-}
+func (m *Machine) hasAddrs() bool { return m.gotAddrs }
 
 // preferredAnswered reports whether a query for the preferred family (any
 // name) has completed, positively, empty or negatively.
-func (m *Machine) preferredAnswered() bool {
-	t := typeOfFamily(m.prefer)
-	for _, q := range m.queries {
-		if q.done && q.q.Type == t {
-			return true
-		}
-	}
-	return false
-}
+func (m *Machine) preferredAnswered() bool { return m.prefAnswered }

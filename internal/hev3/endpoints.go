@@ -2,7 +2,6 @@ package hev3
 
 import (
 	"net/netip"
-	"slices"
 )
 
 // endpointKey identifies an endpoint: the machine never attempts the same
@@ -114,7 +113,8 @@ type transportKey struct {
 
 func transportOf(e Endpoint) transportKey { return transportKey{e.Addr, e.Proto.QUIC()} }
 
-// pending returns the candidates not attempted yet, best first. Endpoints
+// pending returns the candidates not attempted yet, best first, in
+// O(MaxEndpoints). Endpoints
 // whose address and transport already came up in this race (a connection
 // that then lacked a capability) go first: that path is known to work,
 // the others may be blackholed.
@@ -127,7 +127,7 @@ func (m *Machine) pending() []Endpoint {
 		case m.tried[keyOf(e)]:
 		case m.reachable[transportOf(e)]:
 			known = append(known, e)
-		case slices.Contains(m.cfg.Avoid, e.Addr):
+		case m.avoid[e.Addr]:
 			avoided = append(avoided, e)
 		default:
 			rest = append(rest, e)

@@ -1,6 +1,7 @@
 package hev3
 
 import (
+	"net/netip"
 	"time"
 )
 
@@ -39,22 +40,44 @@ type Machine struct {
 	resDelay time.Duration
 	attDelay time.Duration
 
-	nextID   int
-	queried  bool // origin queries issued
-	queries  map[int]*query
-	byName   map[nameType]*query
+	nextID  int
+	queried bool                // origin queries decided
+	queries map[int]*query      // sent, by ID
+	byName  map[nameType]*query // decided, sent or not
+	// queue holds the queries decided but not sent, oldest first: they
+	// wait for room under maxLiveQueries.
+	queue          []*query
+	liveQueries    int // sent and not answered
+	maxLiveQueries int
+	// targets are the TargetNames whose addresses are asked for (at most
+	// MaxTargets); servicesNew says the HTTPS answer has not been looked
+	// at for targets yet.
+	targets     map[string]bool
+	servicesNew bool
+
 	attempts []*attempt // in start (and id) order
 	byID     map[int]*attempt
 	tried    map[endpointKey]bool
+	avoid    map[netip.AddrPort]bool // Config.Avoid
 	// reachable holds the addresses whose transport (TCP or QUIC) came up
 	// in this race; their endpoints of the same transport go first (see
 	// pending).
 	reachable map[transportKey]bool
 
-	httpsDone bool
-	services  []ServiceInfo // origin HTTPS answer, normalized, sorted by priority
-	answered  bool          // some query completed
-	first     time.Time     // when the first query completed
+	// pend is the endpoints not attempted yet, best first. It is rebuilt
+	// by Poll when an input has changed it (dirty), and otherwise consumed
+	// from the front: a Poll without input does not look at every
+	// endpoint again. rebuilds counts the rebuilds, for tests.
+	pend     []Endpoint
+	dirty    bool
+	rebuilds int
+
+	httpsDone    bool
+	services     []ServiceInfo // origin HTTPS answer, normalized, sorted by priority
+	answered     bool          // some query completed
+	first        time.Time     // when the first query completed
+	gotAddrs     bool          // some answer gave an address or a hint
+	prefAnswered bool          // a query for the preferred family completed
 
 	anyFailed    bool
 	anyIncapable bool
@@ -79,8 +102,19 @@ func New(cfg Config, now time.Time) *Machine {
 		attDelay: cfg.AttemptDelay,
 		queries:  make(map[int]*query),
 		byName:   make(map[nameType]*query),
+		targets:  make(map[string]bool),
 		byID:     make(map[int]*attempt),
 		tried:    make(map[endpointKey]bool),
+		avoid:    make(map[netip.AddrPort]bool, len(cfg.Avoid)),
+		dirty:    true,
+
+		maxLiveQueries: cfg.MaxLiveQueries,
+	}
+	for _, a := range cfg.Avoid {
+		m.avoid[a] = true
+	}
+	if m.maxLiveQueries <= 0 {
+		m.maxLiveQueries = DefaultMaxLiveQueries
 	}
 	if m.versions == 0 {
 		m.versions = AllVersions
@@ -115,6 +149,7 @@ func (m *Machine) OnDNS(now time.Time, id int, ans Answer) {
 		return
 	}
 	q.done = true
+	m.liveQueries--
 	if !m.answered || now.Before(m.first) {
 		m.answered = true
 		m.first = now
@@ -123,11 +158,25 @@ func (m *Machine) OnDNS(now time.Time, id int, ans Answer) {
 		m.httpsDone = true
 		if ans.Err == nil {
 			m.services = m.normalizeServices(ans.Services)
+			m.servicesNew = true
+			m.dirty = true
+			for _, s := range m.services {
+				if len(s.IPv4Hints) > 0 || len(s.IPv6Hints) > 0 {
+					m.gotAddrs = true
+				}
+			}
 		}
 		return
 	}
+	if q.q.Type == typeOfFamily(m.prefer) {
+		m.prefAnswered = true
+	}
 	if ans.Err == nil {
-		q.addrs = m.filterAddrs(ans.Addrs, familyOfType(q.q.Type))
+		q.addrs = m.filterAddrs(ans.Addrs, familyOfType(q.q.Type), MaxAddrs)
+		if len(q.addrs) > 0 {
+			m.gotAddrs = true
+			m.dirty = true
+		}
 	}
 }
 
@@ -143,7 +192,10 @@ func (m *Machine) OnConnected(now time.Time, id int, v Version) {
 	if m.reachable == nil {
 		m.reachable = make(map[transportKey]bool)
 	}
-	m.reachable[transportOf(a.ep)] = true
+	if k := transportOf(a.ep); !m.reachable[k] {
+		m.reachable[k] = true
+		m.dirty = true // its other endpoints go first
+	}
 	switch m.cfg.Need {
 	case NeedTransport:
 		m.win(a)
@@ -269,6 +321,7 @@ func (m *Machine) reject(a *attempt) {
 	a.state = incapable
 	m.anyIncapable = true
 	m.versions &^= Versions(a.ver)
+	m.dirty = true
 	m.out = append(m.out, Cancel{ID: a.id, Reason: Incapable})
 }
 

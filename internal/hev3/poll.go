@@ -1,7 +1,6 @@
 package hev3
 
 import (
-	"slices"
 	"time"
 )
 
@@ -17,6 +16,9 @@ import (
 // at which Poll would act: the end of the resolution delay when it alone
 // holds back an endpoint, or the moment the attempt slot frees when an
 // endpoint waits for it.
+//
+// Poll costs O(MaxAttempts), plus one rebuild of the endpoint list, in
+// O(MaxEndpoints), when an input since the last Poll changed it.
 func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	if m.done {
 		return nil, time.Time{}
@@ -28,19 +30,27 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 		return acts, time.Time{}
 	}
 	acts = m.issueQueries(acts)
-	eps := m.pending()
+	if m.dirty {
+		m.pend = m.pending()
+		m.dirty = false
+		m.rebuilds++
+	}
+	eps := m.pend
 	moved := m.movedOn(now)
-	for len(eps) > 0 && moved && !m.slotBusy(now) && !m.capped() && !m.holdAvoided(now, eps[0]) {
+	for len(eps) > 0 && moved && !m.spent() && !m.slotBusy(now) && !m.capped() && !m.holdAvoided(now, eps[0]) {
 		acts = append(acts, m.start(now, eps[0]))
 		eps = eps[1:]
 	}
-	if len(eps) == 0 && !m.outstanding() && !m.anyLive() {
+	m.pend = eps
+	// With MaxAttempts made, only the live attempts can still win.
+	over := len(eps) == 0 || m.spent()
+	if over && !m.anyLive() && (m.spent() || !m.outstanding()) {
 		acts = append(acts, Fail{Reason: m.failReason()})
 		m.decided = true
 		m.done = true
 		return acts, time.Time{}
 	}
-	if len(eps) == 0 {
+	if over {
 		return acts, time.Time{}
 	}
 	if !moved || m.holdAvoided(now, eps[0]) {
@@ -57,8 +67,11 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 // caller asked to avoid while DNS may still bring others: it waits for
 // the resolution delay, as an answer for the other family would.
 func (m *Machine) holdAvoided(now time.Time, e Endpoint) bool {
-	return slices.Contains(m.cfg.Avoid, e.Addr) && m.outstanding() && now.Before(m.first.Add(m.resDelay))
+	return m.avoid[e.Addr] && m.outstanding() && now.Before(m.first.Add(m.resDelay))
 }
+
+// spent reports whether the race has made MaxAttempts attempts.
+func (m *Machine) spent() bool { return len(m.attempts) >= MaxAttempts }
 
 // capped reports whether Config.MaxLive attempts are live.
 func (m *Machine) capped() bool {

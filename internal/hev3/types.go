@@ -168,10 +168,17 @@ type ServiceInfo struct {
 
 // Answer is the result of one DNS query. Err set means a negative answer
 // (SERVFAIL, NXDOMAIN, timeout, malformed); Err nil with no data means NODATA.
+// The machine uses at most MaxAddrs addresses of each family from Addrs,
+// and at most MaxServices records from Services, with at most MaxHints
+// hints of each family per record.
 type Answer struct {
 	Addrs    []netip.Addr  // for A and AAAA
 	Services []ServiceInfo // for HTTPS
 	Err      error
+	// Omitted counts what the resolver left out of the answer to keep it
+	// within the bounds (records, addresses, hints; see bounds.go). The
+	// machine does not read it; it is for the caller's report.
+	Omitted int
 }
 
 // Need is the capability a dial requires of the winning connection.
@@ -234,6 +241,11 @@ type Config struct {
 	// MaxLive caps the attempts live at once (0: no cap). When it is
 	// reached, the next endpoint waits for an attempt to end.
 	MaxLive int
+
+	// MaxLiveQueries caps the DNS queries in flight at once (0:
+	// DefaultMaxLiveQueries). A query decided beyond it waits, in order,
+	// for an answer to make room; it is not dropped.
+	MaxLiveQueries int
 
 	ResolutionDelay time.Duration // 0: DefaultResolutionDelay
 	AttemptDelay    time.Duration // 0: DefaultAttemptDelay

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"container/list"
+	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -18,18 +20,23 @@ type cacheEntry struct {
 	key     cacheKey
 	ans     hev3.Answer
 	expires time.Time
+	size    int // estimated bytes, see entrySize
 }
 
-// cache is a bounded, least recently used cache of answers with expiry.
+// cache is a least recently used cache of answers with expiry, bounded in
+// entries and in (estimated) bytes: when either bound is passed, the least
+// recently used entries go first.
 type cache struct {
-	mu  sync.Mutex
-	max int
-	m   map[cacheKey]*list.Element
-	lru list.List // of *cacheEntry, most recently used first
+	mu       sync.Mutex
+	max      int // entries
+	maxBytes int
+	bytes    int // sum of the entries' sizes
+	m        map[cacheKey]*list.Element
+	lru      list.List // of *cacheEntry, most recently used first
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, m: make(map[cacheKey]*list.Element)}
+func newCache(max, maxBytes int) *cache {
+	return &cache{max: max, maxBytes: maxBytes, m: make(map[cacheKey]*list.Element)}
 }
 
 func (c *cache) get(k cacheKey, now time.Time) (hev3.Answer, bool) {
@@ -44,32 +51,40 @@ func (c *cache) get(k cacheKey, now time.Time) (hev3.Answer, bool) {
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.expires) {
-		c.lru.Remove(el)
-		delete(c.m, k)
+		c.remove(el)
 		return hev3.Answer{}, false
 	}
 	c.lru.MoveToFront(el)
 	return cloneAnswer(e.ans), true
 }
 
+// put caches ans for k until expires. An answer larger than the whole byte
+// budget is not cached.
 func (c *cache) put(k cacheKey, ans hev3.Answer, expires time.Time) {
 	if c == nil {
 		return
 	}
+	e := &cacheEntry{key: k, ans: cloneAnswer(ans), expires: expires}
+	e.size = entrySize(e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := &cacheEntry{key: k, ans: cloneAnswer(ans), expires: expires}
 	if el, ok := c.m[k]; ok {
-		el.Value = e
-		c.lru.MoveToFront(el)
+		c.remove(el)
+	}
+	if e.size > c.maxBytes {
 		return
 	}
 	c.m[k] = c.lru.PushFront(e)
-	for c.lru.Len() > c.max {
-		old := c.lru.Back()
-		c.lru.Remove(old)
-		delete(c.m, old.Value.(*cacheEntry).key)
+	c.bytes += e.size
+	for c.lru.Len() > c.max || c.bytes > c.maxBytes {
+		c.remove(c.lru.Back())
 	}
+}
+
+func (c *cache) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*cacheEntry)
+	delete(c.m, e.key)
+	c.bytes -= e.size
 }
 
 func (c *cache) len() int {
@@ -79,6 +94,48 @@ func (c *cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()
+}
+
+// size returns the estimated bytes the cache holds.
+func (c *cache) size() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// Sizes used by entrySize, in bytes.
+var (
+	addrSize    = int(reflect.TypeFor[netip.Addr]().Size())
+	serviceSize = int(reflect.TypeFor[hev3.ServiceInfo]().Size())
+	stringSize  = int(reflect.TypeFor[string]().Size())
+	// entryOverhead is the entry itself, its list element and its map
+	// slot (key and pointer), rounded up for the map's own overhead.
+	entryOverhead = int(reflect.TypeFor[cacheEntry]().Size()+reflect.TypeFor[list.Element]().Size()+
+		reflect.TypeFor[cacheKey]().Size()) + 64
+	// errSize is an error value: an *Error with its strings, or a joined
+	// one. It is an estimate; errors are small and bounded by the name.
+	errSize = 128
+)
+
+// entrySize estimates the memory e holds: what its answer's slices and
+// strings point to, plus fixed overheads. It is an estimate, not an exact
+// count: the bound it serves is about orders of magnitude (an answer of
+// 16 records with 64 KiB ECH configurations against one of one address).
+func entrySize(e *cacheEntry) int {
+	n := entryOverhead + len(e.key.name) + len(e.ans.Addrs)*addrSize
+	if e.ans.Err != nil {
+		n += errSize + len(e.key.name)
+	}
+	for _, s := range e.ans.Services {
+		n += serviceSize + len(s.Target) + len(s.ECH) + (len(s.IPv4Hints)+len(s.IPv6Hints))*addrSize
+		for _, id := range s.ALPN {
+			n += stringSize + len(id)
+		}
+	}
+	return n
 }
 
 // cloneAnswer copies a's slices so that callers cannot change the cache.

@@ -365,7 +365,7 @@ func FuzzSVCB(f *testing.F) {
 			return
 		}
 		const origin = "origin.test"
-		ss := services([]dns.RR{rr, &dns.A{Hdr: rr.Hdr}}, origin)
+		ss, _ := services([]dns.RR{rr, &dns.A{Hdr: rr.Hdr}}, origin)
 		if rr.Priority == 0 {
 			if len(ss) != 0 {
 				t.Fatalf("AliasMode %v gave %+v", rr, ss)

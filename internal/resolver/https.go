@@ -13,23 +13,30 @@ import (
 // defaultALPN is the HTTPS record's default ALPN (RFC 9460 §7.1.2).
 const defaultALPN = "http/1.1"
 
-// services interprets ServiceMode HTTPS records, sorted by priority.
-// target replaces a TargetName of "." ("" for the origin itself).
-// Records that are not self-consistent or have a mandatory key this package
-// does not understand are skipped (RFC 9460 §2.4.3, §8).
-func services(rrs []dns.RR, target string) []hev3.ServiceInfo {
-	var out []hev3.ServiceInfo
+// services interprets ServiceMode HTTPS records, sorted by priority: the
+// first hev3.MaxServices usable ones, and how many it left out (records
+// past the bound are not parsed). target replaces a TargetName of "."
+// ("" for the origin itself). Records that are not self-consistent or have
+// a mandatory key this package does not understand are skipped (RFC 9460
+// §2.4.3, §8).
+func services(rrs []dns.RR, target string) ([]hev3.ServiceInfo, int) {
+	var recs []*dns.HTTPS
 	for _, rr := range rrs {
-		h, ok := rr.(*dns.HTTPS)
-		if !ok || h.Priority == 0 {
-			continue
+		if h, ok := rr.(*dns.HTTPS); ok && h.Priority != 0 {
+			recs = append(recs, h)
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b *dns.HTTPS) int { return cmp.Compare(a.Priority, b.Priority) })
+	var out []hev3.ServiceInfo
+	for i, h := range recs {
+		if len(out) == hev3.MaxServices {
+			return out, len(recs) - i
 		}
 		if si, ok := service(&h.SVCB, target); ok {
 			out = append(out, si)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b hev3.ServiceInfo) int { return cmp.Compare(a.Priority, b.Priority) })
-	return out
+	return out, 0
 }
 
 // known are the SvcParamKeys this package interprets.

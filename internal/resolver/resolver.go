@@ -7,6 +7,11 @@
 // AliasMode records, answers /etc/hosts names and IP literals without DNS,
 // and caches answers for their TTL. Names are always treated as fully
 // qualified: no search list is applied.
+//
+// Answers are bounded to what a Happy Eyeballs race uses (internal/hev3's
+// MaxAddrs, MaxServices, MaxHints; MaxALPN here), with Answer.Omitted
+// counting what was left out; CNAME and alias chains to MaxHops; the cache
+// in entries and in bytes.
 package resolver
 
 import (
@@ -28,10 +33,23 @@ import (
 const (
 	DefaultTimeout         = 2 * time.Second
 	DefaultMaxCacheEntries = 4096
-	DefaultResolvConf      = "/etc/resolv.conf"
-	DefaultHostsFile       = "/etc/hosts"
+	// DefaultMaxCacheBytes bounds the cache's estimated size. An ordinary
+	// entry (a few addresses, or one HTTPS record with hints and a
+	// 100-byte ECH configuration) is 200 to 700 bytes, so 4096 of them fit
+	// in about 2 MiB; the bound holds when entries are as large as the
+	// answer bounds allow (16 records whose ECH fills a 64 KiB reply).
+	DefaultMaxCacheBytes = 4 << 20
+	DefaultResolvConf    = "/etc/resolv.conf"
+	DefaultHostsFile     = "/etc/hosts"
 
-	// MaxHops bounds the CNAME and AliasMode indirections of one lookup.
+	// MaxHops bounds the CNAME and AliasMode indirections of one lookup
+	// (RFC 9460 §3 follows aliases "subject to chain-length limits";
+	// RFC 1034 §5.2.2 asks resolvers to catch CNAME loops). Unbound's
+	// iterator restarts a query at most 8 times (MAX_RESTART_COUNT in
+	// iterator.h) and BIND's delv 11 (MAX_RESTARTS); chains seen on real
+	// sites are two or three hops (a site's name, its CDN's name, the
+	// CDN's edge).
+	// Each hop is at most one more query per server and transport.
 	MaxHops = 8
 	// MaxTTL caps how long an answer is cached.
 	MaxTTL = time.Hour
@@ -59,6 +77,10 @@ type Config struct {
 	// MaxCacheEntries bounds the cache (DefaultMaxCacheEntries if 0);
 	// negative disables caching.
 	MaxCacheEntries int
+	// MaxCacheBytes bounds the cache's estimated size in bytes
+	// (DefaultMaxCacheBytes if 0 or negative); least recently used
+	// entries are evicted first.
+	MaxCacheBytes int
 	// Now returns the time used for cache expiry (time.Now if nil).
 	Now func() time.Time
 }
@@ -97,11 +119,15 @@ func New(cfg Config) (*Resolver, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	maxBytes := cfg.MaxCacheBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxCacheBytes
+	}
 	switch n := cfg.MaxCacheEntries; {
 	case n == 0:
-		r.cache = newCache(DefaultMaxCacheEntries)
+		r.cache = newCache(DefaultMaxCacheEntries, maxBytes)
 	case n > 0:
-		r.cache = newCache(n)
+		r.cache = newCache(n, maxBytes)
 	}
 
 	servers := cfg.Servers
@@ -166,7 +192,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) h
 		return local([]netip.Addr{a}, t)
 	}
 	if addrs, ok := r.hosts[host]; ok {
-		return local(addrs, t)
+		return bound(local(addrs, t))
 	}
 	fqdn := dns.Fqdn(host)
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
@@ -214,6 +240,7 @@ func (r *Resolver) lookup(ctx context.Context, k cacheKey) hev3.Answer {
 		r.mu.Unlock()
 
 		ans, ttl := r.resolve(ctx, k)
+		ans = bound(ans)
 		if ttl > 0 {
 			r.cache.put(k, ans, r.now().Add(ttl))
 		}
@@ -280,7 +307,8 @@ func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.D
 			if name != k.name {
 				target = strings.TrimSuffix(name, ".")
 			}
-			return hev3.Answer{Services: services(res.rrs, target)}, ttl
+			ss, omitted := services(res.rrs, target)
+			return hev3.Answer{Services: ss, Omitted: omitted}, ttl
 		}
 		next := dns.CanonicalName(alias.Target)
 		if next == "." {
