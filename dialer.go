@@ -34,14 +34,14 @@ import (
 // its dials; it is safe for concurrent use. The zero Dialer is ready to use
 // and behaves like New() without options.
 type Dialer struct {
-	once    sync.Once // sets base and attempts for the zero Dialer
+	once    sync.Once // sets base for the zero Dialer
 	base    config
 	pool    pool
 	caps    caps
 	flights flights
 	// attempts holds a token per connection attempt in flight, bounding
 	// the Dialer's concurrent handshakes.
-	attempts chan struct{}
+	attempts tokens
 	// queries holds a token per DNS query in flight (race.go).
 	queries tokens
 
@@ -75,7 +75,6 @@ func New(opts ...Option) *Dialer {
 // Dialer, from its first use (init).
 func (d *Dialer) setup(opts []Option) {
 	d.base = defaultConfig().with(opts)
-	d.attempts = make(chan struct{}, maxAttemptsPerDialer)
 	d.pool.idle = d.base.idle
 }
 

@@ -209,13 +209,12 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 				}
 				go func() {
 					// Wait for one of the Dialer's attempt tokens.
-					select {
-					case d.attempts <- struct{}{}:
-						defer func() { <-d.attempts }()
-					case <-actx.Done():
-						events <- raceEvent{id: a.ID, err: context.Cause(actx), done: true}
+					release, err := d.attempts.acquire(actx, maxAttemptsPerDialer)
+					if err != nil {
+						events <- raceEvent{id: a.ID, err: err, done: true}
 						return
 					}
+					defer release()
 					tcpUp := func() { events <- raceEvent{id: a.ID, tcpUp: true} }
 					car, err := dial(actx, a.Endpoint, tcpUp)
 					if err != nil {

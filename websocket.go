@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/http2"
 
+	"github.com/eyeballs/dialer/internal/h2conn"
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
@@ -67,9 +71,11 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		}
 		start := time.Now()
 		c, r, e := d.wsOnPooled(ctx, cfg, u, pc)
-		if blamesProtocol(r, e) {
-			// The pooled connection failed, or its HTTP version cannot
-			// carry the WebSocket after all: dial afresh, a rung down.
+		if e != nil && (!errors.Is(e, ErrRejected) || blamesProtocol(r, e)) {
+			// The pooled connection failed or was full, or its HTTP
+			// version cannot carry the WebSocket after all (then the
+			// capability cache sends the new dial a rung down): dial
+			// afresh.
 			return false
 		}
 		cfg.emit(&Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
@@ -123,7 +129,10 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 			c, resp, err = d.wsOnPooled(ctx, cfg, u, d.pool.add(key, car))
 		}
 		rep.Ready = time.Since(rep.Start)
-		if car.version != hev3.H1 && blamesProtocol(resp, err) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
+		// A new connection that died under its first CONNECT fails the
+		// capability it advertised too.
+		died := err != nil && !errors.Is(err, ErrRejected) && !car.alive()
+		if car.version != hev3.H1 && (blamesProtocol(resp, err) || died) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
 			// This origin's version cannot carry the WebSocket after all.
 			d.caps.forget(key, car.version)
 			spec.versions &^= hev3.Versions(car.version)
@@ -159,13 +168,42 @@ func blamesProtocol(resp *http.Response, err error) bool {
 	if err == nil {
 		return false
 	}
-	if !errors.Is(err, ErrRejected) || resp == nil {
-		return true
+	if errors.Is(err, ErrRejected) && resp != nil {
+		switch resp.StatusCode {
+		case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusMisdirectedRequest,
+			http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+			return true
+		}
+		return false
 	}
-	switch resp.StatusCode {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusMisdirectedRequest,
-		http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
-		return true
+	return serverResetStream(err)
+}
+
+// serverResetStream reports whether err is the server resetting the
+// CONNECT stream instead of answering it: RST_STREAM (RFC 9113 §6.4) or,
+// on HTTP/3, RESET_STREAM or STOP_SENDING with an HTTP/3 error code (RFC
+// 9114 §4.1.1). REFUSED_STREAM and H3_REQUEST_REJECTED do not count: they
+// say the request was not processed and may be retried (RFC 9113 §8.7,
+// RFC 9114 §4.1.1), as a full connection does. Local conditions (a
+// connection with no room left, a cancelled context) do not count either:
+// they say nothing about what the server supports.
+func serverResetStream(err error) bool {
+	var (
+		xs  http2.StreamError
+		own *h2conn.StreamError
+		h3e *http3.Error
+		qs  *quic.StreamError
+	)
+	switch {
+	case errors.As(err, &xs):
+		return xs.Code != http2.ErrCodeRefusedStream && xs.Code != http2.ErrCodeCancel
+	case errors.As(err, &own):
+		return own.Remote && own.Code != http2.ErrCodeRefusedStream && own.Code != http2.ErrCodeCancel
+	case errors.As(err, &h3e):
+		return h3e.Remote && h3e.ErrorCode != http3.ErrCodeRequestRejected && h3e.ErrorCode != http3.ErrCodeRequestCanceled
+	case errors.As(err, &qs):
+		code := http3.ErrCode(qs.ErrorCode)
+		return qs.Remote && code != http3.ErrCodeRequestRejected && code != http3.ErrCodeRequestCanceled
 	}
 	return false
 }
@@ -211,11 +249,14 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
 		}
-		if !pc.car.alive() {
+		switch {
+		case !pc.car.alive():
 			pc.drop()
-		} else if blamesProtocol(rt.resp, err) {
+		case blamesProtocol(rt.resp, err):
 			pc.retire()
 			d.caps.forget(pc.key, pc.car.version)
+		case !errors.Is(err, ErrRejected):
+			pc.retire() // a stream it could not open: use another
 		}
 		return nil, rt.resp, err
 	}
