@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/eyeballs/dialer"
 )
@@ -125,5 +129,54 @@ func TestConnectStatusLadder(t *testing.T) {
 				t.Errorf("%v (response %v); want ErrRejected with the HTTP/2 %d response", err, got, status)
 			}
 		})
+	}
+}
+
+// TestResolve: Resolve returns what a dial sees, from the same cache: a dial
+// after it sends no query of its own; a name without records is
+// ErrNoAddress with each query's error; silence is a timeout.
+func TestResolve(t *testing.T) {
+	e := newEnv(t, true, serve, closed)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.AAAA(host, "::1")
+	e.dns.HTTPS(host, "1 . alpn=h2 port="+itoa(e.port))
+	d := e.dialer()
+	defer d.CloseIdleConnections()
+	res, err := d.Resolve(ctx(t), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.A.Addrs) != 1 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 1 ||
+		!slices.Equal(res.HTTPS.Services[0].ALPN, []string{"h2", "http/1.1"}) || res.HTTPS.Services[0].Port != uint16(e.port) {
+		t.Fatalf("resolution %+v", res)
+	}
+	before := e.dns.Total()
+	ws, _, err := d.DialWebSocket(ctx(t), e.url(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.CloseNow()
+	if n := e.dns.Total() - before; n != 0 {
+		t.Errorf("the dial after Resolve sent %d queries, want 0 (one cache)", n)
+	}
+	// An IP literal needs no DNS.
+	if res, err := d.Resolve(ctx(t), "::1"); err != nil || len(res.AAAA.Addrs) != 1 || e.dns.Total() != before {
+		t.Errorf("literal: %+v, %v", res, err)
+	}
+	_, err = d.Resolve(ctx(t), "nowhere.example.test")
+	var de *dialer.DialError
+	if !errors.Is(err, dialer.ErrNoAddress) || !errors.As(err, &de) || len(de.DNS) != 3 || de.Timeout() {
+		t.Errorf("missing name: %v", err)
+	}
+	// A server that never answers: a timeout.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	_, err = dialer.New(dialer.WithNameservers(silent.LocalAddr().String()), dialer.WithHostsFile("-"),
+		dialer.WithTimeout(300*time.Millisecond)).Resolve(context.Background(), host)
+	if ne := net.Error(nil); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("silent server: %v; want a net.Error timeout", err)
 	}
 }

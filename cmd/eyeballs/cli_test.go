@@ -447,11 +447,11 @@ func TestBinaryResolve(t *testing.T) {
 	}
 
 	r = eyeballs(t, "", "resolve", "-json", "-nameserver", dns.Addr(), "https://res.example.test:8443/path")
-	var res resolveResult
+	var res dialer.Resolution
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
 		t.Fatalf("resolve -json: %v\n%s", err, r)
 	}
-	if res.Name != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
+	if res.Host != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
 		t.Fatalf("resolve -json: %+v", res)
 	}
 	s := res.HTTPS.Services[0]
