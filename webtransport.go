@@ -10,6 +10,21 @@ import (
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
+// The request headers of a WebTransport session's extended CONNECT:
+//
+//	field                   HTTP/3 (webtransport-go)          HTTP/2 (wth2.go)
+//	:method                 CONNECT                           CONNECT          RFC 9220 §3 / RFC 8441 §4
+//	:protocol               webtransport-h3                   webtransport     draft-ietf-webtrans-http3-15 §3.2 / -http2-15 §3.1
+//	:scheme                 https                             https            the URL must be https
+//	:path                   the URL's path and query          the same         RFC 9113 §8.3.1, RFC 9114 §4.3.1
+//	:authority              the URL's host, or WithHeader's Host  the same
+//	wt-available-protocols  WithSubprotocols, as a structured-field list (RFC 8941 §3.1)
+//	other headers           WithHeader's, lowercase; connection-specific fields (RFC 9113 §8.2.2) dropped by both clients
+//
+// No Origin is sent unless WithHeader gives one (it is for browsers, RFC
+// 6454). The session is ready on a 2xx answer; WT-Protocol in the answer
+// names the chosen application protocol and must be one offered.
+
 // DialWebTransport dials a WebTransport session with DefaultDialer. See
 // (*Dialer).DialWebTransport.
 func DialWebTransport(ctx context.Context, url string, opts ...Option) (*Session, *http.Response, error) {
