@@ -249,14 +249,14 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
 		}
-		switch {
-		case !pc.car.alive():
-			pc.drop()
-		case blamesProtocol(rt.resp, err):
+		// A connection that could not carry this WebSocket (dead, full,
+		// draining after GOAWAY, or refusing extended CONNECT) is handed
+		// out no more; what runs on it ends on its own.
+		if !pc.car.alive() || !errors.Is(err, ErrRejected) || blamesProtocol(rt.resp, err) {
 			pc.retire()
+		}
+		if pc.car.alive() && blamesProtocol(rt.resp, err) {
 			d.caps.forget(pc.key, pc.car.version)
-		case !errors.Is(err, ErrRejected):
-			pc.retire() // a stream it could not open: use another
 		}
 		return nil, rt.resp, err
 	}

@@ -86,7 +86,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		if e != nil && r == nil {
 			pc.release()
 			if !pc.car.alive() {
-				pc.drop()
+				pc.retire()
 			}
 			return false // dial afresh
 		}
