@@ -222,12 +222,22 @@ func TestBinaryHelp(t *testing.T) {
 			t.Errorf("eyeballs -h does not list %s:\n%s", cmd, r.stdout)
 		}
 	}
+	for _, want := range []string{"eyeballs version", "130  interrupted", "5    TLS", "--resolve HOST:PORT:ADDR"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("eyeballs -h lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	session := []string{"-trace", "-v, -verbose", "-json", "-4, -ipv4", "-6, -ipv6", "-H, -header NAME:VALUE", "-A, -user-agent VALUE",
+		"-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-protocol, -subprotocol PROTOCOL"}
 	for cmd, flags := range map[string][]string{
 		"demo":    {"-json", "-svg FILE", "-html FILE"},
-		"ws":      {"-trace", "-proto VERSIONS", "-subprotocol", "-linger"},
-		"wt":      {"-datagrams", "-cacert FILE", "-subprotocol"},
-		"get":     {"-X METHOD", "-d DATA", "-i", "-f", "-header NAME:VALUE", "-nameserver HOST:PORT", "-ipv4", "-attempt-delay"},
+		"ws":      append([]string{"-proto VERSIONS", "-linger", "-b, -binary", "-ping-interval INTERVAL"}, session...),
+		"wt":      append([]string{"-datagrams", "-cacert FILE"}, session...),
+		"get": {"-X, -request METHOD", "-d, -data DATA", "-i, -include", "-I, -head", "-f, -fail", "-o, -output FILE", "-L, -location",
+			"-H, -header NAME:VALUE", "-A, -user-agent VALUE", "-v, -verbose", "-4, -ipv4", "-6, -ipv6", "-nameserver HOST:PORT", "-attempt-delay",
+			"-timeout", "-connect-timeout", "-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-json"},
 		"resolve": {"-json", "-nameserver HOST:PORT", "-timeout"},
+		"version": {},
 	} {
 		r := eyeballs(t, "", cmd, "-h")
 		if r.code != 0 || !strings.Contains(r.stderr, "Usage: eyeballs "+cmd) {
@@ -243,13 +253,14 @@ func TestBinaryHelp(t *testing.T) {
 }
 
 // TestBinaryUsageErrors: usage errors exit 2 with one line that says what
-// to do.
+// to do, and the same mistake is the same usage error in every command.
 func TestBinaryUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	type tc struct {
 		args []string
 		want string
-	}{
+	}
+	cases := []tc{
 		{[]string{"frob"}, `unknown command "frob" (run "eyeballs -h"`},
 		{[]string{"ws"}, `want exactly one URL`},
 		{[]string{"ws", "-nope", "wss://x.test"}, `flag provided but not defined: -nope (see "eyeballs ws -h")`},
@@ -259,10 +270,37 @@ func TestBinaryUsageErrors(t *testing.T) {
 		{[]string{"get", "ftp://x.test/"}, "is not an http:// or https:// URL"},
 		{[]string{"get", "-header", "novalue", "https://x.test/"}, "Name: value"},
 		{[]string{"get", "-d", "@/nonexistent/file", "https://x.test/"}, "-d: open /nonexistent/file"},
+		{[]string{"get", "-I", "-d", "x", "https://x.test/"}, "exclude each other"},
+		{[]string{"get", "-connect-timeout", "-1s", "https://x.test/"}, "negative"},
+		{[]string{"ws", "-ping-interval", "soon", "wss://x.test/"}, "neither a duration"},
 		{[]string{"resolve"}, "want exactly one name"},
-		{[]string{"resolve", "-nameserver", "not-an-ip", "x.test"}, "is not IP:PORT"},
 		{[]string{"demo", "extra"}, "demo takes no arguments"},
-	} {
+		{[]string{"version", "extra"}, "version takes no arguments"},
+	}
+	// The same mistakes in each command that can make them.
+	for _, cmd := range []struct{ name, url string }{{"ws", "wss://x.test/"}, {"wt", "https://x.test/"}, {"get", "https://x.test/"}} {
+		cases = append(cases,
+			tc{[]string{cmd.name, "-nameserver", "not-an-ip", cmd.url}, "is not IP:PORT"},
+			tc{[]string{cmd.name, "-timeout", "-1s", cmd.url}, "-timeout -1s is negative"},
+			tc{[]string{cmd.name, "-4", "-6", cmd.url}, "-ipv4 and -ipv6 exclude each other"},
+			tc{[]string{cmd.name, "-H", "novalue", cmd.url}, "Name: value"},
+			tc{[]string{cmd.name, "-cacert", "/nonexistent.pem", cmd.url}, "-cacert: open /nonexistent.pem"},
+			tc{[]string{cmd.name, "--resolve", "x.test:443", cmd.url}, "is not HOST:PORT:ADDR"},
+			tc{[]string{cmd.name, "--resolve", "x.test:443:not-an-ip", cmd.url}, "is not an IP address"},
+			tc{[]string{cmd.name, "--resolve", "x.test:99999:127.0.0.1", cmd.url}, "not a number from 1 to 65535"},
+			tc{[]string{cmd.name, "--connect-to", "x.test:443:y.test", cmd.url}, "is not HOST1:PORT1:HOST2:PORT2"},
+			tc{[]string{cmd.name, "--connect-to", "x.test:443::", cmd.url}, "connects nowhere else"},
+			tc{[]string{cmd.name, "ftp://x.test/"}, "is not a"},
+			tc{[]string{cmd.name, "x.test"}, "is not a"},
+			tc{[]string{cmd.name, cmd.url, "extra"}, "want exactly one"},
+		)
+	}
+	cases = append(cases,
+		tc{[]string{"resolve", "-nameserver", "not-an-ip", "x.test"}, "is not IP:PORT"},
+		tc{[]string{"resolve", "-timeout", "-1s", "x.test"}, "-timeout -1s is negative"},
+		tc{[]string{"resolve", "x.test", "extra"}, "want exactly one"},
+	)
+	for _, tc := range cases {
 		r := eyeballs(t, "", tc.args...)
 		if r.code != 2 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("eyeballs %s: want exit 2 and one line with %q; %s", strings.Join(tc.args, " "), tc.want, r)
@@ -274,9 +312,10 @@ func TestBinaryUsageErrors(t *testing.T) {
 	}
 }
 
-// TestBinaryDialFailure: a failed dial exits 1 with one line that names
-// the cause and what to do.
-func TestBinaryDialFailure(t *testing.T) {
+// TestBinaryExitCodes: a failed dial exits with the code of its cause
+// (3 DNS, 4 connect, 5 TLS, 6 timeout, 7 HTTP status), with one line that
+// names the cause and what to do.
+func TestBinaryExitCodes(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -284,22 +323,45 @@ func TestBinaryDialFailure(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close() // nothing listens: connection refused
+	hole, err := testkit.Blackhole("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	holePort := hole.Addr().(*net.TCPAddr).Port
 	dns := dnstest.Start(t)
 	dns.A("refused.example.test", "127.0.0.1")
-	url := fmt.Sprintf("wss://refused.example.test:%d/", port)
-	for _, args := range [][]string{
-		{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", url},
-		{"get", "-nameserver", dns.Addr(), "-timeout", "5s", "https://refused.example.test:" + fmt.Sprint(port) + "/"},
+	dns.A("hole.example.test", "127.0.0.1")
+	wsURL, wsNS, wsCA := wsServer(t)
+	base, getNS, getCA := httpServer(t)
+	wt, wtNS, wtCA := wtServer(t)
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", fmt.Sprintf("wss://refused.example.test:%d/", port)}, 4, "is a server listening on that port?"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-timeout", "5s", fmt.Sprintf("https://refused.example.test:%d/", port)}, 4, "is a server listening on that port?"},
+		{[]string{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", "wss://missing.example.test/"}, 3, "-nameserver"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-timeout", "5s", "https://missing.example.test/"}, 3, "-nameserver"},
+		{[]string{"ws", "-nameserver", wsNS, "-timeout", "5s", wsURL}, 5, "-cacert"},
+		{[]string{"get", "-nameserver", getNS, "-timeout", "5s", base + "/hello"}, 5, "-cacert"},
+		{[]string{"wt", "-nameserver", wtNS, "-proto", "h3", "-timeout", "5s", wt}, 5, "-cacert"},
+		{[]string{"ws", "-nameserver", dns.Addr(), "-proto", "h1", "-timeout", "1s", fmt.Sprintf("wss://hole.example.test:%d/", holePort)}, 6, "in time"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-proto", "h1", "-connect-timeout", "1s", fmt.Sprintf("https://hole.example.test:%d/", holePort)}, 6, "in time"},
+		{[]string{"ws", "-nameserver", wsNS, "-cacert", wsCA, "-H", "X-Reject: 1", wsURL}, 7, "403"},
+		{[]string{"get", "-nameserver", getNS, "-cacert", getCA, "-f", base + "/missing"}, 7, "server answered 404 Not Found"},
+		{[]string{"wt", "-nameserver", wtNS, "-cacert", wtCA, "-timeout", "5s", "-H", "X-Reject: 1", wt}, 7, "403"},
 	} {
-		r := eyeballs(t, "", args...)
-		if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "refused") ||
-			!strings.Contains(r.stderr, "is a server listening on that port?") {
-			t.Errorf("eyeballs %s: want exit 1 and one line about the refused connection; %s", args[0], r)
+		start := time.Now()
+		r := eyeballs(t, "", tc.args...)
+		if r.code != tc.code || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("eyeballs %s: want exit %d and one line with %q; %s", strings.Join(tc.args, " "), tc.code, tc.want, r)
 		}
-	}
-	r := eyeballs(t, "", "ws", "-nameserver", dns.Addr(), "-timeout", "5s", "wss://missing.example.test/")
-	if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "-nameserver") {
-		t.Errorf("ws to a name without addresses: %s", r)
+		if d := time.Since(start); d > 8*time.Second {
+			t.Errorf("eyeballs %s took %v", strings.Join(tc.args, " "), d)
+		}
 	}
 }
 
@@ -321,20 +383,21 @@ func TestBinaryWSEcho(t *testing.T) {
 	}
 }
 
-// TestBinaryWSJSON: -json writes a report on stderr that decodes into
-// dialer.Report.
+// TestBinaryWSJSON: -json writes only the race report on stdout, as one
+// line of JSON that decodes into dialer.Report; the messages and the
+// connection line go to stderr.
 func TestBinaryWSJSON(t *testing.T) {
 	t.Parallel()
 	url, ns, ca := wsServer(t)
-	r := eyeballs(t, "x\n", "ws", "-json", "-nameserver", ns, "-cacert", ca, url)
+	r := eyeballs(t, "x\n", "ws", "-json", "-trace", "-nameserver", ns, "-cacert", ca, url)
 	if r.code != 0 {
 		t.Fatal(r)
 	}
-	dec := json.NewDecoder(strings.NewReader(r.stderr))
-	var rep dialer.Report
-	if err := dec.Decode(&rep); err != nil {
-		t.Fatalf("stderr does not start with a JSON report: %v\n%s", err, r.stderr)
+	reps := ndjson(t, r.stdout)
+	if len(reps) != 1 {
+		t.Fatalf("%d reports on stdout, want 1; %s", len(reps), r)
 	}
+	rep := reps[0]
 	if rep.URL != url || rep.Kind != "websocket" || rep.Winner < 0 || rep.Winner >= len(rep.Attempts) {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -344,10 +407,34 @@ func TestBinaryWSJSON(t *testing.T) {
 	if len(rep.DNS) == 0 {
 		t.Errorf("report has no DNS queries: %+v", rep)
 	}
-	rest, _ := io.ReadAll(dec.Buffered())
-	if !strings.Contains(string(rest), "connected over HTTP/2") {
-		t.Errorf("no connection line after the report: %q", rest)
+	for _, want := range []string{"connected over HTTP/2", "\nx\n", "won h2"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
 	}
+}
+
+// ndjson decodes out as NDJSON race reports: every line one JSON object
+// with nothing else on it.
+func ndjson(t *testing.T, out string) []dialer.Report {
+	t.Helper()
+	if out == "" {
+		return nil
+	}
+	if !strings.HasSuffix(out, "\n") {
+		t.Fatalf("stdout does not end its last line: %q", out)
+	}
+	var reps []dialer.Report
+	for i, line := range lines(out) {
+		var rep dialer.Report
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rep); err != nil || dec.More() {
+			t.Fatalf("stdout line %d is not one JSON report (%v): %q", i+1, err, line)
+		}
+		reps = append(reps, rep)
+	}
+	return reps
 }
 
 // TestBinaryWTEcho: stdin lines go out on a WebTransport stream, or as
@@ -385,21 +472,25 @@ func TestBinaryGet(t *testing.T) {
 		t.Errorf("get /hello: %s", r)
 	}
 	r = get("-i", "-trace", base+"/hello")
-	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "\n\nhello, eyeballs\n") || !strings.Contains(r.stderr, "won h2") {
 		t.Errorf("get -i -trace: %s", r)
 	}
-	for _, re := range []string{`(?m)^HTTP/[123] 200 OK$`, `(?m)^HTTP/[123]\.[01] 200 OK$`, `(?m)^X-Eyeballs: yes$`} {
-		if !regexp.MustCompile(re).MatchString(r.stderr) {
-			t.Errorf("get -i -trace: stderr does not match %s:\n%s", re, r.stderr)
+	// -i puts the head on stdout before the body, as curl does.
+	for _, re := range []string{`^HTTP/[123]\.[01] 200 OK\n`, `(?m)^X-Eyeballs: yes$`} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("get -i -trace: stdout does not match %s:\n%s", re, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^HTTP/[123] 200 OK$`).MatchString(r.stderr) {
+		t.Errorf("get -trace: no status line on stderr:\n%s", r.stderr)
 	}
 	r = get(base + "/missing")
 	if r.code != 0 || !strings.Contains(r.stdout, "404 page not found") {
 		t.Errorf("get of a 404 without -f: want exit 0 and the body; %s", r)
 	}
 	r = get("-f", base+"/missing")
-	if r.code != 1 || r.stdout != "" || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "server answered 404 Not Found") {
-		t.Errorf("get -f of a 404: want exit 1, no body and one line; %s", r)
+	if r.code != 7 || r.stdout != "" || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "server answered 404 Not Found") {
+		t.Errorf("get -f of a 404: want exit 7, no body and one line; %s", r)
 	}
 	r = get("-d", "a=1", "-header", "X-Test: t1", base+"/echo")
 	if r.code != 0 || r.stdout != "POST t1 a=1" {
@@ -448,8 +539,8 @@ func TestBinaryResolve(t *testing.T) {
 
 	r = eyeballs(t, "", "resolve", "-json", "-nameserver", dns.Addr(), "https://res.example.test:8443/path")
 	var res dialer.Resolution
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
-		t.Fatalf("resolve -json: %v\n%s", err, r)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(lines(r.stdout)) != 1 {
+		t.Fatalf("resolve -json: want one line of JSON: %v\n%s", err, r)
 	}
 	if res.Host != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
 		t.Fatalf("resolve -json: %+v", res)
@@ -464,9 +555,9 @@ func TestBinaryResolve(t *testing.T) {
 	if r.code != 0 || r.stdout != "A      127.0.0.3\n" || !strings.Contains(r.stderr, "AAAA   no records") {
 		t.Errorf("resolve of an IPv4-only name: %s", r)
 	}
-	// Nothing at all: exit 1 with the errors and one line saying what to do.
+	// Nothing at all: exit 3 with the errors and one line saying what to do.
 	r = eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "nowhere.example.test")
-	if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "NXDOMAIN") != 3 ||
+	if r.code != 3 || r.stdout != "" || strings.Count(r.stderr, "NXDOMAIN") != 3 ||
 		!strings.Contains(r.stderr, "eyeballs resolve: no A, AAAA or HTTPS record for nowhere.example.test") {
 		t.Errorf("resolve of a missing name: %s", r)
 	}
@@ -486,7 +577,7 @@ func TestBinaryDemoImages(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("demo took %v", d)
 	}
-	reps := decodeReports(t, r.stdout)
+	reps := ndjson(t, r.stdout) // nothing but the reports on stdout
 	if len(reps) != len(scenarios) {
 		t.Fatalf("%d reports in the -json output, want %d", len(reps), len(scenarios))
 	}
@@ -522,27 +613,9 @@ func TestBinaryDemoImages(t *testing.T) {
 	if !strings.Contains(r.stderr, "wrote "+svgPath) || !strings.Contains(r.stderr, "wrote "+htmlPath) {
 		t.Errorf("stderr does not tell where the images are:\n%s", r.stderr)
 	}
-}
-
-// decodeReports decodes the JSON reports of demo -json output, each
-// starting on a line of its own with "{".
-func decodeReports(t *testing.T, out string) []dialer.Report {
-	t.Helper()
-	var reps []dialer.Report
-	for i := 0; i < len(out); {
-		if out[i] == '{' && (i == 0 || out[i-1] == '\n') {
-			dec := json.NewDecoder(strings.NewReader(out[i:]))
-			var rep dialer.Report
-			if err := dec.Decode(&rep); err != nil {
-				t.Fatalf("bad report at offset %d: %v", i, err)
-			}
-			reps = append(reps, rep)
-			i += int(dec.InputOffset())
-			continue
-		}
-		i++
+	if n := strings.Count(r.stderr, `echoed "hello"`); n != len(scenarios) {
+		t.Errorf("%d echo lines on stderr, want one per scenario:\n%s", n, r.stderr)
 	}
-	return reps
 }
 
 // countClasses parses an SVG document and counts the elements by each of

@@ -90,8 +90,8 @@ func TestWSEcho(t *testing.T) {
 	}
 }
 
-// TestExitCodes: usage errors exit 2, dial failures 1, with one-line
-// messages.
+// TestExitCodes: usage errors exit 2, dial failures by their cause, with
+// one-line messages.
 func TestExitCodes(t *testing.T) {
 	url, ns, ca := wsServer(t)
 	for _, tc := range []struct {
@@ -107,8 +107,8 @@ func TestExitCodes(t *testing.T) {
 		{"both families", []string{"ws", "-ipv4", "-ipv6", url}, 2, "exclude each other"},
 		{"bad header", []string{"ws", "-header", "novalue", url}, 2, "Name: value"},
 		{"missing CA file", []string{"ws", "-cacert", "/nonexistent.pem", url}, 2, "cacert"},
-		{"untrusted CA", []string{"ws", "-nameserver", ns, "-timeout", "5s", url}, 1, "certificate"},
-		{"rejected", []string{"ws", "-nameserver", ns, "-cacert", ca, "-header", "X-Reject: 1", url}, 1, "403"},
+		{"untrusted CA", []string{"ws", "-nameserver", ns, "-timeout", "5s", url}, 5, "certificate"},
+		{"rejected", []string{"ws", "-nameserver", ns, "-cacert", ca, "-header", "X-Reject: 1", url}, 7, "403"},
 		{"help", []string{"ws", "-h"}, 0, "Usage: eyeballs ws"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
