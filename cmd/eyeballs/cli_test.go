@@ -230,9 +230,9 @@ func TestBinaryHelp(t *testing.T) {
 	session := []string{"-trace", "-v, -verbose", "-json", "-4, -ipv4", "-6, -ipv6", "-H, -header NAME:VALUE", "-A, -user-agent VALUE",
 		"-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-protocol, -subprotocol PROTOCOL"}
 	for cmd, flags := range map[string][]string{
-		"demo":    {"-json", "-svg FILE", "-html FILE"},
-		"ws":      append([]string{"-proto VERSIONS", "-linger", "-b, -binary", "-ping-interval INTERVAL"}, session...),
-		"wt":      append([]string{"-datagrams", "-cacert FILE"}, session...),
+		"demo": {"-json", "-svg FILE", "-html FILE"},
+		"ws":   append([]string{"-proto VERSIONS", "-linger", "-b, -binary", "-ping-interval INTERVAL"}, session...),
+		"wt":   append([]string{"-datagrams", "-cacert FILE"}, session...),
 		"get": {"-X, -request METHOD", "-d, -data DATA", "-i, -include", "-I, -head", "-f, -fail", "-o, -output FILE", "-L, -location",
 			"-H, -header NAME:VALUE", "-A, -user-agent VALUE", "-v, -verbose", "-4, -ipv4", "-6, -ipv6", "-nameserver HOST:PORT", "-attempt-delay",
 			"-timeout", "-connect-timeout", "-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-json"},

@@ -202,7 +202,7 @@ type timeoutError struct {
 	err error
 }
 
-func (e *timeoutError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *timeoutError) Error() string   { return e.msg + ": " + e.err.Error() }
 func (e *timeoutError) Unwrap() error   { return e.err }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
