@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/eyeballs/dialer"
 	"github.com/eyeballs/dialer/internal/dnstest"
 	"github.com/eyeballs/dialer/internal/testkit"
@@ -135,7 +137,9 @@ func certFor(t *testing.T, name string) (*tls.Config, string) {
 // httpServer starts an https:// server on 127.0.0.1, named
 // get.example.test by a test DNS server, and returns its base URL, the
 // nameserver and the CA file. /hello says hello, /echo answers with the
-// method, the X-Test header and the body, and the rest is 404.
+// method, the X-Test header and the body, /who with the Host and the
+// User-Agent, /redirect redirects to /hello, /stall sends the start of a
+// body and then nothing for 10 s, and the rest is 404.
 func httpServer(t *testing.T) (base, ns, cacert string) {
 	t.Helper()
 	conf, cacert := certFor(t, "get.example.test")
@@ -148,6 +152,22 @@ func httpServer(t *testing.T) (base, ns, cacert string) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("X-Test"), b)
 	})
+	mux.HandleFunc("/who", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Host=%s UA=%s", r.Host, r.Header.Get("User-Agent"))
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/hello", http.StatusFound)
+	})
+	stop := make(chan struct{})
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("part"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		case <-time.After(10 * time.Second):
+		}
+	})
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +177,7 @@ func httpServer(t *testing.T) (base, ns, cacert string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(stop) }) // before srv.Close
 	dns := dnstest.Start(t)
 	dns.A("get.example.test", "127.0.0.1")
 	return fmt.Sprintf("https://get.example.test:%d", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
@@ -650,4 +671,333 @@ func countClasses(t *testing.T, r io.Reader) map[string]int {
 		}
 	}
 	return counts
+}
+
+// TestBinaryGetCurlFlags: the flags a curl user reaches for do what they do
+// in curl: -H, -A, -o, -i and -I (heads on stdout), -L (redirects only
+// when asked), -v (request and response heads on stderr), -4 and -6.
+func TestBinaryGetCurlFlags(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	get := func(args ...string) result {
+		return eyeballs(t, "", append([]string{"get", "-nameserver", ns, "-cacert", ca}, args...)...)
+	}
+	host := strings.TrimPrefix(base, "https://")
+
+	r := get("-H", "X-Test: t1", "-X", "PUT", "-d", "x", base+"/echo")
+	if r.code != 0 || r.stdout != "PUT t1 x" {
+		t.Errorf("get -H -X -d: %s", r)
+	}
+	r = get(base + "/who")
+	if r.code != 0 || !regexp.MustCompile(`^Host=`+regexp.QuoteMeta(host)+` UA=eyeballs(/\S+)?$`).MatchString(r.stdout) {
+		t.Errorf("get /who: want the URL's host and eyeballs as the agent; %s", r)
+	}
+	r = get("-A", "agent/1.0", base+"/who")
+	if r.code != 0 || r.stdout != "Host="+host+" UA=agent/1.0" {
+		t.Errorf("get -A: %s", r)
+	}
+
+	// -o writes the body to a file; a failed request leaves none.
+	dir := t.TempDir()
+	out := filepath.Join(dir, "body")
+	r = get("-o", out, base+"/hello")
+	if b, err := os.ReadFile(out); r.code != 0 || r.stdout != "" || string(b) != "hello, eyeballs\n" {
+		t.Errorf("get -o: file %q (%v); %s", b, err, r)
+	}
+	missing := filepath.Join(dir, "missing")
+	r = get("-f", "-o", missing, base+"/missing")
+	if _, err := os.Stat(missing); r.code != 7 || err == nil {
+		t.Errorf("get -f -o of a 404: want exit 7 and no file (%v); %s", err, r)
+	}
+
+	// -I: the head alone, on stdout.
+	r = get("-I", base+"/hello")
+	if r.code != 0 || !regexp.MustCompile(`^HTTP/2\.0 200 OK\n(.+\n)*X-Eyeballs: yes\n(.+\n)*\n$`).MatchString(r.stdout) {
+		t.Errorf("get -I: %s", r)
+	}
+
+	// Redirects are followed with -L only; -i shows every head.
+	r = get("-i", base+"/redirect")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/2.0 302 Found\n") || !strings.Contains(r.stdout, "Location: /hello\n") || strings.Contains(r.stdout, "hello, eyeballs") {
+		t.Errorf("get of a redirect without -L: want the 302 itself; %s", r)
+	}
+	r = get("-L", base+"/redirect")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -L: %s", r)
+	}
+	r = get("-L", "-i", base+"/redirect")
+	if r.code != 0 || !regexp.MustCompile(`^HTTP/2\.0 302 Found\n(.+\n)+\nHTTP/2\.0 200 OK\n(.+\n)+\nhello, eyeballs\n$`).MatchString(r.stdout) {
+		t.Errorf("get -L -i: want both heads, then the body; %s", r)
+	}
+
+	// -v: the race, the request and the response heads on stderr.
+	r = get("-v", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -v: %s", r)
+	}
+	for _, want := range []string{"won h2", "\n> GET /hello\n> Host: " + host + "\n", "> User-Agent: eyeballs", "\n< HTTP/2.0 200 OK\n", "< X-Eyeballs: yes\n"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("get -v: stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Index(r.stderr, "won h2") > strings.Index(r.stderr, "> GET") {
+		t.Errorf("get -v: the request is printed before the race that carried it:\n%s", r.stderr)
+	}
+
+	// -4 and -6: the name has an A record only.
+	if r = get("-4", base+"/hello"); r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -4: %s", r)
+	}
+	if r = get("-6", "-connect-timeout", "5s", base+"/hello"); r.code != 3 {
+		t.Errorf("get -6 of a name with only an A record: want exit 3; %s", r)
+	}
+}
+
+// TestBinaryGetJSON: with -json, stdout holds only the race reports, one
+// JSON object a line; the body goes to stderr, or to -o's file.
+func TestBinaryGetJSON(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	r := eyeballs(t, "", "get", "-json", "-i", "-nameserver", ns, "-cacert", ca, base+"/hello")
+	if reps := ndjson(t, r.stdout); r.code != 0 || len(reps) != 1 || reps[0].URL != base+"/hello" || reps[0].Winner < 0 {
+		t.Fatalf("get -json: want one report on stdout; %s", r)
+	}
+	if !strings.HasSuffix(r.stderr, "\nhello, eyeballs\n") || !strings.Contains(r.stderr, "X-Eyeballs: yes") {
+		t.Errorf("get -json: the head and body are not on stderr:\n%s", r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "body")
+	r = eyeballs(t, "", "get", "-json", "-o", out, "-nameserver", ns, "-cacert", ca, base+"/hello")
+	b, _ := os.ReadFile(out)
+	if reps := ndjson(t, r.stdout); r.code != 0 || len(reps) != 1 || string(b) != "hello, eyeballs\n" || r.stderr != "" {
+		t.Errorf("get -json -o: file %q; %s", b, r)
+	}
+}
+
+// TestBinaryGetTimeout: get's -timeout bounds the whole request, the body
+// included, and exits 6 when it runs out.
+func TestBinaryGetTimeout(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	start := time.Now()
+	r := eyeballs(t, "", "get", "-timeout", "1s", "-nameserver", ns, "-cacert", ca, base+"/stall")
+	if d := time.Since(start); r.code != 6 || r.stdout != "part" || d > 5*time.Second || !strings.Contains(r.stderr, "-timeout 1s") {
+		t.Errorf("get -timeout 1s of a body that stalls: want exit 6 after about 1s (took %v); %s", d, r)
+	}
+}
+
+// TestBinaryResolveFlag: --resolve HOST:PORT:ADDR reaches HOST without DNS
+// on that port only, in every dialing command.
+func TestBinaryResolveFlag(t *testing.T) {
+	t.Parallel()
+	base, _, ca := httpServer(t)
+	wsURL, _, wsCA := wsServer(t)
+	empty := dnstest.Start(t) // knows no name: only --resolve can help
+	port := base[strings.LastIndex(base, ":")+1:]
+	r := eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "--resolve", "get.example.test:"+port+":127.0.0.1", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get --resolve: %s", r)
+	}
+	// Several addresses race; [::1] has nothing on the port.
+	r = eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "-resolve", "GET.example.test:"+port+":[::1],127.0.0.1", "-trace", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" || !strings.Contains(r.stderr, "127.0.0.1:"+port) {
+		t.Errorf("get --resolve with two addresses: %s", r)
+	}
+	if empty.Total() != 0 {
+		t.Errorf("--resolve sent %d DNS queries", empty.Total())
+	}
+	// Another port: DNS as usual, which knows nothing.
+	r = eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "--resolve", "get.example.test:1:127.0.0.1", base+"/hello")
+	if r.code != 3 {
+		t.Errorf("get --resolve for another port: want exit 3; %s", r)
+	}
+	wsPort := wsURL[strings.LastIndex(wsURL, ":")+1 : strings.LastIndex(wsURL, "/")]
+	r = eyeballs(t, "hi\n", "ws", "-nameserver", empty.Addr(), "-cacert", wsCA, "--resolve", "cli.example.test:"+wsPort+":127.0.0.1", wsURL)
+	if r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("ws --resolve: %s", r)
+	}
+}
+
+// TestBinaryConnectTo: --connect-to sends the request for one host and
+// port to another, still asking for the URL's host and checking its
+// certificate.
+func TestBinaryConnectTo(t *testing.T) {
+	t.Parallel()
+	conf, ca := certFor(t, "virtual.example.test")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Host=%s", r.Host)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	dns := dnstest.Start(t)
+	dns.A("real.example.test", "127.0.0.1")
+	get := func(args ...string) result {
+		return eyeballs(t, "", append([]string{"get", "-nameserver", dns.Addr(), "-cacert", ca, "-connect-timeout", "5s"}, args...)...)
+	}
+	r := get("--connect-to", "virtual.example.test:443:real.example.test:"+port, "https://virtual.example.test/")
+	if r.code != 0 || r.stdout != "Host=virtual.example.test" {
+		t.Errorf("get --connect-to a name: %s", r)
+	}
+	// Empty HOST1 and PORT1 match any; the target may be an address.
+	r = get("-connect-to", "::127.0.0.1:"+port, "https://virtual.example.test:8443/")
+	if r.code != 0 || r.stdout != "Host=virtual.example.test:8443" {
+		t.Errorf("get --connect-to ::ADDR:PORT: %s", r)
+	}
+	// No entry matches: the URL's host is looked up, and is unknown.
+	r = get("--connect-to", "other.example.test:443:real.example.test:"+port, "https://virtual.example.test/")
+	if r.code != 3 {
+		t.Errorf("get --connect-to that does not match: want exit 3; %s", r)
+	}
+	wsURL, ns, wsCA := wsServer(t)
+	wsPort := wsURL[strings.LastIndex(wsURL, ":")+1 : strings.LastIndex(wsURL, "/")]
+	r = eyeballs(t, "hi\n", "ws", "-nameserver", ns, "-cacert", wsCA, "--connect-to", "cli.example.test:1:127.0.0.1:"+wsPort, "wss://cli.example.test:1/echo")
+	if r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("ws --connect-to: %s", r)
+	}
+}
+
+// TestBinaryWSBinary: -b sends stdin as it is, as binary messages, and
+// prints the messages received as they are, without a newline added.
+func TestBinaryWSBinary(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	in := "abc\x00\xff\ndef"
+	r := eyeballs(t, in, "ws", "-b", "-nameserver", ns, "-cacert", ca, url)
+	if r.code != 0 || r.stdout != in {
+		t.Errorf("ws -b: want %q back; %s", in, r)
+	}
+}
+
+// TestBinaryWSPing: --ping-interval pings (-v shows the pongs), and a peer
+// that stops answering ends the session with exit 6.
+func TestBinaryWSPing(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	r := eyeballs(t, "x\n", "ws", "-v", "--ping-interval", "0.1", "-linger", "600ms", "-nameserver", ns, "-cacert", ca, url)
+	if r.code != 0 || r.stdout != "x\n" || !strings.Contains(r.stderr, "pong after") || !strings.Contains(r.stderr, "< HTTP/") {
+		t.Errorf("ws -v --ping-interval 0.1: %s", r)
+	}
+
+	// A server that accepts and then never reads: no pong ever comes.
+	conf, mute := certFor(t, "mute.example.test")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		select {
+		case <-stop:
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(stop) })
+	dns := dnstest.Start(t)
+	dns.A("mute.example.test", "127.0.0.1")
+	start := time.Now()
+	r = eyeballs(t, "", "ws", "-proto", "h1", "--ping-interval", "200ms", "-linger", "10s", "-nameserver", dns.Addr(), "-cacert", mute,
+		fmt.Sprintf("wss://mute.example.test:%d/", l.Addr().(*net.TCPAddr).Port))
+	if d := time.Since(start); r.code != 6 || !strings.Contains(r.stderr, "no pong") || d > 5*time.Second {
+		t.Errorf("ws --ping-interval to a peer that does not answer: want exit 6 soon (took %v); %s", d, r)
+	}
+}
+
+// TestBinaryVersion: "eyeballs version" (and --version) prints the version
+// and the Go toolchain on one line.
+func TestBinaryVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		r := eyeballs(t, "", arg)
+		if r.code != 0 || r.stderr != "" || !regexp.MustCompile(`^eyeballs \S+( rev [0-9a-f]+(\+dirty)?)? go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+			t.Errorf("eyeballs %s: %s", arg, r)
+		}
+	}
+}
+
+// TestBinaryInterrupt: Ctrl-C (SIGINT) ends a command with exit 130,
+// during a session and during a dial.
+func TestBinaryInterrupt(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	hole, err := testkit.Blackhole("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	dns := dnstest.Start(t)
+	dns.A("hole.example.test", "127.0.0.1")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		ready string // on stderr when it is time to interrupt
+	}{
+		{"session", []string{"ws", "-nameserver", ns, "-cacert", ca, url}, "connected over"},
+		{"dial", []string{"get", "-v", "-nameserver", dns.Addr(), "-proto", "h1", fmt.Sprintf("https://hole.example.test:%d/", hole.Addr().(*net.TCPAddr).Port)}, ""},
+	} {
+		bin := binary(t)
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = withoutProxies(os.Environ())
+		stdin, err := cmd.StdinPipe() // left open: the session goes on
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stderr.String(), tc.ready) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // into the dial or the session
+		start := time.Now()
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s: still running 5s after SIGINT", tc.name)
+		}
+		stdin.Close()
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("%s: exit %d after SIGINT (in %v), want 130; stderr:\n%s", tc.name, code, time.Since(start), stderr.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

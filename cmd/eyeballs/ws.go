@@ -117,7 +117,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 				// stdin ended: print what is still coming, then close the
 				// WebSocket cleanly.
 				if err := lingerFor(*linger, got, readErr, pingErr); err != nil {
-					conn.Close(websocket.StatusPolicyViolation, "no pong")
+					conn.CloseNow() // a peer that does not answer pings would not answer a close either
 					return err
 				}
 				conn.Close(websocket.StatusNormalClosure, "")
@@ -132,7 +132,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 			}
 			return err
 		case err := <-pingErr:
-			conn.Close(websocket.StatusPolicyViolation, "no pong")
+			conn.CloseNow() // a peer that does not answer pings would not answer a close either
 			return err
 		case <-ctx.Done():
 			conn.Close(websocket.StatusGoingAway, "interrupted")
