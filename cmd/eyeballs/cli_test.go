@@ -255,9 +255,9 @@ func TestBinaryHelp(t *testing.T) {
 		"ws":   append([]string{"-proto VERSIONS", "-linger", "-b, -binary", "-ping-interval INTERVAL"}, session...),
 		"wt":   append([]string{"-datagrams", "-cacert FILE"}, session...),
 		"get": {"-X, -request METHOD", "-d, -data DATA", "-i, -include", "-I, -head", "-f, -fail", "-o, -output FILE", "-L, -location",
-			"-H, -header NAME:VALUE", "-A, -user-agent VALUE", "-v, -verbose", "-4, -ipv4", "-6, -ipv6", "-nameserver HOST:PORT", "-attempt-delay",
+			"-H, -header NAME:VALUE", "-A, -user-agent VALUE", "-v, -verbose", "-4, -ipv4", "-6, -ipv6", "-nameserver IP:PORT", "-attempt-delay",
 			"-timeout", "-connect-timeout", "-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-json"},
-		"resolve": {"-json", "-nameserver HOST:PORT", "-timeout"},
+		"resolve": {"-json", "-nameserver IP:PORT", "-timeout"},
 		"version": {},
 	} {
 		r := eyeballs(t, "", cmd, "-h")

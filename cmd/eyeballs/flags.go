@@ -94,7 +94,7 @@ func (c *common) register(fs *flag.FlagSet, timeout time.Duration, timeoutUsage 
 	fs.Var(&c.protos, "proto", "HTTP `VERSIONS` to try: h1, h2, h3, comma-separated or repeated (default all)")
 	fs.DurationVar(&c.attemptDelay, "attempt-delay", 250*time.Millisecond, "Happy Eyeballs connection attempt delay (10ms..2s)")
 	fs.DurationVar(&c.timeout, "timeout", timeout, timeoutUsage)
-	fs.Var(&c.nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
+	fs.Var(&c.nameservers, "nameserver", "DNS server `IP:PORT` to query instead of /etc/resolv.conf (repeatable)")
 	fs.StringVar(&c.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust instead of the system roots")
 	fs.Var(&c.headers, "header", "extra request header `NAME:VALUE` (repeatable)")
 	alias(fs, "H", "header")

@@ -317,11 +317,11 @@ func hint(err error) string {
 	case errors.Is(err, dialer.ErrUnsupported):
 		return "the server cannot carry this session; try another -proto or URL"
 	case errors.Is(err, dialer.ErrNoAddress):
-		return "check the name, or query another server with -nameserver HOST:PORT"
+		return "check the name, or query another server with -nameserver IP:PORT"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "is a server listening on that port?"
 	case isTimeout(err):
-		return "nothing answered in time; raise -timeout or try -ipv4 or -ipv6"
+		return "nothing answered in time; raise the timeout, or try -4 or -6"
 	}
 	return ""
 }

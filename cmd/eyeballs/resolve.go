@@ -27,7 +27,7 @@ Exits 3 when no type gave a record, 6 when no answer came in time.
 func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resolve", resolveSynopsis, stderr)
 	var nameservers listFlag
-	fs.Var(&nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
+	fs.Var(&nameservers, "nameserver", "DNS server `IP:PORT` to query instead of /etc/resolv.conf (repeatable)")
 	asJSON := fs.Bool("json", false, "print the answers as one line of JSON on stdout")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on the lookups")
 	args, err := parse(fs, args)
@@ -71,7 +71,7 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case errors.As(err, &derr) && derr.Timeout():
 		return &described{fmt.Sprintf("no DNS answer for %s in %v", name, *timeout), "check -nameserver, or raise -timeout", err}
 	case errors.Is(err, dialer.ErrNoAddress):
-		return &described{"no A, AAAA or HTTPS record for " + name, "check the name, or query another server with -nameserver HOST:PORT", err}
+		return &described{"no A, AAAA or HTTPS record for " + name, "check the name, or query another server with -nameserver IP:PORT", err}
 	}
 	return err
 }
