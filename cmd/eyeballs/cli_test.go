@@ -885,7 +885,21 @@ func TestBinaryWSPing(t *testing.T) {
 	}
 
 	// A server that accepts and then never reads: no pong ever comes.
-	conf, mute := certFor(t, "mute.example.test")
+	muteURL, muteNS, muteCA := muteServer(t)
+	start := time.Now()
+	r = eyeballs(t, "", "ws", "-proto", "h1", "--ping-interval", "200ms", "-linger", "10s", "-nameserver", muteNS, "-cacert", muteCA, muteURL)
+	if d := time.Since(start); r.code != 6 || !strings.Contains(r.stderr, "no pong") || d > 5*time.Second {
+		t.Errorf("ws --ping-interval to a peer that does not answer: want exit 6 soon (took %v); %s", d, r)
+	}
+}
+
+// muteServer starts a wss:// server (HTTP/1.1) on 127.0.0.1, named
+// mute.example.test by a test DNS server, that accepts WebSockets and
+// then never reads from them: no pong, no close. It returns the URL, the
+// nameserver and the CA file.
+func muteServer(t *testing.T) (url, ns, cacert string) {
+	t.Helper()
+	conf, cacert := certFor(t, "mute.example.test")
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -906,15 +920,10 @@ func TestBinaryWSPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	t.Cleanup(func() { close(stop) })
+	t.Cleanup(func() { close(stop) }) // before srv.Close
 	dns := dnstest.Start(t)
 	dns.A("mute.example.test", "127.0.0.1")
-	start := time.Now()
-	r = eyeballs(t, "", "ws", "-proto", "h1", "--ping-interval", "200ms", "-linger", "10s", "-nameserver", dns.Addr(), "-cacert", mute,
-		fmt.Sprintf("wss://mute.example.test:%d/", l.Addr().(*net.TCPAddr).Port))
-	if d := time.Since(start); r.code != 6 || !strings.Contains(r.stderr, "no pong") || d > 5*time.Second {
-		t.Errorf("ws --ping-interval to a peer that does not answer: want exit 6 soon (took %v); %s", d, r)
-	}
+	return fmt.Sprintf("wss://mute.example.test:%d/", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
 }
 
 // TestBinaryVersion: "eyeballs version" (and --version) prints the version
@@ -939,6 +948,7 @@ func TestBinaryInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hole.Close() })
+	muteURL, muteNS, muteCA := muteServer(t)
 	dns := dnstest.Start(t)
 	dns.A("hole.example.test", "127.0.0.1")
 	for _, tc := range []struct {
@@ -947,6 +957,7 @@ func TestBinaryInterrupt(t *testing.T) {
 		ready string // on stderr when it is time to interrupt
 	}{
 		{"session", []string{"ws", "-nameserver", ns, "-cacert", ca, url}, "connected over"},
+		{"session with a peer that does not close", []string{"ws", "-proto", "h1", "-nameserver", muteNS, "-cacert", muteCA, muteURL}, "connected over"},
 		{"dial", []string{"get", "-v", "-nameserver", dns.Addr(), "-proto", "h1", fmt.Sprintf("https://hole.example.test:%d/", hole.Addr().(*net.TCPAddr).Port)}, ""},
 	} {
 		bin := binary(t)
@@ -972,10 +983,10 @@ func TestBinaryInterrupt(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(3 * time.Second):
 			cmd.Process.Kill()
 			<-done
-			t.Errorf("%s: still running 5s after SIGINT", tc.name)
+			t.Errorf("%s: still running 3s after SIGINT", tc.name)
 		}
 		stdin.Close()
 		if code := cmd.ProcessState.ExitCode(); code != 130 {
