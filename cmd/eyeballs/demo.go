@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,8 +93,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		reports []*dialer.Report
 		titles  []string
 	)
+	out := newOutput(*asJSON, stdout, stderr) // -json: NDJSON reports on stdout, text on stderr
 	for _, sc := range scenarios {
-		rep, err := runScenario(ctx, sc, ns, ca, *asJSON, stdout)
+		rep, err := runScenario(ctx, sc, ns, ca, *asJSON, out.Data())
+		out.Report(rep)
 		if rep != nil {
 			reports = append(reports, rep)
 			titles = append(titles, sc.name+": "+sc.about)
@@ -232,9 +233,7 @@ func printReport(w io.Writer, rep *dialer.Report, asJSON bool) {
 		return
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		fmt.Fprintf(w, "%s\n", b)
-		return
+		return // runDemo writes it with output.Report
 	}
 	fmt.Fprint(w, rep)
 }
