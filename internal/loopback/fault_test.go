@@ -135,6 +135,41 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// TestRefuse: a connect to a refusing port fails at once with
+// ECONNREFUSED, and the port stays taken until Close.
+func TestRefuse(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			t.Parallel()
+			f, err := Refuse(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err = net.DialTimeout("tcp", f.Addr().String(), time.Second)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("dial: %v, want ECONNREFUSED", err)
+			}
+			if d := time.Since(start); d > 500*time.Millisecond {
+				t.Errorf("refusal took %v", d)
+			}
+			if l, err := net.Listen("tcp", f.Addr().String()); err == nil {
+				l.Close()
+				t.Errorf("listening on the refusing port %s succeeded", f.Addr())
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l, err := net.Listen("tcp", f.Addr().String())
+			if err != nil {
+				t.Fatalf("port not free after Close: %v", err)
+			}
+			l.Close()
+		})
+	}
+}
+
 func TestTLSStall(t *testing.T) {
 	t.Parallel()
 	ca, err := NewCA()

@@ -69,7 +69,8 @@ func StartH2NoExtendedConnect(l net.Listener, tlsConf *tls.Config, h http.Handle
 }
 
 // startH2 serves TLS on l: h2 connections go to serveH2, http/1.1 ones to
-// h through a net/http server (without h only h2 is offered in ALPN).
+// h through a net/http server. Without h only h2 is offered in ALPN, without
+// serveH2 only http/1.1; one of them is needed.
 func startH2(l net.Listener, tlsConf *tls.Config, h http.Handler, name string, serveH2 func(*H2FakeServer, *tls.Conn, *tallyConn) error) (*H2FakeServer, error) {
 	if l == nil || tlsConf == nil {
 		return nil, fmt.Errorf("dialertest: %s needs a listener and a TLS config", name)
@@ -77,8 +78,14 @@ func startH2(l net.Listener, tlsConf *tls.Config, h http.Handler, name string, s
 	if len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil {
 		return nil, errors.New("dialertest: TLS config has no certificate")
 	}
+	if h == nil && serveH2 == nil {
+		return nil, fmt.Errorf("dialertest: %s serves neither HTTP/2 nor HTTP/1.1", name)
+	}
 	conf := tlsConf.Clone()
-	conf.NextProtos = []string{http2.NextProtoTLS}
+	conf.NextProtos = nil
+	if serveH2 != nil {
+		conf.NextProtos = []string{http2.NextProtoTLS}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &H2FakeServer{
 		Listener: l,
@@ -149,7 +156,7 @@ func (s *H2FakeServer) serveConn(tc *tallyConn) {
 		proto = "http/1.1"
 	}
 	tc.label(proto)
-	if proto != http2.NextProtoTLS {
+	if proto != http2.NextProtoTLS || s.serveH2 == nil {
 		if s.h1l == nil || !s.h1l.deliver(tlsConn) {
 			tlsConn.Close()
 		}

@@ -98,11 +98,20 @@ type WTClose struct {
 // Every other request goes to EchoHandler, WebSocket over HTTP/3 on "/ws"
 // (or any path) included.
 func StartWebTransport(pc net.PacketConn, tlsConf *tls.Config) (*WTServer, error) {
+	return StartWebTransportHandler(pc, tlsConf, nil)
+}
+
+// StartWebTransportHandler is StartWebTransport with h serving every
+// request that is not a WebTransport session (nil: EchoHandler).
+func StartWebTransportHandler(pc net.PacketConn, tlsConf *tls.Config, h http.Handler) (*WTServer, error) {
 	if tlsConf == nil {
 		return nil, errors.New("dialertest: StartWebTransport needs a TLS config")
 	}
 	s := &WTServer{wtBook: newWTBook()}
-	ws := EchoHandler()
+	ws := h
+	if ws == nil {
+		ws = EchoHandler()
+	}
 	h3 := &http3.Server{
 		TLSConfig:       tlsConf,
 		QUICConfig:      quicServerConfig(),

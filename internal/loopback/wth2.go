@@ -19,15 +19,69 @@ import (
 	"github.com/eyeballs/dialer/internal/wt2"
 )
 
-// WTH2Server serves WebTransport over HTTP/2 (draft-ietf-webtrans-http2)
-// on TLS with the package's own HTTP/2 server (see StartWebTransportH2).
-// It counts TCP connections per negotiated protocol like an H2FakeServer
-// and WebTransport sessions like a WTServer.
+// WTH2Server serves HTTP/2 on TLS with the package's own HTTP/2 server
+// (internal/h2conn), and HTTP/1.1 with net/http on the same listener: see
+// StartH2Server. It counts TCP connections per negotiated protocol like an
+// H2FakeServer and WebTransport sessions like a WTServer.
 type WTH2Server struct {
 	*H2FakeServer
 	*wtBook
 	settings []http2.Setting
-	wt       bool // serves WebTransport sessions
+	wt       bool         // serves WebTransport sessions
+	handler  http.Handler // every other request
+}
+
+// H2Config says what StartH2Server serves.
+type H2Config struct {
+	// Handler serves every request that is not a WebTransport session,
+	// over HTTP/2 and HTTP/1.1 alike; nil means EchoHandler. HTTP/2
+	// requests reach it as net/http's HTTP/2 server would pass them (an
+	// extended CONNECT keeps :protocol in Header), with a ResponseWriter
+	// that sends each Write at once and supports Flush.
+	Handler http.Handler
+	// HTTP1 and HTTP2 choose what ALPN offers: "http/1.1" (net/http) and
+	// "h2" (the package's own server). One of them is needed.
+	HTTP1, HTTP2 bool
+	// ExtendedConnect sends SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 8441)
+	// in the server's SETTINGS, which WebSocket over HTTP/2 needs.
+	ExtendedConnect bool
+	// WebTransport serves WebTransport over HTTP/2
+	// (draft-ietf-webtrans-http2) as StartWebTransport does over HTTP/3,
+	// and sends its SETTINGS; it implies ExtendedConnect.
+	WebTransport bool
+}
+
+// StartH2Server serves c on l with TLS. Unlike net/http's HTTP/2 server,
+// the package's own offers RFC 8441 extended CONNECT in any process, with
+// no GODEBUG setting. tlsConf needs a certificate; its NextProtos is set
+// from c.
+func StartH2Server(l net.Listener, tlsConf *tls.Config, c H2Config) (*WTH2Server, error) {
+	s := &WTH2Server{wtBook: newWTBook(), wt: c.WebTransport, handler: c.Handler}
+	if s.handler == nil {
+		s.handler = EchoHandler()
+	}
+	switch {
+	case c.WebTransport:
+		s.settings = wt2.ServerSettings(&wt2.Config{})
+	case c.ExtendedConnect:
+		s.settings = []http2.Setting{{ID: http2.SettingEnableConnectProtocol, Val: 1}}
+	}
+	var h1 http.Handler
+	if c.HTTP1 {
+		h1 = s.handler
+	}
+	var serveH2 func(*H2FakeServer, *tls.Conn, *tallyConn) error
+	if c.HTTP2 {
+		serveH2 = func(fs *H2FakeServer, conn *tls.Conn, _ *tallyConn) error {
+			return s.serveConn(fs.ctx, conn)
+		}
+	}
+	fs, err := startH2(l, tlsConf, h1, "StartH2Server", serveH2)
+	if err != nil {
+		return nil, err
+	}
+	s.H2FakeServer = fs
+	return s, nil
 }
 
 // StartWebTransportH2 serves WebTransport over HTTP/2 on l, the UDP-blocked
@@ -39,27 +93,14 @@ type WTH2Server struct {
 // do HTTP/1.1 connections. tlsConf needs a certificate; its NextProtos is
 // set to "h2" and "http/1.1".
 func StartWebTransportH2(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
-	s := &WTH2Server{wtBook: newWTBook(), settings: wt2.ServerSettings(&wt2.Config{}), wt: true}
-	return s.start(l, tlsConf, "StartWebTransportH2")
+	return StartH2Server(l, tlsConf, H2Config{HTTP1: true, HTTP2: true, WebTransport: true})
 }
 
 // StartH2NoWebTransport is StartWebTransportH2 without WebTransport: its
 // SETTINGS enable extended CONNECT only, so WebSocket over HTTP/2 works and
 // a WebTransport client must find the WebTransport SETTINGS missing.
 func StartH2NoWebTransport(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
-	s := &WTH2Server{wtBook: newWTBook(), settings: []http2.Setting{{ID: http2.SettingEnableConnectProtocol, Val: 1}}}
-	return s.start(l, tlsConf, "StartH2NoWebTransport")
-}
-
-func (s *WTH2Server) start(l net.Listener, tlsConf *tls.Config, name string) (*WTH2Server, error) {
-	fs, err := startH2(l, tlsConf, EchoHandler(), name, func(fs *H2FakeServer, c *tls.Conn, _ *tallyConn) error {
-		return s.serveConn(fs.ctx, c)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.H2FakeServer = fs
-	return s, nil
+	return StartH2Server(l, tlsConf, H2Config{HTTP1: true, HTTP2: true, ExtendedConnect: true})
 }
 
 // Close closes the sessions (code 0, "server closing"), then the
@@ -89,7 +130,7 @@ func (s *WTH2Server) serveConn(ctx context.Context, c net.Conn) error {
 }
 
 // serveStream answers one request: a WebTransport session, or anything
-// EchoHandler serves.
+// the handler serves.
 func (s *WTH2Server) serveStream(ctx context.Context, hc *h2conn.Conn, st *h2conn.Stream) {
 	fields, err := st.Header(ctx)
 	if err != nil {
@@ -106,7 +147,7 @@ func (s *WTH2Server) serveStream(ctx context.Context, hc *h2conn.Conn, st *h2con
 		return
 	}
 	w := &streamWriter{st: st, header: http.Header{}}
-	EchoHandler().ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 	w.finish()
 }
 
