@@ -56,6 +56,15 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 	_ = echo(r.Context(), c)
 }
 
+// AcceptWebSocket upgrades r to a WebSocket however it arrived: an
+// HTTP/1.1 Upgrade (RFC 6455), or an extended CONNECT over HTTP/2 (RFC 8441)
+// or HTTP/3 (RFC 9220), which coder/websocket's Accept alone refuses. On
+// failure it has written the error response. The handler must not return
+// before it is done with the WebSocket.
+func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	return acceptWebSocket(w, r, opts)
+}
+
 // acceptWebSocket upgrades r to a WebSocket. It is the one place that knows
 // how the request arrived: an HTTP/1.1 Upgrade, or an RFC 8441 (HTTP/2) or
 // RFC 9220 (HTTP/3) extended CONNECT (see acceptExtendedConnect), so

@@ -255,6 +255,11 @@ func (s *H2FakeServer) WaitOpen(ctx context.Context, proto string, n int) error 
 	return s.conns.waitOpen(ctx, proto, n)
 }
 
+// Changed returns a channel that is closed at the next change of any of
+// the counts Accepted and Open report, so that a caller can wait on several
+// servers at once.
+func (s *H2FakeServer) Changed() <-chan struct{} { return s.conns.changes() }
+
 // CloseConnections closes every open connection, as a server restart
 // would, and goes on serving new ones. When it returns, Open no longer
 // counts them.

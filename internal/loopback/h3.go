@@ -188,6 +188,10 @@ func (s *H3Server) WaitOpen(ctx context.Context, n int) error {
 	return s.conns.waitOpen(ctx, "", n)
 }
 
+// Changed returns a channel that is closed at the next change of the
+// counts Accepted and Open report.
+func (s *H3Server) Changed() <-chan struct{} { return s.conns.changes() }
+
 // CloseConnections closes every open QUIC connection, as a server restart
 // would, and goes on serving new ones. When it returns, Open no longer
 // counts them.

@@ -55,6 +55,13 @@ func (t *tally) counts(key string) (accepted, open int) {
 	return t.accepted[key], t.open[key]
 }
 
+// changes returns a channel closed at the next change of any count.
+func (t *tally) changes() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
 // waitOpen waits until exactly n connections are open under key, or until
 // ctx ends.
 func (t *tally) waitOpen(ctx context.Context, key string, n int) error {
