@@ -13,9 +13,9 @@ type RecordType uint16
 
 // The record types a dialer queries: it asks for A, AAAA and HTTPS at once.
 const (
-	TypeA     RecordType = RecordType(dnsserver.TypeA)
-	TypeAAAA  RecordType = RecordType(dnsserver.TypeAAAA)
-	TypeHTTPS RecordType = RecordType(dnsserver.TypeHTTPS)
+	TypeA     RecordType = 1
+	TypeAAAA  RecordType = 28
+	TypeHTTPS RecordType = 65 // RFC 9460
 )
 
 // String returns the type's name, such as "AAAA".
