@@ -138,7 +138,7 @@ type fakeTB struct {
 	cleanups []func()
 }
 
-func (*fakeTB) Helper()            {}
+func (*fakeTB) Helper()             {}
 func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.failed = format
