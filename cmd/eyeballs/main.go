@@ -27,7 +27,6 @@ import (
 	"syscall"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/testkit"
 )
 
 const usage = `eyeballs: dial with Happy Eyeballs v3 and see the race.
@@ -46,13 +45,6 @@ Exit codes: 0 ok, 1 dial, request or session failed, 2 usage error.
 `
 
 func main() {
-	// The demo's embedded HTTP/2 server offers RFC 8441 extended CONNECT
-	// only when GODEBUG=http2xconnect=1 is in the environment at start-up.
-	if len(os.Args) > 1 && os.Args[1] == "demo" {
-		if code, ok := testkit.EnsureXConnect(); ok {
-			os.Exit(code)
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
