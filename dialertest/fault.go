@@ -162,9 +162,11 @@ func CloseAfterSettings(ps ...Protocol) Fault {
 
 // Latency delays every packet (UDP) and every chunk of bytes (TCP) to and
 // from the server by oneWay in each direction, on both families, through a
-// proxy on the server's port; a round trip then takes 2*oneWay, and a TCP
-// connect 2*oneWay too (the proxy simulates the handshake). Families that
-// another fault breaks are not delayed.
+// proxy on the server's port, so that every round trip takes 2*oneWay: to
+// count the round trips a dial needs, or to give attempts a realistic head
+// start over each other. The TCP handshake costs its round trip too: the
+// proxy holds what the client sends until a SYN/SYN-ACK exchange would have
+// let it go. Families that another fault breaks are not delayed.
 func Latency(oneWay time.Duration) Fault {
 	return Fault{name: "Latency(" + oneWay.String() + ")", apply: func(p *plan) error {
 		if oneWay < 0 {

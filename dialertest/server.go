@@ -33,12 +33,19 @@ type Options struct {
 	// an extended CONNECT, which AcceptWebSocket accepts.
 	Handler http.Handler
 	// Names are the DNS names the server's certificate covers besides
-	// "localhost", "127.0.0.1" and "::1". The first is the server's Name.
+	// DefaultName, "localhost", "127.0.0.1" and "::1". The first is the
+	// server's Name; without Names it is DefaultName. Servers that share a
+	// DNS need names of their own.
 	Names []string
 	// CA issues the server's certificate; nil means a new CA of its own
 	// (see Server.CA).
 	CA *CA
 }
+
+// DefaultName is the Name of a server started without Options.Names. It is
+// under .test, which RFC 6761 reserves for testing, so it never means
+// anything beyond the test's own DNS.
+const DefaultName = "origin.test"
 
 // A Server is one origin on loopback: TCP and UDP on the same port of
 // 127.0.0.1 and [::1], so one name with an A and an AAAA record (see
@@ -84,7 +91,7 @@ func startServer(opts Options, faults []Fault) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	s := &Server{name: "localhost", h1: opts.H1, h2: opts.H2, h3: opts.H3, ca: opts.CA}
+	s := &Server{name: DefaultName, h1: opts.H1, h2: opts.H2, h3: opts.H3, ca: opts.CA}
 	if !s.h1 && !s.h2 && !s.h3 {
 		s.h1, s.h2, s.h3 = true, true, true
 	}
@@ -96,7 +103,7 @@ func startServer(opts Options, faults []Fault) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	conf, err := s.ca.ServerConfig(append([]string{"localhost", "127.0.0.1", "::1"}, opts.Names...)...)
+	conf, err := s.ca.ServerConfig(append([]string{DefaultName, "localhost", "127.0.0.1", "::1"}, opts.Names...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +276,7 @@ func handlerOr(h http.Handler) http.Handler {
 	return h
 }
 
-// Name returns the first of Options.Names, or "localhost".
+// Name returns the first of Options.Names, or DefaultName.
 func (s *Server) Name() string { return s.name }
 
 // Port returns the server's port, the same on TCP and UDP of 127.0.0.1

@@ -318,7 +318,7 @@ func TestServerAddrs(t *testing.T) {
 			t.Errorf("Addr(%v) = %q", f, addr)
 		}
 	}
-	if srv.Name() != "localhost" || !strings.HasPrefix(srv.URL("wss"), "wss://localhost:") {
+	if srv.Name() != dialertest.DefaultName || !strings.HasPrefix(srv.URL("wss"), "wss://origin.test:") {
 		t.Errorf("Name %q, URL %q", srv.Name(), srv.URL("wss"))
 	}
 }
