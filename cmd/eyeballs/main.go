@@ -46,7 +46,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/testkit"
 )
 
 const usage = `eyeballs: dial with Happy Eyeballs v3 and see the race.
@@ -82,13 +81,6 @@ Exit codes:
 `
 
 func main() {
-	// The demo's embedded HTTP/2 server offers RFC 8441 extended CONNECT
-	// only when GODEBUG=http2xconnect=1 is in the environment at start-up.
-	if len(os.Args) > 1 && os.Args[1] == "demo" {
-		if code, ok := testkit.EnsureXConnect(); ok {
-			os.Exit(code)
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
