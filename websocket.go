@@ -59,13 +59,17 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	defer cancel()
 
 	key := originKey(cfg.trust(), host, port)
+	// usable says which pooled connections may carry this WebSocket: ones
+	// that proved extended CONNECT, in a version WithProtocols allows.
+	allowed := cfg.versionsOr(hev3.AllVersions)
+	usable := func(c *carrier) bool { return c.canWebSocket() && allowed.Has(c.version) }
 	// pooled tries a live h2 or h3 connection of the Dialer.
 	var (
 		conn *websocket.Conn
 		resp *http.Response
 	)
 	pooled := func() bool {
-		pc := d.pool.get(key, (*carrier).canWebSocket)
+		pc := d.pool.get(key, usable)
 		if pc == nil {
 			return false
 		}
@@ -86,7 +90,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if secure {
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
-		done, served, terr := d.turn(ctx, key, (*carrier).canWebSocket, pooled)
+		done, served, terr := d.turn(ctx, key, usable, pooled)
 		if served {
 			return conn, resp, err
 		}

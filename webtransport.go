@@ -70,6 +70,10 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		target.Host = cfg.host // :authority
 	}
 	req := &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols}
+	// usable says which pooled connections may carry the session: ones
+	// that proved WebTransport, in a version WithProtocols allows.
+	allowed := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
+	usable := func(c *carrier) bool { return c.canWebTransport() && allowed.Has(c.version) }
 
 	// pooled tries a new session on a live WebTransport connection.
 	var (
@@ -77,7 +81,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		resp *http.Response
 	)
 	pooled := func() bool {
-		pc := d.pool.get(key, (*carrier).canWebTransport)
+		pc := d.pool.get(key, usable)
 		if pc == nil {
 			return false
 		}
@@ -96,7 +100,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		return true
 	}
 	// Concurrent sessions to the origin wait for one race.
-	done, served, terr := d.turn(ctx, key, (*carrier).canWebTransport, pooled)
+	done, served, terr := d.turn(ctx, key, usable, pooled)
 	if served {
 		return sess, resp, err
 	}
@@ -117,10 +121,9 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	spec.host, spec.literal = hostOrLiteral(host)
 	// What earlier races showed (UDP blocked, an Alt-Svc port) shapes this
 	// one, but a dial held to h3 still tries it.
-	want := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
-	h := d.caps.apply(key, spec.need, raceHints{versions: want, knownH3: true})
-	if h.versions&want&(hev3.Versions(hev3.H3)|hev3.Versions(hev3.H2)) == 0 {
-		h.versions = want
+	h := d.caps.apply(key, spec.need, raceHints{versions: allowed, knownH3: true})
+	if h.versions&allowed == 0 {
+		h.versions = allowed
 	}
 	spec.versions, spec.h3Port = h.versions, h.h3Port
 	car, rep, err := d.race(ctx, cfg, spec)
