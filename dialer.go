@@ -47,6 +47,10 @@ type Dialer struct {
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
+
+	// net replaces the network of the Dialer's races where its fields are
+	// set: tests script DNS answers and connections with it.
+	net raceNet
 }
 
 // Bounds on connection attempts in flight: per dial, beyond which the next

@@ -3,6 +3,9 @@ package dialer
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http/httptrace"
+	"net/netip"
 )
 
 // A Trace receives the events of each race as they happen, in the style of
@@ -48,6 +51,7 @@ type observer struct {
 	log *slog.Logger
 }
 
+// newObserver returns the observer of a race under c.
 func newObserver(c config) observer {
 	o := observer{t: c.trace, log: c.logger}
 	if o.t == nil {
@@ -127,4 +131,42 @@ func (o observer) won(a Attempt, reason string) {
 	if o.t.Won != nil {
 		o.t.Won(a, reason)
 	}
+}
+
+// dnsTrace reports a race's DNS to the caller's httptrace hooks as one
+// lookup, as net.Dialer does: DNSStart with the first query, DNSDone with
+// every address answered when the first attempt starts or, failing that,
+// when the race ends.
+type dnsTrace struct {
+	trace         *httptrace.ClientTrace // nil: no hooks
+	host          string
+	started, done bool
+	addrs         []net.IPAddr
+}
+
+func newDNSTrace(ctx context.Context, host string) dnsTrace {
+	return dnsTrace{trace: httptrace.ContextClientTrace(ctx), host: host}
+}
+
+// start reports the first query.
+func (t *dnsTrace) start() {
+	if !t.started && t.trace != nil && t.trace.DNSStart != nil {
+		t.trace.DNSStart(httptrace.DNSStartInfo{Host: t.host})
+	}
+	t.started = true
+}
+
+// answer records the addresses of an answer.
+func (t *dnsTrace) answer(addrs []netip.Addr) {
+	for _, a := range addrs {
+		t.addrs = append(t.addrs, net.IPAddr{IP: a.AsSlice()})
+	}
+}
+
+// end reports the end of the lookup, once, if it started.
+func (t *dnsTrace) end(err error) {
+	if t.started && !t.done && t.trace != nil && t.trace.DNSDone != nil {
+		t.trace.DNSDone(httptrace.DNSDoneInfo{Addrs: t.addrs, Err: err})
+	}
+	t.done = true
 }
