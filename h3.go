@@ -224,6 +224,8 @@ func (h *h3Conn) own(tr *quic.Transport) {
 	h.mu.Unlock()
 }
 
+// Close closes the QUIC connection and, once the race handed it over, its
+// UDP socket.
 func (h *h3Conn) Close() error {
 	err := h.qc.CloseWithError(0, "")
 	h.mu.Lock()
@@ -290,7 +292,10 @@ type h3Stream struct {
 	once sync.Once
 }
 
-func (s *h3Stream) Read(p []byte) (int, error)  { return s.rs.Read(p) }
+// Read reads from the stream.
+func (s *h3Stream) Read(p []byte) (int, error) { return s.rs.Read(p) }
+
+// Write writes to the stream.
 func (s *h3Stream) Write(p []byte) (int, error) { return s.rs.Write(p) }
 
 // Close closes both directions. After the server ended the stream, the

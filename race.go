@@ -505,6 +505,7 @@ func (r *racer) finish() (*carrier, *Report, error) {
 // but not the caller's httptrace hooks.
 type valueless struct{ context.Context }
 
+// Value returns nil for every key.
 func (valueless) Value(any) any { return nil }
 
 // expired reports whether ctx is done or its deadline has passed (net.Dialer

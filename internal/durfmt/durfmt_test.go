@@ -5,6 +5,7 @@ import (
 	"time"
 )
 
+// TestFormat: three significant digits or so, in the largest unit that fits.
 func TestFormat(t *testing.T) {
 	for _, tc := range []struct {
 		d    time.Duration
