@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/durfmt"
 )
 
 // Waterfall image geometry, in SVG user units (pixels).
@@ -133,9 +134,9 @@ func svgWaterfall(b *strings.Builder, r *dialer.Report, title string, y int) int
 		y += 16
 		fmt.Fprintf(b, `<text class="title" x="%d" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", svgPad, y, esc(line))
 	}
-	sub := fmt.Sprintf("%s %s, %s", r.Kind, r.URL, fmtDuration(r.Duration))
+	sub := fmt.Sprintf("%s %s, %s", r.Kind, r.URL, durfmt.Format(r.Duration))
 	if r.Ready > 0 {
-		sub += fmt.Sprintf(", ready after %s", fmtDuration(r.Ready))
+		sub += fmt.Sprintf(", ready after %s", durfmt.Format(r.Ready))
 	}
 	if r.Err != "" {
 		sub += ", failed: " + r.Err
@@ -174,7 +175,7 @@ func svgWaterfall(b *strings.Builder, r *dialer.Report, title string, y int) int
 	if r.Ready > 0 && r.Ready <= total {
 		x := xOf(r.Ready)
 		fmt.Fprintf(b, `<line class="ready" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a5fb4" stroke-width="1.5" stroke-dasharray="4 3"><title>ready after %s</title></line>`+"\n",
-			x, axisY, x, bottom, fmtDuration(r.Ready))
+			x, axisY, x, bottom, durfmt.Format(r.Ready))
 	}
 	y = bottom + 2
 	if r.Reason != "" {
@@ -214,7 +215,7 @@ func svgDNSRow(b *strings.Builder, r *dialer.Report, q dialer.DNSQuery, y int, x
 	x0, x1 := xOf(q.Start), xOf(end)
 	fmt.Fprintf(b, `<rect class="%s" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`,
 		class, x0, y+(svgRowH-svgDNSBarH)/2, max(x1-x0, 1.5), svgDNSBarH, fill,
-		esc(fmt.Sprintf("%s %s: %s\nasked at %s, took %s", q.Type, q.Name, detail, fmtDuration(q.Start), fmtDuration(end-q.Start))))
+		esc(fmt.Sprintf("%s %s: %s\nasked at %s, took %s", q.Type, q.Name, detail, durfmt.Format(q.Start), durfmt.Format(end-q.Start))))
 	fmt.Fprintf(b, `<text class="note" x="%d" y="%d" fill="%s">%s</text>`+"\n", svgX1+svgGap, y+svgRowH/2+4, noteFill, esc(fitText(note, svgNoteMax, 12, false)))
 }
 
@@ -242,12 +243,12 @@ func svgAttemptRow(b *strings.Builder, a dialer.Attempt, won bool, y int, xOf fu
 	if a.Version != "" {
 		note += " " + a.Version
 	}
-	note += " " + fmtDuration(a.End-a.Start)
-	tip := fmt.Sprintf("%s: %s\nstart %s", label, note, fmtDuration(a.Start))
+	note += " " + durfmt.Format(a.End-a.Start)
+	tip := fmt.Sprintf("%s: %s\nstart %s", label, note, durfmt.Format(a.Start))
 	if a.Connected > 0 {
-		tip += ", connected " + fmtDuration(a.Connected)
+		tip += ", connected " + durfmt.Format(a.Connected)
 	}
-	tip += ", end " + fmtDuration(a.End)
+	tip += ", end " + durfmt.Format(a.End)
 	if a.Hint {
 		tip += "\naddress from an SVCB hint"
 	}
@@ -267,12 +268,12 @@ func svgAttemptRow(b *strings.Builder, a dialer.Attempt, won bool, y int, xOf fu
 		esc(a.Outcome), x0, barY, w, svgBarH, fill, esc(tip))
 	if a.Connected > 0 {
 		fmt.Fprintf(b, `<rect class="connected" x="%.1f" y="%d" width="3" height="%d" fill="%s"><title>connected after %s</title></rect>`,
-			xOf(a.Connected)-1.5, barY, svgBarH, dark, fmtDuration(a.Connected))
+			xOf(a.Connected)-1.5, barY, svgBarH, dark, durfmt.Format(a.Connected))
 	}
 	if s := a.Settings; s != nil {
 		b.WriteString(diamond(xOf(s.At), float64(barY)+svgBarH/2, dark,
 			fmt.Sprintf("SETTINGS at %s: extended CONNECT %s, datagrams %s, WebTransport %s",
-				fmtDuration(s.At), yesNo(s.ExtendedConnect), yesNo(s.Datagrams), yesNo(s.WebTransport))))
+				durfmt.Format(s.At), yesNo(s.ExtendedConnect), yesNo(s.Datagrams), yesNo(s.WebTransport))))
 	}
 	if a.Err != "" && a.Outcome != "lost" { // a loser's error is the cancellation
 		note += ": " + a.Err
@@ -353,17 +354,6 @@ func tickLabel(d time.Duration) string {
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64) + "ms"
 	}
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', -1, 64) + "µs"
-}
-
-// fmtDuration formats a duration with three significant digits or so.
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	}
-	return fmt.Sprintf("%dµs", d.Microseconds())
 }
 
 func yesNo(b bool) string {

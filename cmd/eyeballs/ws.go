@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/durfmt"
 )
 
 const wsSynopsis = `Usage: eyeballs ws [flags] URL
@@ -205,7 +206,7 @@ func pinger(ctx context.Context, conn *websocket.Conn, interval time.Duration, v
 			return
 		}
 		if verbose {
-			fmt.Fprintf(stderr, "pong after %s\n", fmtDuration(time.Since(start)))
+			fmt.Fprintf(stderr, "pong after %s\n", durfmt.Format(time.Since(start)))
 		}
 	}
 }
