@@ -18,9 +18,16 @@ import (
 // MaxAttempts), and each DNSQuery lists at most 32 addresses or 16
 // services (each with at most 16 hints and 8 ALPN IDs); DNSQuery.Omitted
 // counts what an answer held beyond that.
+//
+// In JSON, durations (duration, ready, and every start and end) are
+// integers in nanoseconds, as time.Duration encodes; Start is RFC 3339.
 type Report struct {
-	URL   string    `json:"url"`
-	Kind  string    `json:"kind"` // "websocket", "tcp"
+	URL string `json:"url"`
+	// Kind is what the race dialed: "websocket" (DialWebSocket),
+	// "webtransport" (DialWebTransport), "http" (a Transport's race for an
+	// https origin) or "tcp" (DialContext, and the Transport's plain
+	// connections).
+	Kind  string    `json:"kind"`
 	Start time.Time `json:"start"`
 	// Duration is how long the race took; Ready is when the session was
 	// ready (after the WebSocket handshake), or 0.

@@ -27,8 +27,8 @@ import (
 
 // DialWebTransport dials a WebTransport session with DefaultDialer. See
 // (*Dialer).DialWebTransport.
-func DialWebTransport(ctx context.Context, url string, opts ...Option) (*Session, *http.Response, error) {
-	return DefaultDialer.DialWebTransport(ctx, url, opts...)
+func DialWebTransport(ctx context.Context, rawURL string, opts ...Option) (*Session, *http.Response, error) {
+	return DefaultDialer.DialWebTransport(ctx, rawURL, opts...)
 }
 
 // DialWebTransport resolves the https URL's host, races QUIC (HTTP/3) and
@@ -75,12 +75,12 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	allowed := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
 	usable := func(c *carrier) bool { return c.canWebTransport() && allowed.Has(c.version) }
 
-	// pooled tries a new session on a live WebTransport connection.
+	// tryPooled tries a new session on a live WebTransport connection.
 	var (
 		sess *Session
 		resp *http.Response
 	)
-	pooled := func() bool {
+	tryPooled := func() bool {
 		pc := d.pool.get(key, usable)
 		if pc == nil {
 			return false
@@ -100,7 +100,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		return true
 	}
 	// Concurrent sessions to the origin wait for one race.
-	done, served, terr := d.turn(ctx, key, usable, pooled)
+	done, served, terr := d.turn(ctx, key, usable, tryPooled)
 	if served {
 		return sess, resp, err
 	}
