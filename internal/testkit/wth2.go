@@ -27,7 +27,8 @@ type WTH2Server struct {
 	*H2FakeServer
 	*wtBook
 	settings []http2.Setting
-	wt       bool // serves WebTransport sessions
+	wt       bool        // serves WebTransport sessions
+	dialect  wt2.Dialect // the wire its sessions speak
 }
 
 // StartWebTransportH2 serves WebTransport over HTTP/2 on l, the UDP-blocked
@@ -41,6 +42,17 @@ type WTH2Server struct {
 func StartWebTransportH2(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
 	s := &WTH2Server{wtBook: newWTBook(), settings: wt2.ServerSettings(&wt2.Config{}), wt: true}
 	return s.start(l, tlsConf, "StartWebTransportH2")
+}
+
+// StartWebTransportH2Draft13 is StartWebTransportH2 speaking wt2.Draft13,
+// the wire of @fails-components/webtransport: its SETTINGS are draft-13's
+// (extended CONNECT and the initial limits 0x2b61-0x2b65, no
+// SETTINGS_WT_ENABLED), its sessions use that dialect's capsule codes,
+// stream IDs and resets, and WT-Protocol is the bare name.
+func StartWebTransportH2Draft13(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
+	cfg := wt2.Config{Dialect: wt2.Draft13}
+	s := &WTH2Server{wtBook: newWTBook(), settings: wt2.ServerSettings(&cfg), wt: true, dialect: wt2.Draft13}
+	return s.start(l, tlsConf, "StartWebTransportH2Draft13")
 }
 
 // StartH2NoWebTransport is StartWebTransportH2 without WebTransport: its
@@ -129,7 +141,7 @@ func (s *WTH2Server) serveSession(ctx context.Context, hc *h2conn.Conn, st *h2co
 		resp = append(resp, hpack.HeaderField{Name: "x-test", Value: v})
 	}
 	if p := selectProtocol(r.Header.Values("Wt-Available-Protocols")); p != "" {
-		if v, err := httpsfv.Marshal(httpsfv.NewItem(p)); err == nil {
+		if v, err := s.dialect.FormatProtocol(p); err == nil {
 			resp = append(resp, hpack.HeaderField{Name: "wt-protocol", Value: v})
 		}
 	}
@@ -137,7 +149,7 @@ func (s *WTH2Server) serveSession(ctx context.Context, hc *h2conn.Conn, st *h2co
 		st.Reset(http2.ErrCodeCancel)
 		return
 	}
-	sess := wt2.NewSession(st, false, wt2.Config{}, peer)
+	sess := wt2.NewSession(st, false, wt2.Config{Dialect: s.dialect}, peer)
 	s.serve(h2Session{s: sess, remote: hc.RemoteAddr()})
 }
 
