@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptrace"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -387,12 +388,34 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 	}
 	if udpSilent(rep) {
 		hint := errors.New("no QUIC handshake got an answer: UDP looks blocked")
-		if e.Err != nil {
-			hint = fmt.Errorf("%w (%v)", e.Err, hint)
+		switch lack := incapable(rep); {
+		case lack != "":
+			// A connection was ruled out on its SETTINGS: that comes
+			// first, as it holds whatever UDP does. The cause, when the
+			// dial's bound ran out meanwhile, stays in the chain.
+			if e.Err != nil && e.Err != ErrUnsupported {
+				hint = fmt.Errorf("%w; %v", e.Err, hint)
+			}
+			e.Stage, e.Err = "capability", fmt.Errorf("%w: %s (%w)", ErrUnsupported, lack, hint)
+		case e.Err != nil:
+			e.Err = fmt.Errorf("%w (%v)", e.Err, hint)
+		default:
+			e.Err = hint
 		}
-		e.Err = hint
 	}
 	return e
+}
+
+// incapable joins, once each, what the attempts ruled out on their
+// SETTINGS lacked.
+func incapable(rep *Report) string {
+	var lack []string
+	for _, a := range rep.Attempts {
+		if a.Outcome == "incapable" && !slices.Contains(lack, a.Err) {
+			lack = append(lack, a.Err)
+		}
+	}
+	return strings.Join(lack, "; ")
 }
 
 // udpSilent reports whether a race made QUIC attempts and none of them
@@ -451,7 +474,7 @@ func missing(need hev3.Need, a *Attempt) string {
 		switch {
 		case s.WebTransport:
 		case a.Version == "h2":
-			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+")")
+			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+") or draft-13's SETTINGS_WT_INITIAL_*")
 		default:
 			lack = append(lack, "WebTransport")
 		}
