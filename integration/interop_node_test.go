@@ -84,7 +84,7 @@ func TestWebTransportH2InteropNode(t *testing.T) {
 		uniEchoSize(t, s, 100<<10)
 	})
 	t.Run("datagram", func(t *testing.T) {
-		for _, n := range []int{1, 1000, 16 << 10} {
+		for _, n := range []int{1, 1000, 16 << 10} { // the package sends none above 16 KiB (getMaxDatagramSize)
 			msg := bytes.Repeat([]byte{byte(n)}, n)
 			if err := s.SendDatagram(msg); err != nil {
 				t.Fatal(err)
