@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -546,12 +548,34 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 	}
 	if udpSilent(rep) {
 		hint := errors.New("no QUIC handshake got an answer: UDP looks blocked")
-		if e.Err != nil {
-			hint = fmt.Errorf("%w (%v)", e.Err, hint)
+		switch lack := incapable(rep); {
+		case lack != "":
+			// A connection was ruled out on its SETTINGS: that comes
+			// first, as it holds whatever UDP does. The cause, when the
+			// dial's bound ran out meanwhile, stays in the chain.
+			if e.Err != nil && e.Err != ErrUnsupported {
+				hint = fmt.Errorf("%w; %v", e.Err, hint)
+			}
+			e.Stage, e.Err = "capability", fmt.Errorf("%w: %s (%w)", ErrUnsupported, lack, hint)
+		case e.Err != nil:
+			e.Err = fmt.Errorf("%w (%v)", e.Err, hint)
+		default:
+			e.Err = hint
 		}
-		e.Err = hint
 	}
 	return e
+}
+
+// incapable joins, once each, what the attempts ruled out on their
+// SETTINGS lacked.
+func incapable(rep *Report) string {
+	var lack []string
+	for i, a := range rep.results {
+		if a.outcome == outcomeIncapable && i < len(rep.Attempts) && !slices.Contains(lack, rep.Attempts[i].Err) {
+			lack = append(lack, rep.Attempts[i].Err)
+		}
+	}
+	return strings.Join(lack, "; ")
 }
 
 // udpSilent reports whether a race made QUIC attempts and none of them

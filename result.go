@@ -97,7 +97,7 @@ func missing(need hev3.Need, v hev3.Version, s *hev3.Settings) string {
 		switch {
 		case s.WebTransport:
 		case v == hev3.H2:
-			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+")")
+			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+") or draft-13's SETTINGS_WT_INITIAL_*")
 		default:
 			lack = append(lack, "WebTransport")
 		}

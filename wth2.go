@@ -2,7 +2,6 @@ package dialer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,7 +22,9 @@ const closeBound = 3 * time.Second
 // WebTransport over HTTP/2 follows wt2.Draft (draft-ietf-webtrans-http2):
 // the session is an extended CONNECT stream (:protocol webtransport) on the
 // package's own HTTP/2 client, and streams, datagrams, flow control and
-// close travel on it as capsules (RFC 9297).
+// close travel on it as capsules (RFC 9297). A server whose SETTINGS are
+// those of an earlier draft gets that draft's wire on its sessions
+// (wt2.Negotiate, wt2.Draft13).
 
 // requestSession asks for a WebTransport session on an h2 connection opened
 // for WebTransport. The server's SETTINGS must allow it; a non-2xx answer
@@ -33,7 +34,8 @@ func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := wt2.CheckSettings(peer); err != nil {
+	dialect, err := wt2.Negotiate(peer)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: h2: %w", ErrUnsupported, err)
 	}
 	r, err := sessionRequest(ctx, req)
@@ -48,12 +50,14 @@ func (h *h2Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 		resp.Body = st // wtSession reads a little of it and closes it
 		return resp, nil, nil
 	}
-	protocol, err := negotiated(resp.Header, req.protocols)
+	protocol, err := negotiated(dialect, resp.Header, req.protocols)
 	if err != nil {
 		st.Reset(http2.ErrCodeCancel)
 		return resp, nil, err
 	}
-	sess := wt2.NewSession(st, true, *h.wt, peer)
+	cfg := *h.wt
+	cfg.Dialect = dialect
+	sess := wt2.NewSession(st, true, cfg, peer)
 	return resp, &wtH2{s: sess, conn: h.own, protocol: protocol, local: h.own.LocalAddr(), remote: h.own.RemoteAddr()}, nil
 }
 
@@ -84,19 +88,16 @@ func sessionRequest(ctx context.Context, req *wtRequest) (*http.Request, error) 
 }
 
 // negotiated returns the application protocol the server chose in
-// WT-Protocol, which must be one the client offered.
-func negotiated(h http.Header, offered []string) (string, error) {
+// WT-Protocol, in the form of the session's dialect; it must be one the
+// client offered.
+func negotiated(d wt2.Dialect, h http.Header, offered []string) (string, error) {
 	v, ok := h["Wt-Protocol"]
 	if !ok {
 		return "", nil
 	}
-	item, err := httpsfv.UnmarshalItem(v)
+	p, err := d.ParseProtocol(v)
 	if err != nil {
-		return "", fmt.Errorf("webtransport: invalid WT-Protocol header: %w", err)
-	}
-	p, ok := item.Value.(string)
-	if !ok {
-		return "", errors.New("webtransport: invalid WT-Protocol header: value is not a string")
+		return "", fmt.Errorf("webtransport: %w", err)
 	}
 	if !slices.Contains(offered, p) {
 		return "", fmt.Errorf("webtransport: server selected application protocol %q that was not offered", p)

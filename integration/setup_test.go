@@ -47,15 +47,15 @@ type env struct {
 	// v4 and v6 count the TCP connections each family's server accepted;
 	// nil when that family has no counted TCP server.
 	v4, v6 *testkit.Counter
-	// h2fake4 and h2fake6 count the TCP connections of the h2NoExt, wtH2
-	// and h2NoWT families.
+	// h2fake4 and h2fake6 count the TCP connections of the h2NoExt, wtH2,
+	// wtH2D13 and h2NoWT families.
 	h2fake4, h2fake6 *testkit.H2FakeServer
 	// h3v4 and h3v6 are the HTTP/3 servers of the h3, h3NoExt, wt and
 	// h3NoWT modes; wt4 and wt6 the WebTransport servers of the wt mode.
 	h3v4, h3v6 *testkit.H3Server
 	wt4, wt6   *testkit.WTServer
-	// wth2v4 and wth2v6 are the HTTP/2 servers of the wtH2 and h2NoWT
-	// families.
+	// wth2v4 and wth2v6 are the HTTP/2 servers of the wtH2, wtH2D13
+	// and h2NoWT families.
 	wth2v4, wth2v6 *testkit.WTH2Server
 
 	udp4, udp6 net.PacketConn // reserved UDP sockets on port, until used
@@ -69,6 +69,7 @@ const (
 	serveH1                 // WebSocket echo over HTTP/1.1 only
 	h2NoExt                 // HTTP/2 whose SETTINGS lack extended CONNECT; HTTP/1.1 echo on the same port
 	wtH2                    // WebTransport (and WebSocket) echo over HTTP/2 (TLS), HTTP/1.1 echo
+	wtH2D13                 // wtH2 speaking wt2.Draft13 (draft-13's SETTINGS, @fails-components' wire)
 	h2NoWT                  // HTTP/2 with extended CONNECT but without WebTransport (TLS), HTTP/1.1 echo
 	serveMTLS               // serve, requiring a client certificate from the test CA (see clientCN)
 	blackhole               // a full accept queue: SYNs are dropped
@@ -172,10 +173,13 @@ func (e *env) setup(l net.Listener, f family, addr string, secure bool) (*testki
 		}
 		t.Cleanup(func() { fs.Close() })
 		return nil, fs, nil
-	case wtH2, h2NoWT:
+	case wtH2, wtH2D13, h2NoWT:
 		start := testkit.StartWebTransportH2
-		if f == h2NoWT {
+		switch f {
+		case h2NoWT:
 			start = testkit.StartH2NoWebTransport
+		case wtH2D13:
+			start = testkit.StartWebTransportH2Draft13
 		}
 		s, err := start(l, e.serverTLS())
 		if err != nil {

@@ -228,7 +228,9 @@ func TestWriteDeadlineMovedWhileStuck(t *testing.T) {
 // every waiter with it.
 func TestStalledSocketWriteTimeout(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
-	const timeout = 500 * time.Millisecond
+	// Longer than waitStuck takes to see a's Write stuck (two looks 200 ms
+	// apart), so that b's Write waits behind it before the timeout.
+	const timeout = time.Second
 	client, _ := stalledServer(t, false, Config{WriteTimeout: timeout})
 	ctx := testCtx(t, 10*time.Second)
 	a, err := client.OpenStream(ctx, reqFields("POST", "/a"), false)
@@ -246,9 +248,9 @@ func TestStalledSocketWriteTimeout(t *testing.T) {
 		aErr <- err
 	}()
 	bErr := make(chan error, 1)
-	time.Sleep(100 * time.Millisecond)
+	waitStuck(t, a) // the socket's buffers are full of a's data
 	go func() {
-		// More than the buffers in front of the socket: it has to wait.
+		// The socket takes nothing more: it has to wait.
 		_, err := b.Write(make([]byte, 1<<20))
 		bErr <- err
 	}()

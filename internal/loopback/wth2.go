@@ -28,6 +28,7 @@ type WTH2Server struct {
 	*wtBook
 	settings []http2.Setting
 	wt       bool         // serves WebTransport sessions
+	dialect  wt2.Dialect  // the wire its sessions speak
 	handler  http.Handler // every other request
 }
 
@@ -49,6 +50,9 @@ type H2Config struct {
 	// (draft-ietf-webtrans-http2) as StartWebTransport does over HTTP/3,
 	// and sends its SETTINGS; it implies ExtendedConnect.
 	WebTransport bool
+	// Dialect is the WebTransport-over-HTTP/2 wire its sessions speak
+	// and its SETTINGS announce (the zero value: draft-15).
+	Dialect wt2.Dialect
 }
 
 // StartH2Server serves c on l with TLS. Unlike net/http's HTTP/2 server,
@@ -56,13 +60,13 @@ type H2Config struct {
 // no GODEBUG setting. tlsConf needs a certificate; its NextProtos is set
 // from c.
 func StartH2Server(l net.Listener, tlsConf *tls.Config, c H2Config) (*WTH2Server, error) {
-	s := &WTH2Server{wtBook: newWTBook(), wt: c.WebTransport, handler: c.Handler}
+	s := &WTH2Server{wtBook: newWTBook(), wt: c.WebTransport, handler: c.Handler, dialect: c.Dialect}
 	if s.handler == nil {
 		s.handler = EchoHandler()
 	}
 	switch {
 	case c.WebTransport:
-		s.settings = wt2.ServerSettings(&wt2.Config{})
+		s.settings = wt2.ServerSettings(&wt2.Config{Dialect: c.Dialect})
 	case c.ExtendedConnect:
 		s.settings = []http2.Setting{{ID: http2.SettingEnableConnectProtocol, Val: 1}}
 	}
@@ -94,6 +98,15 @@ func StartH2Server(l net.Listener, tlsConf *tls.Config, c H2Config) (*WTH2Server
 // set to "h2" and "http/1.1".
 func StartWebTransportH2(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
 	return StartH2Server(l, tlsConf, H2Config{HTTP1: true, HTTP2: true, WebTransport: true})
+}
+
+// StartWebTransportH2Draft13 is StartWebTransportH2 speaking wt2.Draft13,
+// the wire of @fails-components/webtransport: its SETTINGS are draft-13's
+// (extended CONNECT and the initial limits 0x2b61-0x2b65, no
+// SETTINGS_WT_ENABLED), its sessions use that dialect's capsule codes,
+// stream IDs and resets, and WT-Protocol is the bare name.
+func StartWebTransportH2Draft13(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
+	return StartH2Server(l, tlsConf, H2Config{HTTP1: true, HTTP2: true, WebTransport: true, Dialect: wt2.Draft13})
 }
 
 // StartH2NoWebTransport is StartWebTransportH2 without WebTransport: its
@@ -170,7 +183,7 @@ func (s *WTH2Server) serveSession(ctx context.Context, hc *h2conn.Conn, st *h2co
 		resp = append(resp, hpack.HeaderField{Name: "x-test", Value: v})
 	}
 	if p := selectProtocol(r.Header.Values("Wt-Available-Protocols")); p != "" {
-		if v, err := httpsfv.Marshal(httpsfv.NewItem(p)); err == nil {
+		if v, err := s.dialect.FormatProtocol(p); err == nil {
 			resp = append(resp, hpack.HeaderField{Name: "wt-protocol", Value: v})
 		}
 	}
@@ -178,7 +191,7 @@ func (s *WTH2Server) serveSession(ctx context.Context, hc *h2conn.Conn, st *h2co
 		st.Reset(http2.ErrCodeCancel)
 		return
 	}
-	sess := wt2.NewSession(st, false, wt2.Config{}, peer)
+	sess := wt2.NewSession(st, false, wt2.Config{Dialect: s.dialect}, peer)
 	s.serve(h2Session{s: sess, remote: hc.RemoteAddr()})
 }
 

@@ -105,6 +105,12 @@ func H2FaultPreface(fault H2Fault) []byte { return loopback.H2FaultPreface(fault
 func StartWebTransportH2(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
 	return loopback.StartWebTransportH2(l, tlsConf)
 }
+
+// StartWebTransportH2Draft13 is StartWebTransportH2 speaking
+// draft-ietf-webtrans-http2-13 as @fails-components/webtransport does.
+func StartWebTransportH2Draft13(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
+	return loopback.StartWebTransportH2Draft13(l, tlsConf)
+}
 func StartH2NoWebTransport(l net.Listener, tlsConf *tls.Config) (*WTH2Server, error) {
 	return loopback.StartH2NoWebTransport(l, tlsConf)
 }

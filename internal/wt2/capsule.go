@@ -52,25 +52,37 @@ func appendCapsule(out *bytes.Buffer, ct http3.CapsuleType, value []byte) {
 // readControl reads a control capsule's value, r holding n bytes, as exactly
 // len(vals) varints.
 func readControl(ct http3.CapsuleType, r io.Reader, n int64, vals ...*uint64) error {
+	_, err := readFields(ct, r, n, len(vals), vals...)
+	return err
+}
+
+// readFields reads a control capsule's value, r holding n bytes, as at least
+// least and at most len(vals) varints, and returns how many there were.
+func readFields(ct http3.CapsuleType, r io.Reader, n int64, least int, vals ...*uint64) (int, error) {
 	if n > maxControlCapsule {
-		return violate(ErrProtocol, "capsule 0x%x of %d bytes (at most %d)", uint64(ct), n, maxControlCapsule)
+		return 0, violate(ErrProtocol, "capsule 0x%x of %d bytes (at most %d)", uint64(ct), n, maxControlCapsule)
 	}
 	var buf [maxControlCapsule]byte
 	b := buf[:n]
 	if _, err := io.ReadFull(r, b); err != nil {
-		return err
+		return 0, err
 	}
+	got := 0
 	for _, v := range vals {
+		if len(b) == 0 && got >= least {
+			break
+		}
 		x, l, err := quicvarint.Parse(b)
 		if err != nil {
-			return violate(ErrProtocol, "capsule 0x%x is too short", uint64(ct))
+			return 0, violate(ErrProtocol, "capsule 0x%x is too short", uint64(ct))
 		}
 		*v, b = x, b[l:]
+		got++
 	}
 	if len(b) != 0 {
-		return violate(ErrProtocol, "capsule 0x%x has %d trailing bytes", uint64(ct), len(b))
+		return 0, violate(ErrProtocol, "capsule 0x%x has %d trailing bytes", uint64(ct), len(b))
 	}
-	return nil
+	return got, nil
 }
 
 // truncateUTF8 cuts s to at most n bytes at a UTF-8 character boundary.

@@ -13,10 +13,15 @@ const (
 	DefaultCloseTimeout          = time.Second
 )
 
-// Config holds a session's receive limits. They are advertised to the peer
-// in our SETTINGS (ClientSettings, ServerSettings) and enforced: a peer
-// exceeding them ends the session. A zero field means its default.
+// Config holds a session's receive limits and its dialect. The limits are
+// advertised to the peer in our SETTINGS (ClientSettings, ServerSettings)
+// and enforced: a peer exceeding them ends the session. A zero field means
+// its default.
 type Config struct {
+	// Dialect is the draft the session speaks on the wire; the zero value
+	// is Draft15. A client sets the one Negotiate chose from the server's
+	// SETTINGS, a server the one its SETTINGS announce (ServerSettings).
+	Dialect Dialect
 	// MaxData bounds the stream data the peer may have in flight to us across
 	// all streams (WT_MAX_DATA); received but unread data never exceeds it.
 	MaxData uint32

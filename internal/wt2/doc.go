@@ -1,10 +1,12 @@
 // Package wt2 is the session logic of WebTransport over HTTP/2
 // (draft-ietf-webtrans-http2-15): streams, datagrams, flow control, close
 // and drain carried as capsules (RFC 9297) on the byte stream of an
-// accepted extended CONNECT stream.
+// accepted extended CONNECT stream. A session can also speak the wire of
+// an earlier draft (Dialect: Draft13, which servers announce by their
+// SETTINGS, see Negotiate).
 //
 // The package does not speak HTTP/2 itself. The caller exchanges SETTINGS
-// (see [ClientSettings], [ServerSettings] and [CheckSettings]), sends or
+// (see [ClientSettings], [ServerSettings] and [Negotiate]), sends or
 // accepts the extended CONNECT request with :protocol "webtransport", and
 // hands the CONNECT stream's request/response bodies to [NewSession] as one
 // io.ReadWriteCloser, in the client or the server role.
@@ -52,5 +54,6 @@
 // CloseTimeout.
 package wt2
 
-// Draft is the version of draft-ietf-webtrans-http2 this package implements.
+// Draft is the version of draft-ietf-webtrans-http2 this package implements
+// by default (Draft15).
 const Draft = "draft-ietf-webtrans-http2-15"

@@ -68,7 +68,7 @@ func fuzzSeeds() [][]byte {
 }
 
 // FuzzCapsules feeds arbitrary bytes to a Session as the peer's side of the
-// CONNECT stream, in both roles, while an application accepts and echoes
+// CONNECT stream, in both roles and both dialects, while an application accepts and echoes
 // streams and reads datagrams: no panic, no hang, buffering within the
 // advertised windows, and every goroutine gone after CloseWithError.
 func FuzzCapsules(f *testing.F) {
@@ -78,8 +78,11 @@ func FuzzCapsules(f *testing.F) {
 	cfg := Config{MaxData: 64 << 10, MaxStreamData: 16 << 10, MaxIncomingStreams: 8, MaxIncomingUniStreams: 8,
 		MaxDatagramSize: 1 << 10, DatagramQueue: 4, CloseTimeout: 50 * time.Millisecond}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, client := range []bool{true, false} {
-			peer := ServerSettings(nil)
+		for i := range 4 {
+			client := i%2 == 0
+			cfg := cfg
+			cfg.Dialect = []Dialect{Draft15, Draft13}[i/2]
+			peer := ServerSettings(&Config{Dialect: cfg.Dialect})
 			if !client {
 				peer = ClientSettings(nil)
 			}

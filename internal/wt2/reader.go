@@ -58,10 +58,12 @@ func (s *Session) readCapsules(br *bufio.Reader) error {
 	}
 }
 
+// handleCapsule applies one capsule. Its type is the dialect's code; the
+// switch reads the package's names for it.
 func (s *Session) handleCapsule(ct http3.CapsuleType, r http3.CapsuleReader) error {
 	n := r.Remaining()
 	var a, b, c uint64
-	switch ct {
+	switch ct = s.w.capsuleType(ct); ct {
 	case capsuleStream, capsuleStreamFin:
 		return s.handleStream(r, n, ct == capsuleStreamFin)
 	case capsuleDatagram:
@@ -80,10 +82,15 @@ func (s *Session) handleCapsule(ct http3.CapsuleType, r http3.CapsuleReader) err
 		s.mu.Unlock()
 		return nil
 	case capsuleResetStream:
-		if err := readControl(ct, r, n, &a, &b, &c); err != nil {
+		least := 3 // stream ID, code, Reliable Size (-15 §6.2)
+		if !s.w.resetSize {
+			least = 2 // without Reliable Size (-08 §5.2), or with it (-13 §6.2)
+		}
+		got, err := readFields(ct, r, n, least, &a, &b, &c)
+		if err != nil {
 			return err
 		}
-		return s.handleReset(a, b, c)
+		return s.handleReset(a, b, c, got == 3)
 	case capsuleStopSending:
 		if err := readControl(ct, r, n, &a, &b); err != nil {
 			return err
@@ -167,7 +174,7 @@ func (s *Session) streamLocked(id uint64, recv, send bool) (*stream, error) {
 		return nil, violate(ErrFlowControl, "stream %d is beyond the %d streams we allowed", id, in.limit)
 	}
 	for i := in.opened; i <= index; i++ {
-		sid := i<<2 | id&(uniBit|serverBit)
+		sid := i<<2 | id&(uniBit|initiatorBit)
 		if uni {
 			s.acceptUni = append(s.acceptUni, s.newStreamLocked(sid, false, true, 0))
 		} else {
@@ -266,7 +273,9 @@ func (st *stream) bufferLocked(data []byte, own bool) {
 	}
 }
 
-func (s *Session) handleReset(id, code, size uint64) error {
+// handleReset applies WT_RESET_STREAM; hasSize tells whether it carried a
+// Reliable Size.
+func (s *Session) handleReset(id, code, size uint64, hasSize bool) error {
 	if code > maxErrorCode {
 		return violate(ErrProtocol, "WT_RESET_STREAM code %d exceeds 32 bits", code)
 	}
@@ -278,7 +287,7 @@ func (s *Session) handleReset(id, code, size uint64) error {
 		return err
 	case st == nil || st.finReceived || st.resetReceived:
 		return violate(ErrStreamState, "WT_RESET_STREAM for stream %d after its end", id)
-	case size != st.recvOff:
+	case hasSize && size != st.recvOff:
 		return violate(ErrStreamState, "WT_RESET_STREAM for stream %d with reliable size %d, %d bytes received", id, size, st.recvOff)
 	}
 	st.resetReceived = true
@@ -332,6 +341,9 @@ func (s *Session) handleMaxData(v uint64) error {
 func (s *Session) handleMaxStreamData(id, v uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.w.creditOnRecvOnly && id&uniBit != 0 && !s.isLocal(id) {
+		return nil // credit for a stream only the peer sends on
+	}
 	st, err := s.streamLocked(id, false, true)
 	switch {
 	case err != nil || st == nil:

@@ -21,6 +21,7 @@ type Session struct {
 	rw     io.ReadWriteCloser
 	client bool
 	cfg    Config
+	w      *wire // the dialect's wire form
 
 	ctx    context.Context // cancelled, with the cause, when the session ends
 	cancel context.CancelCauseFunc
@@ -97,19 +98,22 @@ type incoming struct {
 // NewSession starts a WebTransport session on rw, the byte stream of an
 // established extended CONNECT stream, as the client (client true) or the
 // server. local holds our receive limits and must be the Config given to
-// ClientSettings or ServerSettings for our SETTINGS; peer holds the peer's
+// ClientSettings or ServerSettings for our SETTINGS, and the dialect to
+// speak (local.Dialect); peer holds the peer's
 // SETTINGS, whose WebTransport initial limits bound what we send (absent
 // ones are 0: nothing until the peer grants credit by capsule).
 //
 // The session owns rw from now on and closes it when the session ends.
 func NewSession(rw io.ReadWriteCloser, client bool, local Config, peer map[http2.SettingID]uint32) *Session {
 	cfg := local.withDefaults()
-	pl := limitsFrom(peer)
+	w := cfg.Dialect.wire()
+	pl := w.limits(peer)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Session{
 		rw:          rw,
 		client:      client,
 		cfg:         cfg,
+		w:           w,
 		ctx:         ctx,
 		cancel:      cancel,
 		wake:        make(chan struct{}, 1),

@@ -2,14 +2,13 @@ package wt2
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 
 	"golang.org/x/net/http2"
 )
 
-// HTTP/2 SETTINGS of draft-ietf-webtrans-http2-15 §11.2. Every one defaults
-// to 0 when a peer does not send it.
+// HTTP/2 SETTINGS of draft-ietf-webtrans-http2-15 §11.2 (draft-13 §11.1 has
+// 0x2b61–0x2b65, with 0x2b63 its one _BIDI limit). Every one defaults to 0
+// when a peer does not send it.
 const (
 	// SettingEnableConnectProtocol is RFC 8441's extended CONNECT switch; a
 	// WebTransport server must send it as 1.
@@ -39,58 +38,59 @@ var ErrNotSupported = errors.New("wt2: server does not support WebTransport over
 
 // ClientSettings returns the SETTINGS a client sends for WebTransport: the
 // initial flow-control limits of c (nil, or zero fields, meaning the
-// defaults). Pass the same Config to NewSession. c is not modified.
+// defaults), in every dialect's IDs at once, as they go out before the
+// server's SETTINGS tell the dialect: draft-13's
+// SETTINGS_WT_INITIAL_MAX_STREAM_DATA_BIDI is -15's _BIDI_LOCAL (0x2b63),
+// and the one per-stream window we announce serves for both. Pass the same
+// Config to NewSession. c is not modified.
 func ClientSettings(c *Config) []http2.Setting {
-	return limitSettings(c)
+	return limitSettings(c, true)
 }
 
-// ServerSettings returns the SETTINGS a WebTransport server sends: extended
-// CONNECT and SETTINGS_WT_ENABLED on, plus the initial flow-control limits
-// of c (nil meaning the defaults). Pass the same Config to NewSession.
+// ServerSettings returns the SETTINGS a WebTransport server of c's dialect
+// sends: extended CONNECT on, SETTINGS_WT_ENABLED on in draft-15, and the
+// initial flow-control limits of c (nil meaning the defaults) in the
+// dialect's IDs. Pass the same Config to NewSession.
 func ServerSettings(c *Config) []http2.Setting {
-	return append([]http2.Setting{
-		{ID: SettingEnableConnectProtocol, Val: 1},
-		{ID: SettingWTEnabled, Val: 1},
-	}, limitSettings(c)...)
+	var d Dialect
+	if c != nil {
+		d = c.Dialect
+	}
+	s := []http2.Setting{{ID: SettingEnableConnectProtocol, Val: 1}}
+	if d.wire().splitBidi {
+		s = append(s, http2.Setting{ID: SettingWTEnabled, Val: 1})
+	}
+	return append(s, limitSettings(c, d.wire().splitBidi)...)
 }
 
 // limitSettings advertises c's receive windows: the same per-stream window
-// for every kind of stream.
-func limitSettings(cp *Config) []http2.Setting {
+// for every kind of stream; remote adds draft-15's _BIDI_REMOTE (0x2b66).
+func limitSettings(cp *Config, remote bool) []http2.Setting {
 	var c Config
 	if cp != nil {
 		c = *cp
 	}
 	c = c.withDefaults()
-	return []http2.Setting{
+	s := []http2.Setting{
 		{ID: SettingWTInitialMaxData, Val: c.MaxData},
 		{ID: SettingWTInitialMaxStreamDataUni, Val: c.MaxStreamData},
 		{ID: SettingWTInitialMaxStreamDataBidiLocal, Val: c.MaxStreamData},
-		{ID: SettingWTInitialMaxStreamDataBidiRemote, Val: c.MaxStreamData},
-		{ID: SettingWTInitialMaxStreamsUni, Val: c.MaxIncomingUniStreams},
-		{ID: SettingWTInitialMaxStreamsBidi, Val: c.MaxIncomingStreams},
 	}
+	if remote {
+		s = append(s, http2.Setting{ID: SettingWTInitialMaxStreamDataBidiRemote, Val: c.MaxStreamData})
+	}
+	return append(s,
+		http2.Setting{ID: SettingWTInitialMaxStreamsUni, Val: c.MaxIncomingUniStreams},
+		http2.Setting{ID: SettingWTInitialMaxStreamsBidi, Val: c.MaxIncomingStreams},
+	)
 }
 
 // CheckSettings reports whether a server's SETTINGS allow a WebTransport
-// session (draft §3.1): nil, or an error wrapping ErrNotSupported that names
-// what is missing. A SETTINGS_WT_ENABLED above 1 is also reported; the draft
-// makes it an HTTP/2 connection error of type PROTOCOL_ERROR.
+// session in a dialect the package speaks: nil, or the error of Negotiate,
+// which wraps ErrNotSupported and names what is missing.
 func CheckSettings(peer map[http2.SettingID]uint32) error {
-	var problems []string
-	if peer[SettingEnableConnectProtocol] != 1 {
-		problems = append(problems, "no SETTINGS_ENABLE_CONNECT_PROTOCOL")
-	}
-	switch v := peer[SettingWTEnabled]; {
-	case v == 0:
-		problems = append(problems, "no SETTINGS_WT_ENABLED")
-	case v > 1:
-		problems = append(problems, fmt.Sprintf("SETTINGS_WT_ENABLED = %d (must be 1; a PROTOCOL_ERROR)", v))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrNotSupported, strings.Join(problems, ", "))
-	}
-	return nil
+	_, err := Negotiate(peer)
+	return err
 }
 
 // peerLimits are the initial limits a peer's SETTINGS grant us.
@@ -103,8 +103,12 @@ type peerLimits struct {
 	streamsBidi          uint64
 }
 
-func limitsFrom(peer map[http2.SettingID]uint32) peerLimits {
-	return peerLimits{
+// limits reads the initial limits from a peer's SETTINGS: in draft-13 one
+// SETTINGS_WT_INITIAL_MAX_STREAM_DATA_BIDI (0x2b63) bounds the data we send
+// on every bidirectional stream (-13 §11.1), in draft-15 _BIDI_LOCAL
+// (0x2b63) those the peer opened and _BIDI_REMOTE (0x2b66) ours (-15 §11.2).
+func (w *wire) limits(peer map[http2.SettingID]uint32) peerLimits {
+	l := peerLimits{
 		maxData:              uint64(peer[SettingWTInitialMaxData]),
 		streamDataUni:        uint64(peer[SettingWTInitialMaxStreamDataUni]),
 		streamDataBidiLocal:  uint64(peer[SettingWTInitialMaxStreamDataBidiLocal]),
@@ -112,4 +116,8 @@ func limitsFrom(peer map[http2.SettingID]uint32) peerLimits {
 		streamsUni:           uint64(peer[SettingWTInitialMaxStreamsUni]),
 		streamsBidi:          uint64(peer[SettingWTInitialMaxStreamsBidi]),
 	}
+	if !w.splitBidi {
+		l.streamDataBidiRemote = l.streamDataBidiLocal
+	}
+	return l
 }

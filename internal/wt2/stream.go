@@ -8,19 +8,19 @@ import (
 
 // Stream ID bits (QUIC rules, draft §5.2).
 const (
-	serverBit = 0x1 // set on server-initiated streams
-	uniBit    = 0x2 // set on unidirectional streams
+	initiatorBit = 0x1 // set on server-initiated streams (client-initiated in Draft13)
+	uniBit       = 0x2 // set on unidirectional streams
 )
 
 // localBit is the initiator bit of the streams we open.
 func (s *Session) localBit() uint64 {
 	if s.client {
-		return 0
+		return s.w.clientBit
 	}
-	return serverBit
+	return s.w.clientBit ^ initiatorBit
 }
 
-func (s *Session) isLocal(id uint64) bool { return id&serverBit == s.localBit() }
+func (s *Session) isLocal(id uint64) bool { return id&initiatorBit == s.localBit() }
 
 // stream is the state of one stream, guarded by Session.mu. The peer's
 // unidirectional streams have no send side, ours no receive side.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
 )
 
@@ -66,7 +67,7 @@ func (s *Session) nextCapsuleLocked(out *bytes.Buffer) bool {
 		if e := s.closeCap; e != nil {
 			s.closeCap = nil
 			v := binary.BigEndian.AppendUint32(s.scratch[:0], e.Code)
-			appendCapsule(out, capsuleCloseSession, append(v, e.Message...))
+			s.put(out, capsuleCloseSession, append(v, e.Message...))
 			return true
 		}
 		return false
@@ -87,6 +88,11 @@ func (s *Session) nextCapsuleLocked(out *bytes.Buffer) bool {
 	return s.datagramLocked(out)
 }
 
+// put appends one capsule to out, with the dialect's code for ct.
+func (s *Session) put(out *bytes.Buffer, ct http3.CapsuleType, value []byte) {
+	appendCapsule(out, s.w.capsuleType(ct), value)
+}
+
 // varints encodes vals in s.scratch.
 func (s *Session) varints(vals ...uint64) []byte {
 	b := s.scratch[:0]
@@ -101,25 +107,25 @@ func (s *Session) sessionControlLocked(out *bytes.Buffer) bool {
 	switch {
 	case s.needMaxData:
 		s.needMaxData = false
-		appendCapsule(out, capsuleMaxData, s.varints(s.recvMax))
+		s.put(out, capsuleMaxData, s.varints(s.recvMax))
 	case s.inBidi.needMax:
 		s.inBidi.needMax = false
-		appendCapsule(out, capsuleMaxStreamsBidi, s.varints(s.inBidi.limit))
+		s.put(out, capsuleMaxStreamsBidi, s.varints(s.inBidi.limit))
 	case s.inUni.needMax:
 		s.inUni.needMax = false
-		appendCapsule(out, capsuleMaxStreamsUni, s.varints(s.inUni.limit))
+		s.put(out, capsuleMaxStreamsUni, s.varints(s.inUni.limit))
 	case s.needBlockedBidi:
 		s.needBlockedBidi = false
-		appendCapsule(out, capsuleStreamsBlockedBidi, s.varints(s.peerMaxBidi))
+		s.put(out, capsuleStreamsBlockedBidi, s.varints(s.peerMaxBidi))
 	case s.needBlockedUni:
 		s.needBlockedUni = false
-		appendCapsule(out, capsuleStreamsBlockedUni, s.varints(s.peerMaxUni))
+		s.put(out, capsuleStreamsBlockedUni, s.varints(s.peerMaxUni))
 	case s.needDataBlocked:
 		s.needDataBlocked = false
-		appendCapsule(out, capsuleDataBlocked, s.varints(s.sendMax))
+		s.put(out, capsuleDataBlocked, s.varints(s.sendMax))
 	case s.drainQueued && !s.drainSent:
 		s.drainSent = true
-		appendCapsule(out, capsuleDrainSession, nil)
+		s.put(out, capsuleDrainSession, nil)
 	default:
 		return false
 	}
@@ -134,28 +140,33 @@ func (s *Session) streamControlLocked(out *bytes.Buffer) bool {
 		sent := true
 		switch {
 		case st.needReset:
-			// Reliable size: every byte sent, as capsules arrive in order (§6.2).
 			st.needReset = false
 			st.resetSent = true
-			appendCapsule(out, capsuleResetStream, s.varints(st.id, uint64(st.resetCode), st.sendOff))
+			v := s.varints(st.id, uint64(st.resetCode))
+			if s.w.resetSize {
+				// Reliable size: every byte sent, as capsules arrive in
+				// order (§6.2).
+				v = quicvarint.Append(v, st.sendOff)
+			}
+			s.put(out, capsuleResetStream, v)
 			s.maybeFinishLocked(st)
 		case st.needStop:
 			st.needStop = false
 			sent = !st.finReceived && !st.resetReceived
 			if sent {
-				appendCapsule(out, capsuleStopSending, s.varints(st.id, uint64(st.stopCode)))
+				s.put(out, capsuleStopSending, s.varints(st.id, uint64(st.stopCode)))
 			}
 		case st.needMaxStreamData:
 			st.needMaxStreamData = false
 			sent = !st.finReceived && !st.resetReceived && !st.stopQueued
 			if sent {
-				appendCapsule(out, capsuleMaxStreamData, s.varints(st.id, st.recvMax))
+				s.put(out, capsuleMaxStreamData, s.varints(st.id, st.recvMax))
 			}
 		case st.needBlocked:
 			st.needBlocked = false
 			sent = !st.finSent && !st.resetQueued
 			if sent {
-				appendCapsule(out, capsuleStreamDataBlocked, s.varints(st.id, st.sendMax))
+				s.put(out, capsuleStreamDataBlocked, s.varints(st.id, st.sendMax))
 			}
 		default:
 			st.inCtrl = false
@@ -174,7 +185,7 @@ func (s *Session) datagramLocked(out *bytes.Buffer) bool {
 	if len(s.dgOut) == 0 {
 		return false
 	}
-	appendCapsule(out, capsuleDatagram, s.dgOut[0])
+	s.put(out, capsuleDatagram, s.dgOut[0])
 	s.dgOut[0] = nil
 	s.dgOut = s.dgOut[1:]
 	s.dgOutN.notify()
@@ -219,14 +230,17 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 			}
 			size = min(size, st.sendMax-st.sendOff, s.sendMax-s.sent)
 		}
-		fin := st.sendFin && size == n
+		// In a dialect whose FIN goes alone, a chunk of data is never the
+		// last: the FIN follows in an empty capsule on the stream's next
+		// turn.
+		fin := st.sendFin && size == n && (size == 0 || !s.w.finAlone)
 		ct := capsuleStream
 		if fin {
 			ct = capsuleStreamFin
 		}
 		v := append(s.varints(st.id), st.sendPending[:size]...)
 		s.scratch = v
-		appendCapsule(out, ct, v)
+		s.put(out, ct, v)
 		st.sendPending = st.sendPending[size:]
 		st.sendOff += size
 		s.sent += size

@@ -50,12 +50,8 @@ function withTimeout(promise, ms, what) {
 }
 
 async function startServer() {
-  // The package's own client speaks the library's wire format, so run the
-  // server in its default (untranslated) wire mode.
-  const env = { ...process.env }
-  delete env.WT_WIRE
   const srv = spawn(process.execPath, [join(here, 'server.mjs')], {
-    env,
+    env: process.env,
     stdio: ['pipe', 'pipe', 'inherit']
   })
   const rl = createInterface({ input: srv.stdout })
