@@ -59,53 +59,25 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	if err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
-	ctx, cancel := cfg.dialContext(ctx)
-	defer cancel()
-	key := originKey(cfg.trust(), host, port)
 	if err := cfg.checkHost(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	ctx, cancel := cfg.dialContext(ctx)
+	defer cancel()
 	target := *u
 	if cfg.host != "" {
 		target.Host = cfg.host // :authority
 	}
-	req := &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols}
-	// usable says which pooled connections may carry the session: ones
-	// that proved WebTransport, in a version WithProtocols allows.
-	allowed := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
-	usable := func(c *carrier) bool { return c.canWebTransport() && allowed.Has(c.version) }
-
-	// tryPooled tries a new session on a live WebTransport connection.
-	var (
-		sess *Session
-		resp *http.Response
-	)
-	tryPooled := func() bool {
-		pc := d.pool.get(key, usable)
-		if pc == nil {
-			return false
-		}
-		start := time.Now()
-		r, s, e := pc.car.requestSession(ctx, req)
-		if e != nil && r == nil {
-			pc.release()
-			if !pc.car.alive() {
-				pc.retire()
-			}
-			return false // dial afresh
-		}
-		cfg.emit(&Report{URL: rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
-			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
-		sess, resp, err = d.wtSession(rawURL, pc, r, s, e)
-		return true
-	}
+	w := &wtDial{d: d, cfg: cfg, rawURL: rawURL, key: originKey(cfg.trust(), host, port),
+		req:     &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols},
+		allowed: cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))}
 	// Concurrent sessions to the origin wait for one race.
-	done, served, terr := d.turn(ctx, key, usable, tryPooled)
+	done, served, err := d.turn(ctx, w.key, w.usable, func() bool { return w.tryPooled(ctx) })
 	if served {
-		return sess, resp, err
+		return w.sess, w.resp, w.err
 	}
-	if terr != nil {
-		return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
+	if err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: err}
 	}
 	defer done()
 
@@ -116,35 +88,84 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		need:    hev3.NeedWebTransport,
 		knownH3: true, // WebTransport always tries QUIC
 		tls:     cfg.tlsConfig(),
-		wt:      req,
+		wt:      w.req,
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
 	// What earlier races showed (UDP blocked, an Alt-Svc port) shapes this
 	// one, but a dial held to h3 still tries it.
-	h := d.caps.apply(key, spec.need, raceHints{versions: allowed, knownH3: true})
-	if h.versions&allowed == 0 {
-		h.versions = allowed
+	h := d.caps.apply(w.key, spec.need, raceHints{versions: w.allowed, knownH3: true})
+	if h.versions&w.allowed == 0 {
+		h.versions = w.allowed
 	}
 	spec.versions, spec.h3Port = h.versions, h.h3Port
+	return w.race(ctx, spec)
+}
+
+// A wtDial is one DialWebTransport call: its configuration, its session
+// request, its origin's key in the Dialer's pool, and the session a pooled
+// connection gave it.
+type wtDial struct {
+	d       *Dialer
+	cfg     config
+	rawURL  string
+	key     poolKey
+	req     *wtRequest
+	allowed hev3.Versions // WithProtocols: h3, h2 or both
+
+	sess *Session
+	resp *http.Response
+	err  error
+}
+
+// usable says which pooled connections may carry the session: ones that
+// proved WebTransport, in a version WithProtocols allows.
+func (w *wtDial) usable(c *carrier) bool { return c.canWebTransport() && w.allowed.Has(c.version) }
+
+// tryPooled requests the session on a live WebTransport connection of the
+// Dialer and reports whether that settled the dial.
+func (w *wtDial) tryPooled(ctx context.Context) bool {
+	pc := w.d.pool.get(w.key, w.usable)
+	if pc == nil {
+		return false
+	}
+	start := time.Now()
+	r, s, err := pc.car.requestSession(ctx, w.req)
+	if err != nil && r == nil {
+		pc.release()
+		if !pc.car.alive() {
+			pc.retire()
+		}
+		return false // dial afresh
+	}
+	w.cfg.emit(&Report{URL: w.rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
+		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
+	w.sess, w.resp, w.err = w.d.wtSession(w.rawURL, pc, r, s, err)
+	return true
+}
+
+// race races spec and opens the session on the winner: on HTTP/3 the
+// session request was the attempt's capability check, on HTTP/2 it is
+// sent now.
+func (w *wtDial) race(ctx context.Context, spec raceSpec) (*Session, *http.Response, error) {
+	d, cfg := w.d, w.cfg
 	car, rep, err := d.race(ctx, cfg, spec)
-	d.caps.learn(key, spec.need, rep)
+	d.caps.learn(w.key, spec.need, rep)
 	if err != nil {
 		cfg.emit(rep)
 		return nil, nil, err
 	}
-	pc := d.pool.add(key, car)
+	pc := d.pool.add(w.key, car)
 	var (
 		r    *http.Response
 		impl sessionImpl
 	)
 	if h := car.h3; h != nil {
-		// The session request was the QUIC attempt's capability check.
 		r, impl, err = h3Session(h.wtResp, h.wtSess, h.wtErr)
 	} else {
-		r, impl, err = car.requestSession(ctx, req)
+		r, impl, err = car.requestSession(ctx, w.req)
 	}
 	rep.Ready = time.Since(rep.Start)
-	s, resp, err := d.wtSession(rawURL, pc, r, impl, err)
+	s, resp, err := d.wtSession(w.rawURL, pc, r, impl, err)
 	if err != nil {
 		rep.Err = err.Error()
 	}
