@@ -185,7 +185,7 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	case <-ctx.Done():
 		return hev3.Settings{}, context.Cause(ctx)
 	case <-h.qc.Context().Done():
-		return hev3.Settings{}, fmt.Errorf("h3: connection closed before SETTINGS: %w", context.Cause(h.qc.Context()))
+		return hev3.Settings{}, fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(h.qc.Context()))
 	}
 	s := h.cc.Settings()
 	return hev3.Settings{
@@ -206,7 +206,7 @@ func (h *h3Conn) firstSession(ctx context.Context) (hev3.Settings, error) {
 	}
 	if err != nil && resp == nil {
 		if h.qc.Context().Err() != nil {
-			err = fmt.Errorf("h3: connection closed before the server's SETTINGS and session answer: %w", err)
+			err = fmt.Errorf("QUIC connection closed before the server's SETTINGS and session answer: %w", err)
 		}
 		return hev3.Settings{}, err
 	}

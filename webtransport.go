@@ -183,7 +183,7 @@ func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess 
 			resp.Body = readSome(resp.Body)
 			err = fmt.Errorf("%w: %s", ErrRejected, resp.Status)
 		} else if err == nil {
-			err = errors.New("webtransport: no session")
+			err = errors.New("the server answered 2xx but set up no session")
 		}
 		return nil, resp, &DialError{URL: rawURL, Stage: "handshake", Err: convertErr(err)}
 	}

@@ -80,7 +80,7 @@ func sessionRequest(ctx context.Context, req *wtRequest) (*http.Request, error) 
 		}
 		v, err := httpsfv.Marshal(list)
 		if err != nil {
-			return nil, fmt.Errorf("webtransport: WT-Available-Protocols: %w", err)
+			return nil, fmt.Errorf("WT-Available-Protocols: %w", err)
 		}
 		r.Header.Set("WT-Available-Protocols", v)
 	}
@@ -97,10 +97,10 @@ func negotiated(d wt2.Dialect, h http.Header, offered []string) (string, error) 
 	}
 	p, err := d.ParseProtocol(v)
 	if err != nil {
-		return "", fmt.Errorf("webtransport: %w", err)
+		return "", fmt.Errorf("WT-Protocol: %w", err)
 	}
 	if !slices.Contains(offered, p) {
-		return "", fmt.Errorf("webtransport: server selected application protocol %q that was not offered", p)
+		return "", fmt.Errorf("the server selected application protocol %q, which was not offered", p)
 	}
 	return p, nil
 }

@@ -22,7 +22,7 @@ func (h *h3Conn) requestSession(ctx context.Context, req *wtRequest) (*http.Resp
 func h3Session(resp *http.Response, sess *webtransport.Session, err error) (*http.Response, sessionImpl, error) {
 	if sess == nil {
 		if err == nil && resp != nil && resp.StatusCode/100 == 2 {
-			err = errors.New("webtransport: no session")
+			err = errors.New("the server answered 2xx but set up no session")
 		}
 		return resp, nil, err
 	}
