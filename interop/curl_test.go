@@ -1,0 +1,115 @@
+package interop
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/eyeballs/dialer"
+)
+
+// checkGETs fetches each of the world's documents from origin
+// ("https://host:port") through a new Transport and checks status 200, the
+// body, and that HTTP/major carried every response. Where curl is
+// installed, it fetches the same URLs with curl (the reference client,
+// h2 and http/1.1 only) and checks that both got the same status, body and
+// Content-Type, over the same HTTP version when major is 1 or 2. It
+// returns the protocol for the matrix.
+func checkGETs(t testing.TB, w *world, r *row, origin string, major int, opts ...dialer.Option) string {
+	t.Helper()
+	client := &http.Client{Transport: w.transport(opts...)}
+	curlPath := curl.path()
+	if curlPath == "" {
+		r.note = "curl not installed: not compared"
+	} else {
+		r.note = "curl " + curl.versionOf() + " agrees"
+	}
+	for _, p := range slices.Sorted(maps.Keys(w.docs)) {
+		u := origin + p
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("GET %s: reading the body: %v", u, err)
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, w.docs[p]) {
+			t.Errorf("GET %s: %s, %d bytes; want 200 and the file's %d bytes", u, resp.Status, len(body), len(w.docs[p]))
+		}
+		if resp.ProtoMajor != major {
+			t.Errorf("GET %s over HTTP/%d, want HTTP/%d", u, resp.ProtoMajor, major)
+		}
+		if curlPath == "" {
+			continue
+		}
+		cr := curlGet(t, w, curlPath, u)
+		if cr.status != resp.StatusCode || !bytes.Equal(cr.body, body) || cr.contentType != resp.Header.Get("Content-Type") {
+			t.Errorf("GET %s: the Transport got %d, %d bytes, %q; curl got %d, %d bytes, %q", u,
+				resp.StatusCode, len(body), resp.Header.Get("Content-Type"), cr.status, len(cr.body), cr.contentType)
+		}
+		if major <= 2 && cr.version != itoa(major) && !(major == 1 && cr.version == "1.1") {
+			t.Errorf("GET %s: curl used HTTP/%s, the Transport HTTP/%d", u, cr.version, major)
+		}
+	}
+	return proto(major)
+}
+
+// curlResult is what curl got.
+type curlResult struct {
+	status      int
+	version     string // "2", "1.1"
+	contentType string
+	body        []byte
+}
+
+// curlGet fetches u with curl, trusting only the world's CA, resolving the
+// host to 127.0.0.1 itself (--resolve: no DNS), ignoring proxies and
+// ~/.curlrc, and offering h2 and http/1.1.
+func curlGet(t testing.TB, w *world, curlPath, u string) curlResult {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile, out := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "body")
+	w.write(caFile, w.ca.PEM())
+	args := []string{"-q", "-sS", "--http2", "--noproxy", "*", "--max-time", "20", "--cacert", caFile,
+		"-o", out, "-w", "%{http_code} %{http_version} %{content_type}"}
+	if net.ParseIP(pu.Hostname()) == nil {
+		args = append(args, "--resolve", pu.Hostname()+":"+pu.Port()+":127.0.0.1")
+	}
+	cmd := exec.Command(curlPath, append(args, u)...)
+	cmd.Env = append(os.Environ(), "HOME="+dir) // no ~/.curlrc either way
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v: %s", u, err, stderr.String())
+	}
+	f := strings.SplitN(string(stdout), " ", 3)
+	if len(f) < 3 {
+		t.Fatalf("curl %s printed %q", u, stdout)
+	}
+	body, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := strconv.Atoi(f[0])
+	if err != nil {
+		t.Fatalf("curl %s printed %q", u, stdout)
+	}
+	return curlResult{status: status, version: f[1], contentType: f[2], body: body}
+}
