@@ -106,9 +106,16 @@ func checkLadder(t testing.TB, rep *dialer.Report, lacking ...string) {
 // (servers write access log lines when a request ends) and returns them.
 func logLines(t testing.TB, path string, re *regexp.Regexp, n int) []string {
 	t.Helper()
+	return logLinesFunc(t, func() string { b, _ := os.ReadFile(path); return string(b) }, re, n)
+}
+
+// logLinesFunc is logLines on what read returns, such as a server's
+// captured output.
+func logLinesFunc(t testing.TB, read func() string, re *regexp.Regexp, n int) []string {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(path)
+		b := read()
 		var got []string
 		for _, l := range strings.Split(string(b), "\n") {
 			if re.MatchString(l) {
@@ -117,7 +124,7 @@ func logLines(t testing.TB, path string, re *regexp.Regexp, n int) []string {
 		}
 		if len(got) >= n || time.Now().After(deadline) {
 			if len(got) < n {
-				t.Fatalf("%d lines matching %q in %s, want %d:\n%s", len(got), re, path, n, b)
+				t.Fatalf("%d lines matching %q, want %d:\n%s", len(got), re, n, b)
 			}
 			return got
 		}
@@ -134,3 +141,14 @@ func proto(major int) string {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// checkH1Upgrade checks an access log line in the interop format
+// (address, port, protocol, "request", status) for an HTTP/1.1 request
+// answered 101.
+func checkH1Upgrade(t testing.TB, server, line string) {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) < 5 || f[2] != "HTTP/1.1" || f[len(f)-1] != "101" {
+		t.Errorf("%s logged %q, want an HTTP/1.1 request answered 101", server, line)
+	}
+}
