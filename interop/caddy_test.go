@@ -34,7 +34,7 @@ func startCaddy(t testing.TB, w *world, r *row) *caddyServer {
 			"DOCS": filepath.Join(w.dir, "htdocs"),
 		})
 		return command{bin: r.path, args: []string{"run", "--config", conf, "--adapter", "caddyfile"},
-			env: []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "XDG_DATA_HOME=" + filepath.Join(dir, "data")},
+			env:  []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "XDG_DATA_HOME=" + filepath.Join(dir, "data")},
 			logs: []string{filepath.Join(dir, "access.log")}}
 	})
 	// skip_install_trust (conf/Caddyfile) keeps Caddy, run as root, out
