@@ -232,7 +232,8 @@ func (b *syncBuffer) String() string {
 // launch is how a test starts a server: setup gets a fresh directory and
 // nports free ports and says what to run (after rendering the
 // configuration there); launch starts it and waits until it listens on
-// every port over TCP, and on the first over UDP too when udp is set. A
+// every port over TCP, and on the first over UDP too when udp is set; a
+// server with a single port and udp set is taken for UDP only (QUIC). A
 // server that exits before listening is started again on fresh ports, up
 // to startTries times; then the test fails with its output.
 func launch(t testing.TB, w *world, name string, nports int, udp bool, setup func(dir string, ports []int) command) (p *proc, dir string, ports []int) {
@@ -251,14 +252,19 @@ func launch(t testing.TB, w *world, name string, nports int, udp bool, setup fun
 			t.Fatal(err)
 		}
 		p.logs = c.logs
-		udpPort := 0
+		udpPort, tcpPorts := 0, ports
 		if udp {
 			udpPort = ports[0]
+			if nports == 1 {
+				tcpPorts = nil
+			}
 		}
-		for _, port := range ports {
-			if err = p.waitListening(port, udpPort); err != nil {
+		err = p.waitListening(0, udpPort)
+		for _, port := range tcpPorts {
+			if err != nil {
 				break
 			}
+			err = p.waitListening(port, 0)
 		}
 		if err == nil {
 			return p, dir, ports
