@@ -123,14 +123,21 @@ func need(t testing.TB, p peer, what string, extra ...peer) *row {
 		}
 		t.Logf("INTEROP | %s | %s | %s | %s | %s", p.name, r.version, what, r.proto, result)
 	})
-	for _, q := range append([]peer{p}, extra...) {
+	lookup(t, r, extra...)
+	return r
+}
+
+// lookup fills in r's program path and version, or skips the test when
+// r's peer or one of extra is not installed.
+func lookup(t testing.TB, r *row, extra ...peer) {
+	t.Helper()
+	for _, q := range append([]peer{r.p}, extra...) {
 		if q.path() == "" {
 			r.version = "-"
 			r.skip = q.bin + " is not installed (" + q.install + "; .ci/run does)"
-			t.Skipf("%s: %s", what, r.skip)
+			t.Skipf("%s: %s", r.what, r.skip)
 		}
 	}
-	r.path = p.path()
-	r.version = p.versionOf()
-	return r
+	r.path = r.p.path()
+	r.version = r.p.versionOf()
 }
