@@ -62,12 +62,15 @@ HEAD
 
 `TestRoundTrips`: the fastest of 5 dials through `testkit.LatencyTCP`
 (40 ms round trip, TCP handshake simulated), in round trips. "fresh" is
-this library on a new connection, "reused" a new WebSocket on its live h2
-connection, "coder" is `coder/websocket.Dial` over http/1.1 on the same
-URL. "SETTINGS after the client's TLS handshake" is when the server's
-HTTP/2 SETTINGS arrived, counted from the end of the client's TLS
-handshake: about 1 means the server sent them only once it had the
-client's Finished, not with its first flight.
+this library with a new Dialer, "learned" a Dialer that dialed the origin
+before (a new stream on its live h2 connection, or, against nginx, straight
+to http/1.1 since it learned that nginx's h2 lacks extended CONNECT),
+"coder" is `coder/websocket.Dial` over http/1.1 on the same URL. "SETTINGS
+after the client's TLS handshake" is when the server's HTTP/2 SETTINGS
+arrived, counted from the end of the client's TLS handshake: about 1 means
+the server sent them only once it had the client's Finished, not with its
+first flight (TLS 1.3 0.5-RTT data), so a fresh WebSocket over h2 costs
+one round trip more than an HTTP/1.1 Upgrade.
 
 | server | case | round trips |
 | --- | --- | --- |
