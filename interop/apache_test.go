@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -154,8 +156,61 @@ func TestApacheWebSocketH1(t *testing.T) {
 // TestApacheTransport fetches static documents through the Transport over
 // HTTP/2 and checks them against the files and against curl.
 func TestApacheTransport(t *testing.T) {
-	r := need(t, apache, "Transport GET")
+	r := need(t, apache, "Transport GET, POST")
 	w := newWorld(t)
 	a := startApache(t, w, r)
-	r.proto = checkGETs(t, w, r, "https://"+a.host+":"+itoa(a.port), 2)
+	r.proto = checkTransport(t, w, r, "https://"+a.host+":"+itoa(a.port), 2, true)
+}
+
+// TestApacheWebSocketHeaders dials over HTTP/2 through Apache with a
+// subprotocol, an extra header and permessage-deflate offered: the
+// backend's choices come back through mod_http2 and mod_proxy_wstunnel
+// (Sec-WebSocket-Protocol, X-Test, Sec-WebSocket-Extensions), and a large
+// compressible message echoes.
+func TestApacheWebSocketHeaders(t *testing.T) {
+	r := need(t, apache, "WebSocket: subprotocol, headers, permessage-deflate")
+	w := newWorld(t)
+	a := startApache(t, w, r)
+	d := w.dialer(dialer.WithReadLimit(1 << 20))
+	c, resp, _ := dialWS(t, d, a.url("/echo"), 2,
+		dialer.WithSubprotocols("nope", "chat"),
+		dialer.WithHeader(http.Header{"X-Test": {"through apache"}}),
+		dialer.WithCompression(websocket.CompressionContextTakeover))
+	r.proto = "h2"
+	if c.Subprotocol() != "chat" {
+		t.Errorf("subprotocol %q, want chat (the backend's choice)", c.Subprotocol())
+	}
+	if got := resp.Header.Get("X-Test"); got != "through apache" {
+		t.Errorf("X-Test came back as %q", got)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Errorf("Sec-WebSocket-Extensions %q, want permessage-deflate", ext)
+	}
+	echo(t, c, strings.Repeat("compressible ", 50_000))
+	closeWS(t, c)
+}
+
+// TestApacheWebSocketRejected dials over HTTP/2 where the backend refuses
+// the WebSocket (X-Reject: 1 makes it answer 403): the dial fails with
+// ErrRejected and returns Apache's response, over HTTP/2, without stepping
+// down to HTTP/1.1.
+func TestApacheWebSocketRejected(t *testing.T) {
+	r := need(t, apache, "WebSocket refused by the backend (403)")
+	w := newWorld(t)
+	a := startApache(t, w, r)
+	_, resp, err := w.dialer().DialWebSocket(ctx(t), a.url("/echo"), dialer.WithHeader(http.Header{"X-Reject": {"1"}}))
+	if !errors.Is(err, dialer.ErrRejected) {
+		t.Fatalf("dial: %v, want ErrRejected", err)
+	}
+	if resp == nil {
+		t.Fatal("no response with ErrRejected")
+	}
+	r.proto = proto(resp.ProtoMajor) + " " + itoa(resp.StatusCode)
+	if resp.StatusCode != http.StatusForbidden || resp.ProtoMajor != 2 {
+		t.Errorf("response %s over HTTP/%d, want 403 over HTTP/2", resp.Status, resp.ProtoMajor)
+	}
+	lines := logLines(t, a.access, regexp.MustCompile(`/echo`), 1)
+	if len(lines) != 1 || !strings.Contains(lines[0], "HTTP/2.0") {
+		t.Errorf("Apache logged %q, want one HTTP/2.0 request (no retry over HTTP/1.1)", lines)
+	}
 }

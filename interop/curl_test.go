@@ -18,14 +18,26 @@ import (
 	"github.com/eyeballs/dialer"
 )
 
-// checkGETs fetches each of the world's documents from origin
-// ("https://host:port") through a new Transport, checks status 200, the
-// body, and that HTTP/major carried every response, and compares each
-// answer with curl's (compareCurl). It returns the protocol for the
+// checkTransport checks a new Transport against origin
+// ("https://host:port"): GETs of the world's documents (checkGETs) and,
+// with post set, POSTs to the echo backend's /post behind the server
+// (checkPOST), all over HTTP/major. It returns the protocol for the
 // matrix.
-func checkGETs(t testing.TB, w *world, r *row, origin string, major int, opts ...dialer.Option) string {
+func checkTransport(t testing.TB, w *world, r *row, origin string, major int, post bool, opts ...dialer.Option) string {
 	t.Helper()
 	client := &http.Client{Transport: w.transport(opts...)}
+	checkGETs(t, w, r, client, origin, major)
+	if post {
+		checkPOST(t, client, origin+"/post", major, true)
+	}
+	return proto(major)
+}
+
+// checkGETs fetches each of the world's documents from origin through
+// client, checks status 200, the body, and that HTTP/major carried every
+// response, and compares each answer with curl's (compareCurl).
+func checkGETs(t testing.TB, w *world, r *row, client *http.Client, origin string, major int) {
+	t.Helper()
 	for _, p := range slices.Sorted(maps.Keys(w.docs)) {
 		u := origin + p
 		resp, body := fetch(t, client, u)
@@ -37,7 +49,58 @@ func checkGETs(t testing.TB, w *world, r *row, origin string, major int, opts ..
 		}
 		compareCurl(t, w, r, u, resp, body)
 	}
-	return proto(major)
+}
+
+// checkPOST POSTs 1 MiB with a Content-Length to u, the echo backend's
+// /post behind a server, and with unknown set also 256 KiB of unknown
+// length (streamed without one), and checks that each comes back whole
+// over HTTP/major, with an X-Test header passed on both ways.
+func checkPOST(t testing.TB, client *http.Client, u string, major int, unknown bool) {
+	t.Helper()
+	for _, known := range []bool{true, false} {
+		if !known && !unknown {
+			continue
+		}
+		size := 1 << 20
+		if !known {
+			size = 256 << 10
+		}
+		resp, sent, got := post(t, client, u, size, known)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, sent) || resp.Header.Get("X-Test") != "post-"+itoa(size) {
+			t.Errorf("POST %s (%d bytes, length known %v): %s, %d bytes back, X-Test %q", u, size, known,
+				resp.Status, len(got), resp.Header.Get("X-Test"))
+		}
+		if resp.ProtoMajor != major {
+			t.Errorf("POST %s over HTTP/%d, want HTTP/%d", u, resp.ProtoMajor, major)
+		}
+	}
+}
+
+// post POSTs size bytes to u, with a Content-Length when known is set and
+// streamed without one otherwise, and returns the response, the bytes
+// sent and the body that came back.
+func post(t testing.TB, client *http.Client, u string, size int, known bool) (resp *http.Response, sent, got []byte) {
+	t.Helper()
+	sent = bytes.Repeat([]byte("interop POST body "), size/18+1)[:size]
+	var rd io.Reader = bytes.NewReader(sent)
+	if !known {
+		rd = io.MultiReader(rd) // hides the length
+	}
+	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test", "post-"+itoa(size))
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s (%d bytes): %v", u, size, err)
+	}
+	defer resp.Body.Close()
+	got, err = io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: reading the body: %v", u, err)
+	}
+	return resp, sent, got
 }
 
 // fetch GETs u and returns the response and its body.

@@ -46,8 +46,8 @@ func TestH2OWebSocket(t *testing.T) {
 // TestH2OTransport fetches static documents from h2o through the
 // Transport over HTTP/2 and checks them against the files and curl.
 func TestH2OTransport(t *testing.T) {
-	r := need(t, h2o, "Transport GET")
+	r := need(t, h2o, "Transport GET, POST")
 	w := newWorld(t)
 	host, port, _ := startH2O(t, w, r)
-	r.proto = checkGETs(t, w, r, "https://"+host+":"+itoa(port), 2)
+	r.proto = checkTransport(t, w, r, "https://"+host+":"+itoa(port), 2, true)
 }

@@ -108,18 +108,20 @@ func TestHAProxyNoRFC8441WebSocketH1(t *testing.T) {
 }
 
 // TestHAProxyTransport sends requests through the Transport over HTTP/2
-// to HAProxy, which passes them to the echo backend: a GET that is not a
-// WebSocket upgrade gets the backend's refusal, the same for curl.
+// to HAProxy, which passes them to the echo backend: a GET of /echo that
+// is not a WebSocket upgrade gets the backend's 426, the same for curl,
+// and POSTs to /post come back whole.
 func TestHAProxyTransport(t *testing.T) {
-	r := need(t, haproxy, "Transport GET (backend's answer)")
+	r := need(t, haproxy, "Transport GET (backend's 426), POST")
 	w := newWorld(t)
 	h := startHAProxy(t, w, r, false)
 	client := &http.Client{Transport: w.transport()}
-	u := "https://" + h.host + ":" + itoa(h.port) + "/echo"
-	resp, body := fetch(t, client, u)
+	origin := "https://" + h.host + ":" + itoa(h.port)
+	resp, body := fetch(t, client, origin+"/echo")
 	if resp.StatusCode != http.StatusUpgradeRequired || resp.ProtoMajor != 2 {
-		t.Errorf("GET %s: %s over HTTP/%d, want 426 from the backend over HTTP/2", u, resp.Status, resp.ProtoMajor)
+		t.Errorf("GET /echo: %s over HTTP/%d, want 426 from the backend over HTTP/2", resp.Status, resp.ProtoMajor)
 	}
-	compareCurl(t, w, r, u, resp, body)
+	compareCurl(t, w, r, origin+"/echo", resp, body)
+	checkPOST(t, client, origin+"/post", 2, true)
 	r.proto = "h2"
 }

@@ -99,7 +99,10 @@ type row struct {
 	proto string
 	// note, when set, follows the result in parentheses.
 	note string
-	skip string
+	// peerBug, when set, replaces "ok": the library did its part (the
+	// test checked it) and the peer misbehaved as described.
+	peerBug string
+	skip    string
 }
 
 // need returns the matrix row of a test of what against p, logged when the
@@ -117,6 +120,8 @@ func need(t testing.TB, p peer, what string, extra ...peer) *row {
 			result = "skipped"
 		case t.Failed():
 			result = "FAIL"
+		case r.peerBug != "":
+			result = "peer bug: " + r.peerBug
 		}
 		if r.note != "" {
 			result += " (" + r.note + ")"

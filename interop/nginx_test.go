@@ -47,8 +47,8 @@ func TestNginxWebSocket(t *testing.T) {
 // TestNginxTransport fetches static documents from nginx through the
 // Transport over HTTP/2 and checks them against the files and curl.
 func TestNginxTransport(t *testing.T) {
-	r := need(t, nginx, "Transport GET")
+	r := need(t, nginx, "Transport GET, POST")
 	w := newWorld(t)
 	host, port, _ := startNginx(t, w, r)
-	r.proto = checkGETs(t, w, r, "https://"+host+":"+itoa(port), 2)
+	r.proto = checkTransport(t, w, r, "https://"+host+":"+itoa(port), 2, true)
 }

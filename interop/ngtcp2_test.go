@@ -27,5 +27,5 @@ func TestNgtcp2Transport(t *testing.T) {
 	w := newWorld(t)
 	host, port := startNgtcp2(t, w, r)
 	w.dns.HTTPS(host, "1 . alpn=h3")
-	r.proto = checkGETs(t, w, r, "https://"+host+":"+itoa(port), 3)
+	r.proto = checkTransport(t, w, r, "https://"+host+":"+itoa(port), 3, false)
 }

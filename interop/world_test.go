@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,8 +40,9 @@ type world struct {
 	// directory.
 	dir               string
 	certFile, keyFile string
-	// backend is the port of the echo backend on 127.0.0.1: testkit's
-	// EchoHandler over plain HTTP/1.1, at /echo.
+	// backend is the port of the echo backend on 127.0.0.1, plain
+	// HTTP/1.1: testkit's WebSocket EchoHandler at /echo, and at /post
+	// an echo of the request body (see postEcho).
 	backend int
 	// docs are the files under htdocs, by URL path.
 	docs map[string][]byte
@@ -68,13 +71,30 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := testkit.StartHTTP(l, nil, testkit.EchoHandler())
+	mux := http.NewServeMux()
+	mux.Handle("/echo", testkit.EchoHandler())
+	mux.HandleFunc("/post", postEcho)
+	backend, err := testkit.StartHTTP(l, nil, mux)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { backend.Close() })
 	w.backend = l.Addr().(*net.TCPAddr).Port
 	return w
+}
+
+// postEcho answers a POST with its body, as application/octet-stream, and
+// the request's method and X-Test header in X-Method and X-Test.
+func postEcho(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Method", r.Method)
+	w.Header().Set("X-Test", r.Header.Get("X-Test"))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Write(body)
 }
 
 func (w *world) writeCert() {
