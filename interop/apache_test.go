@@ -25,15 +25,17 @@ type apacheServer struct {
 
 // startApache starts Apache httpd for r's test: TLS on 127.0.0.1 with h2
 // and http/1.1, RFC 8441 WebSocket (H2WebSockets) and HTTP/1.1 WebSocket
-// proxied to the world's echo backend by mod_proxy_wstunnel. It adds
-// mod_http2's version, from the error log, to r.
-func startApache(t testing.TB, w *world, r *row) *apacheServer {
+// proxied to the world's echo backend by mod_proxy_wstunnel; extra are
+// configuration lines added at the end. It adds mod_http2's version, from
+// the error log, to r.
+func startApache(t testing.TB, w *world, r *row, extra ...string) *apacheServer {
 	t.Helper()
 	host := w.name("apache")
 	p, dir, ports := launch(t, w, "apache", 1, false, func(dir string, ports []int) command {
 		conf := filepath.Join(dir, "httpd.conf")
 		w.render("apache2.conf", conf, map[string]string{
 			"DIR": dir, "PORT": itoa(ports[0]), "NAME": host, "DOCS": filepath.Join(w.dir, "htdocs"),
+			"EXTRA": strings.Join(extra, "\n"),
 		})
 		args := []string{"-f", conf, "-d", dir, "-DFOREGROUND"}
 		if os.Geteuid() == 0 {

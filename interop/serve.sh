@@ -39,7 +39,7 @@ if [ "$(id -u)" = 0 ]; then user="user: nobody"; fi
 render() { # conf/$1 → $2
 	sed -e "s#@DIR@#$dir#g; s#@PORT@#$port#g; s#@PORT2@#$((port + 1))#g; s#@BACKEND@#$backend#g" \
 		-e "s#@CERT@#$dir/cert.pem#g; s#@KEY@#$dir/key.pem#g; s#@NAME@#localhost#g; s#@DOCS@#$dir/htdocs#g" \
-		-e "s#@GLOBAL@#$global#g; s#@USER@#$user#g" "interop/conf/$1" >"$2"
+		-e "s#@GLOBAL@#$global#g; s#@USER@#$user#g; s#@EXTRA@##g" "interop/conf/$1" >"$2"
 }
 
 go run ./interop/echo -addr "127.0.0.1:$backend" &
