@@ -17,7 +17,8 @@ trap 'rm -f "$out"' EXIT
 go test ./interop -count=1 -v -run . >"$out" 2>&1 || true
 go test ./integration -count=1 -v -run '^TestWebTransportH2InteropNode$' >>"$out" 2>&1 || true
 if [ "${BENCH:-}" = 1 ]; then
-	go test ./interop -count=1 -run '^$' -bench . -benchtime 20x >>"$out" 2>&1 || true
+	go test ./interop -count=1 -run '^$' -bench BenchmarkReadyWebSocket -benchtime 200x >>"$out" 2>&1 || true
+	go test ./interop -count=1 -run '^$' -bench BenchmarkRoundTrips -benchtime 20x >>"$out" 2>&1 || true
 fi
 
 # "    file.go:N: INTEROP | a | b | c | d | e" → "| a | b | c | d | e |"
@@ -54,7 +55,7 @@ SETTINGS lacked extended CONNECT (the WebSocket ladder h3 → h2 → h1).
 | peer | version | what | protocol | result |
 | --- | --- | --- | --- | --- |
 HEAD
-	table INTEROP
+	table INTEROP | sort -s -t'|' -k2,2
 	echo "| @fails-components/webtransport (node $node_version) | $wt_version | WebTransport over h2 (integration/TestWebTransportH2InteropNode) | h2 | $wt_result |"
 	cat <<'RTT'
 
@@ -81,8 +82,9 @@ RTT
 
 ## Benchmarks
 
-`go test ./interop -run '^$' -bench . -benchtime 20x` on this machine (2
-vCPUs shared with other work; loopback). `BenchmarkReadyWebSocket`: time to
+`go test ./interop -run '^$' -bench BenchmarkReadyWebSocket -benchtime
+200x` and `-bench BenchmarkRoundTrips -benchtime 20x` on this machine (2
+vCPUs, shared with other work; loopback). `BenchmarkReadyWebSocket`: time to
 a ready WebSocket by IP literal, per dial: "fresh" is this library with a
 new Dialer, "learned" a Dialer that has dialed the origin before (a stream
 on its live h2 connection, or straight to http/1.1 where it learned that h2
@@ -113,6 +115,23 @@ BENCH
 - **RFC 8441 in nginx, h2o and Caddy**: not in these versions (nginx 1.22,
   h2o 2.2, Caddy 2.6); they show the ladder down to http/1.1 instead.
 - **HAProxy over QUIC**: Debian's 2.6 build has none.
+
+## Configuration notes
+
+- nginx 1.22 leaves TLS 1.3 off unless `ssl_protocols` names it (on by
+  default from 1.23.4; Debian's stock configuration turns it on): with TLS
+  1.2 every connection costs one round trip more. `conf/nginx.conf` turns
+  it on.
+- Caddy 2.6, run as root, installs its local CA's root certificate in the
+  system's trust stores at start-up, even with `auto_https off`;
+  `skip_install_trust` in `conf/Caddyfile` prevents it, and the tests fail
+  if Caddy ever says it installed one.
+- h2o 2.2 writes its `pid-file` after dropping privileges (`user: nobody`
+  when run as root), so `conf/h2o.conf` has none; the tests keep the pid.
+- Apache, as root, runs its children as nobody (`-DROOT`); the documents,
+  certificate and configuration are made world-readable for that.
+- Debian's apache2 2.4.71 was built against OpenSSL 3.0.22 and warns at
+  start-up when libssl3 is older (AH01882); harmless here.
 
 ## Pending
 
