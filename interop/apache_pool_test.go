@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -57,13 +58,14 @@ func TestApacheMaxStreams(t *testing.T) {
 	a := startApache(t, w, r, "H2MaxSessionStreams 2")
 	d := w.dialer()
 	conns := make([]*websocket.Conn, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { conns[i], _, _ = dialWS(t, d, a.url("/echo"), 2) })
+		wg.Go(func() { conns[i], _, _, errs[i] = tryWS(t, d, a.url("/echo"), 2) })
 	}
 	wg.Wait()
-	if t.Failed() {
-		return
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	r.proto = "h2"
 	for i, c := range conns {

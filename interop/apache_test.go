@@ -93,15 +93,14 @@ func TestApacheWebSocketsShareConnection(t *testing.T) {
 	d := w.dialer()
 	conns := make([]*websocket.Conn, n)
 	reps := make([]*dialer.Report, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			conns[i], _, reps[i] = dialWS(t, d, a.url("/echo"), 2)
-		})
+		wg.Go(func() { conns[i], _, reps[i], errs[i] = tryWS(t, d, a.url("/echo"), 2) })
 	}
 	wg.Wait()
-	if t.Failed() {
-		return
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	r.proto = "h2"
 	reused := 0

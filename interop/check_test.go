@@ -17,9 +17,23 @@ import (
 
 // dialWS dials a WebSocket with d, checks that it is carried by HTTP/major
 // and echoes, and returns it (closed when the test ends), the server's
-// response and the dial's race report.
+// response and the dial's race report. It must run on the test's
+// goroutine; others use tryWS.
 func dialWS(t testing.TB, d *dialer.Dialer, url string, major int, opts ...dialer.Option) (*websocket.Conn, *http.Response, *dialer.Report) {
 	t.Helper()
+	c, resp, rep, err := tryWS(t, d, url, major, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, c, fmt.Sprintf("hello over HTTP/%d", major))
+	return c, resp, rep
+}
+
+// tryWS dials a WebSocket with d and returns it (closed when the test
+// ends), the server's response and the dial's race report, or an error,
+// with the race, when the dial failed or HTTP/major did not carry it. It
+// is safe on any goroutine.
+func tryWS(t testing.TB, d *dialer.Dialer, url string, major int, opts ...dialer.Option) (*websocket.Conn, *http.Response, *dialer.Report, error) {
 	var (
 		mu  sync.Mutex
 		rep *dialer.Report
@@ -29,17 +43,13 @@ func dialWS(t testing.TB, d *dialer.Dialer, url string, major int, opts ...diale
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
-		if rep != nil {
-			t.Logf("race:\n%s", rep)
-		}
-		t.Fatalf("dial %s: %v", url, err)
+		return nil, resp, rep, fmt.Errorf("dial %s: %w; race:\n%v", url, err, rep)
 	}
 	t.Cleanup(func() { c.CloseNow() })
 	if resp.ProtoMajor != major {
-		t.Fatalf("WebSocket over HTTP/%d, want HTTP/%d; race:\n%s", resp.ProtoMajor, major, rep)
+		return nil, resp, rep, fmt.Errorf("WebSocket over HTTP/%d, want HTTP/%d; race:\n%s", resp.ProtoMajor, major, rep)
 	}
-	echo(t, c, fmt.Sprintf("hello over HTTP/%d", major))
-	return c, resp, rep
+	return c, resp, rep, nil
 }
 
 // echo sends msg as a text message and checks that it comes back.
