@@ -46,16 +46,16 @@ func TestApacheIdleConnectionClosed(t *testing.T) {
 	}
 }
 
-// TestApacheMaxStreams dials 5 WebSockets at once through one Dialer to an
-// Apache that allows 2 concurrent streams per HTTP/2 connection
+// TestApacheMaxStreams dials 20 WebSockets at once through one Dialer to
+// an Apache that allows 2 concurrent streams per HTTP/2 connection
 // (H2MaxSessionStreams 2): all must succeed, the ones that do not fit
 // going over further connections, none over more streams than Apache
-// allows.
+// allows. Apache gets threads enough for 20 proxied WebSockets at once.
 func TestApacheMaxStreams(t *testing.T) {
-	const n = 5
-	r := need(t, apache, "5 WebSockets, H2MaxSessionStreams 2")
+	const n = 20
+	r := need(t, apache, "20 WebSockets at once, H2MaxSessionStreams 2")
 	w := newWorld(t)
-	a := startApache(t, w, r, "H2MaxSessionStreams 2")
+	a := startApache(t, w, r, "H2MaxSessionStreams 2", "H2MaxWorkers 64", "ThreadsPerChild 64", "MaxRequestWorkers 64")
 	d := w.dialer()
 	conns := make([]*websocket.Conn, n)
 	errs := make([]error, n)

@@ -24,9 +24,6 @@ type readyServer struct {
 }
 
 func readyServers() []readyServer {
-	port := func(start func(testing.TB, *world, *row) (string, int, string)) func(testing.TB, *world, *row) int {
-		return func(tb testing.TB, w *world, r *row) int { _, p, _ := start(tb, w, r); return p }
-	}
 	return []readyServer{
 		{name: "go-net/http", major: 2, start: func(tb testing.TB, w *world, _ *row) int { return startGoServer(tb, w) }},
 		{name: "apache", p: apache, major: 2, start: func(tb testing.TB, w *world, r *row) int { return startApache(tb, w, r).port }},
@@ -36,8 +33,14 @@ func readyServers() []readyServer {
 		{name: "haproxy-no8441", p: haproxy, major: 1, start: func(tb testing.TB, w *world, r *row) int {
 			return startHAProxy(tb, w, r, true).port
 		}},
-		{name: "nginx", p: nginx, major: 1, start: port(startNginx)},
-		{name: "h2o", p: h2o, major: 1, start: port(startH2O)},
+		{name: "nginx", p: nginx, major: 1, start: func(tb testing.TB, w *world, r *row) int {
+			_, p, _ := startNginx(tb, w, r)
+			return p
+		}},
+		{name: "h2o", p: h2o, major: 1, start: func(tb testing.TB, w *world, r *row) int {
+			_, p, _ := startH2O(tb, w, r)
+			return p
+		}},
 		{name: "caddy", p: caddy, major: 1, start: func(tb testing.TB, w *world, r *row) int { return startCaddy(tb, w, r).port }},
 		{name: "node", p: node, major: 2, h2Only: true, start: func(tb testing.TB, w *world, r *row) int {
 			_, _, p := startNode(tb, w, r)

@@ -4,20 +4,23 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
 // startNginx starts nginx for r's test (conf/nginx.conf): TLS with h2 and
 // http/1.1 on 127.0.0.1, /echo proxied to the world's echo backend with
-// the Upgrade passed on, static files from the world's documents. It
-// returns the server's name, port and access log.
-func startNginx(t testing.TB, w *world, r *row) (host string, port int, access string) {
+// the Upgrade passed on, static files from the world's documents; extra
+// are directives added to its server block. It returns the server's name,
+// port and access log.
+func startNginx(t testing.TB, w *world, r *row, extra ...string) (host string, port int, access string) {
 	t.Helper()
 	host = w.name("nginx")
 	_, dir, ports := launch(t, w, "nginx", 1, false, func(dir string, ports []int) command {
 		conf := filepath.Join(dir, "nginx.conf")
 		w.render("nginx.conf", conf, map[string]string{
 			"DIR": dir, "PORT": itoa(ports[0]), "NAME": host, "DOCS": filepath.Join(w.dir, "htdocs"),
+			"EXTRA": strings.Join(extra, "\n\t\t"),
 		})
 		if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o755); err != nil {
 			t.Fatal(err)
