@@ -6,36 +6,88 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
-// TestNginxTransportGOAWAY sends 12 GETs, 6 at a time, through one
+// TestNginxTransportGOAWAY sends 12 GETs one after the other through one
 // Transport to an nginx that ends every HTTP/2 connection with GOAWAY
-// after 3 requests (keepalive_requests 3): requests the GOAWAY leaves
-// unanswered must go again on a new connection, and none may fail.
+// after 3 requests (keepalive_requests 3): each request after a GOAWAY
+// must go on a new connection, and none may fail.
 func TestNginxTransportGOAWAY(t *testing.T) {
-	const n, batch = 12, 6
-	r := need(t, nginx, "Transport, GOAWAY after 3 requests (12 GETs, 6 at a time)")
+	const n = 12
+	r := need(t, nginx, "Transport, GOAWAY after every 3 requests (12 GETs)")
 	w := newWorld(t)
 	host, port, access := startNginx(t, w, r, "keepalive_requests 3;")
 	client := &http.Client{Transport: w.transport()}
 	u := "https://" + host + ":" + itoa(port) + "/blob.bin"
-	for range n / batch {
-		if err := concurrentGETs(client, u, batch, w.docs["/blob.bin"], 2); err != nil {
+	for range n {
+		if err := concurrentGETs(client, u, 1, w.docs["/blob.bin"], 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := logLines(t, access, regexp.MustCompile(`/blob.bin`), n)
+	ports := clientPorts(lines)
+	if len(ports) != n/3 {
+		t.Errorf("%d requests on %d connections, want %d (nginx allows 3 each):\n%s", len(lines), len(ports), n/3, strings.Join(lines, "\n"))
+	}
+	r.proto = "h2 on " + itoa(len(ports)) + " connections"
+}
+
+// TestNginxTransportGOAWAYInFlight reads a 32 MiB response slowly through
+// the Transport while two more requests make nginx send GOAWAY
+// (keepalive_requests 3), then sends a fourth request: it must go on a new
+// connection, and the first response, still arriving on the old one (a
+// GOAWAY lets the streams it covers finish), must arrive whole. 12 GETs, 6
+// at a time, follow.
+//
+// Library bug: the fourth request's pool.get finds the old connection not
+// alive (h2Conn.alive is false once GOAWAY arrived) and drops it, and
+// dropLocked closes it (ClientConn.Close) although a response is still
+// streaming on it: "http2: client connection force closed via
+// ClientConn.Close" after 4 MiB. A connection that received GOAWAY should
+// be retired (closed when its last stream ends), not closed. Skipped
+// unless INTEROP_LIBRARY_BUGS=1 until it is fixed.
+func TestNginxTransportGOAWAYInFlight(t *testing.T) {
+	r := need(t, nginx, "Transport, GOAWAY while a response is in flight")
+	libraryBug(t, r, "a new request after GOAWAY force-closes the old connection and cuts its responses")
+	w := newWorld(t)
+	host, port, _ := startNginx(t, w, r, "keepalive_requests 3;")
+	big := make([]byte, 32<<20)
+	w.write(filepath.Join(w.dir, "htdocs", "big.bin"), big)
+	client := &http.Client{Transport: w.transport()}
+	origin := "https://" + host + ":" + itoa(port)
+	first, err := client.Get(origin + "/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	if _, err := io.ReadFull(first.Body, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := concurrentGETs(client, origin+"/blob.bin", 1, w.docs["/blob.bin"], 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // nginx's GOAWAY arrives
+	if err := concurrentGETs(client, origin+"/blob.bin", 1, w.docs["/blob.bin"], 2); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(first.Body)
+	if err != nil || len(rest) != len(big)-1 {
+		t.Fatalf("first response: 1+%d of %d bytes: %v", len(rest), len(big), err)
+	}
+	for range 2 {
+		if err := concurrentGETs(client, origin+"/blob.bin", 6, w.docs["/blob.bin"], 2); err != nil {
 			t.Error(err)
 		}
 	}
 	r.proto = "h2"
-	lines := logLines(t, access, regexp.MustCompile(`/blob.bin`), n)
-	ports := clientPorts(lines)
-	if len(ports) < n/3 {
-		t.Errorf("%d requests on %d connections; nginx allows 3 each:\n%s", len(lines), len(ports), strings.Join(lines, "\n"))
-	}
-	r.proto = "h2 on " + itoa(len(ports)) + " connections"
 }
 
 // TestApacheTransportMaxStreams sends 20 GETs at once, five times over,
@@ -53,10 +105,7 @@ func TestNginxTransportGOAWAY(t *testing.T) {
 func TestApacheTransportMaxStreams(t *testing.T) {
 	const n, rounds = 20, 5
 	r := need(t, apache, "Transport, 20 GETs at once, H2MaxSessionStreams 2")
-	if os.Getenv("INTEROP_LIBRARY_BUGS") != "1" {
-		r.skip = "library bug: Transport requests beyond a full h2 connection fail with \"http2: client conn not usable\" (set INTEROP_LIBRARY_BUGS=1)"
-		t.Skip(r.skip)
-	}
+	libraryBug(t, r, "Transport requests beyond a full h2 connection fail with \"http2: client conn not usable\"")
 	w := newWorld(t)
 	a := startApache(t, w, r, "H2MaxSessionStreams 2")
 	client := &http.Client{Transport: w.transport()}
