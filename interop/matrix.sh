@@ -51,6 +51,10 @@ says so here. `bash interop/serve.sh SERVER` starts any of them by hand.
 "Protocol" is what carried the session or the requests, as the client saw
 it; "incapable" is an attempt that connected and was closed because its
 SETTINGS lacked extended CONNECT (the WebSocket ladder h3 → h2 → h1).
+"peer bug" means the library did its part (the test checks it against a
+control) and the server misbehaved. "skipped: library bug" rows are tests
+that show a bug of this library; they skip until it is fixed, and
+`INTEROP_LIBRARY_BUGS=1 go test ./interop -run NAME -v` runs them.
 
 | peer | version | what | protocol | result |
 | --- | --- | --- | --- | --- |
