@@ -35,11 +35,13 @@ func checkTransport(t testing.TB, w *world, r *row, origin string, major int, po
 
 // checkGETs fetches each of the world's documents from origin through
 // client, checks status 200, the body, and that HTTP/major carried every
-// response, and compares each answer with curl's (compareCurl).
+// response, and compares each answer with curl's (compareCurl); a HEAD of
+// each must give the length without a body.
 func checkGETs(t testing.TB, w *world, r *row, client *http.Client, origin string, major int) {
 	t.Helper()
 	for _, p := range slices.Sorted(maps.Keys(w.docs)) {
 		u := origin + p
+		checkHEAD(t, client, u, len(w.docs[p]), major)
 		resp, body := fetch(t, client, u)
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, w.docs[p]) {
 			t.Errorf("GET %s: %s, %d bytes; want 200 and the file's %d bytes", u, resp.Status, len(body), len(w.docs[p]))
@@ -101,6 +103,25 @@ func post(t testing.TB, client *http.Client, u string, size int, known bool) (re
 		t.Fatalf("POST %s: reading the body: %v", u, err)
 	}
 	return resp, sent, got
+}
+
+// checkHEAD sends a HEAD for u and checks status 200, Content-Length
+// size, an empty body and HTTP/major.
+func checkHEAD(t testing.TB, client *http.Client, u string, size, major int) {
+	t.Helper()
+	resp, err := client.Head(u)
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", u, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(body) != 0 {
+		t.Errorf("HEAD %s: body %d bytes, %v; want none", u, len(body), err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(size) || resp.ProtoMajor != major {
+		t.Errorf("HEAD %s: %s, Content-Length %d over HTTP/%d; want 200, %d over HTTP/%d",
+			u, resp.Status, resp.ContentLength, resp.ProtoMajor, size, major)
+	}
 }
 
 // fetch GETs u and returns the response and its body.
