@@ -12,29 +12,52 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eyeballs/dialer"
 )
 
 // TestNginxTransportGOAWAY sends 12 GETs one after the other through one
 // Transport to an nginx that ends every HTTP/2 connection with GOAWAY
 // after 3 requests (keepalive_requests 3): each request after a GOAWAY
-// must go on a new connection, and none may fail.
+// must go on a new connection, and none may fail. nginx now and then
+// sends the GOAWAY before it has taken a connection's third request (x/net
+// reports "received Server's graceful shutdown GOAWAY" for it), which the
+// Transport then sends again on a new connection, as RFC 9113 §6.8
+// allows; so a connection carries at most 3 requests, not always 3.
 func TestNginxTransportGOAWAY(t *testing.T) {
 	const n = 12
 	r := need(t, nginx, "Transport, GOAWAY after every 3 requests (12 GETs)")
 	w := newWorld(t)
 	host, port, access := startNginx(t, w, r, "keepalive_requests 3;")
-	client := &http.Client{Transport: w.transport()}
+	var (
+		mu   sync.Mutex
+		reps []string
+	)
+	client := &http.Client{Transport: w.transport(dialer.WithReport(func(rep *dialer.Report) {
+		mu.Lock()
+		reps = append(reps, rep.String())
+		mu.Unlock()
+	}))}
 	u := "https://" + host + ":" + itoa(port) + "/blob.bin"
-	for range n {
+	for i := range n {
 		if err := concurrentGETs(client, u, 1, w.docs["/blob.bin"], 2); err != nil {
-			t.Fatal(err)
+			t.Fatalf("request %d: %v", i+1, err)
 		}
 	}
 	lines := logLines(t, access, regexp.MustCompile(`/blob.bin`), n)
-	ports := clientPorts(lines)
-	if len(ports) != n/3 {
-		t.Errorf("%d requests on %d connections, want %d (nginx allows 3 each):\n%s", len(lines), len(ports), n/3, strings.Join(lines, "\n"))
+	perConn := map[string]int{}
+	for _, l := range lines {
+		perConn[strings.Fields(l)[1]]++
 	}
+	for port, k := range perConn {
+		if k > 3 {
+			mu.Lock()
+			t.Errorf("%d requests on the connection from port %s, nginx allows 3:\n%s\nraces:\n%s",
+				k, port, strings.Join(lines, "\n"), strings.Join(reps, "\n"))
+			mu.Unlock()
+		}
+	}
+	ports := perConn
 	r.proto = "h2 on " + itoa(len(ports)) + " connections"
 }
 
