@@ -137,7 +137,7 @@ const maxH3Streams = 100
 func (c *carrier) hasRoom(n int) bool {
 	switch {
 	case c.h2 != nil:
-		return c.h2.hasRoom()
+		return c.h2.hasRoom(n)
 	case c.h3 != nil:
 		return n < maxH3Streams
 	}

@@ -130,9 +130,17 @@ func (h *h2Conn) alive() bool {
 	return !st.Closed && !st.Closing
 }
 
-// hasRoom reports whether the connection can take one more stream under
-// the server's SETTINGS_MAX_CONCURRENT_STREAMS.
-func (h *h2Conn) hasRoom() bool { return h.cc.CanTakeNewRequest() }
+// hasRoom reports whether the connection, with n sessions and requests
+// the pool has reserved on it (some not sent yet, so the client does not
+// count them), can take one more stream under the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2).
+func (h *h2Conn) hasRoom(n int) bool {
+	if !h.cc.CanTakeNewRequest() {
+		return false
+	}
+	max := h.cc.State().MaxConcurrentStreams
+	return max == 0 || uint32(n) < max
+}
 
 // Close closes the connection and every stream on it.
 func (h *h2Conn) Close() error {

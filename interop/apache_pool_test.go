@@ -107,16 +107,17 @@ func clientPorts(lines []string) map[string]bool {
 // WebSocket is dialed to the same origin, which must go on a new
 // connection.
 //
-// Library bug: the second dial's pool.get finds the first connection not
+// It found a library bug, now fixed:
+// the second dial's pool.get finds the first connection not
 // alive (GOAWAY) and drops it, and dropLocked closes it with the WebSocket
 // still on it: the first WebSocket fails with "io: read/write on closed
-// pipe". Without the second dial it keeps working. Skipped unless
-// INTEROP_LIBRARY_BUGS=1 until it is fixed.
+// pipe". Without the second dial it keeps working.
 func TestApacheGracefulRestartWebSocket(t *testing.T) {
 	r := need(t, apache, "WebSocket across a graceful restart (GOAWAY), then a second dial")
-	libraryBug(t, r, "a new dial after GOAWAY force-closes the old connection and the WebSockets on it")
 	w := newWorld(t)
-	a := startApache(t, w, r)
+	// The old generation's child keeps serving the WebSocket while the
+	// new generation's takes new connections: two children at once.
+	a := startApache(t, w, r, "ServerLimit 2", "MaxRequestWorkers 32")
 	d := w.dialer()
 	c1, _, _ := dialWS(t, d, a.url("/echo"), 2)
 	if err := syscall.Kill(a.pid, syscall.SIGUSR1); err != nil {

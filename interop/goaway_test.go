@@ -68,16 +68,15 @@ func TestNginxTransportGOAWAY(t *testing.T) {
 // GOAWAY lets the streams it covers finish), must arrive whole. 12 GETs, 6
 // at a time, follow.
 //
-// Library bug: the fourth request's pool.get finds the old connection not
+// It found a library bug, now fixed:
+// the fourth request's pool.get finds the old connection not
 // alive (h2Conn.alive is false once GOAWAY arrived) and drops it, and
 // dropLocked closes it (ClientConn.Close) although a response is still
 // streaming on it: "http2: client connection force closed via
 // ClientConn.Close" after 4 MiB. A connection that received GOAWAY should
-// be retired (closed when its last stream ends), not closed. Skipped
-// unless INTEROP_LIBRARY_BUGS=1 until it is fixed.
+// be retired (closed when its last stream ends), not closed.
 func TestNginxTransportGOAWAYInFlight(t *testing.T) {
 	r := need(t, nginx, "Transport, GOAWAY while a response is in flight")
-	libraryBug(t, r, "a new request after GOAWAY force-closes the old connection and cuts its responses")
 	w := newWorld(t)
 	host, port, _ := startNginx(t, w, r, "keepalive_requests 3;")
 	big := make([]byte, 32<<20)
@@ -118,17 +117,17 @@ func TestNginxTransportGOAWAYInFlight(t *testing.T) {
 // HTTP/2 connection (H2MaxSessionStreams 2): all must succeed, as they do
 // through net/http.
 //
-// Library bug: some fail with "http2: client conn not usable". The pool
+// It found a library bug, now fixed:
+// some fail with "http2: client conn not usable". The pool
 // (pool.get, carrier.hasRoom) asks x/net's ClientConn.CanTakeNewRequest,
 // which counts the streams x/net has open, not the requests the pool has
 // reserved but not yet sent; so more requests are handed a connection
 // than its MAX_CONCURRENT_STREAMS allows, and x/net's RoundTrip refuses
 // the extra ones (errClientConnUnusable), which Transport.send does not
-// retry. Skipped unless INTEROP_LIBRARY_BUGS=1 until it is fixed.
+// retry.
 func TestApacheTransportMaxStreams(t *testing.T) {
 	const n, rounds = 20, 5
 	r := need(t, apache, "Transport, 20 GETs at once, H2MaxSessionStreams 2")
-	libraryBug(t, r, "Transport requests beyond a full h2 connection fail with \"http2: client conn not usable\"")
 	w := newWorld(t)
 	a := startApache(t, w, r, "H2MaxSessionStreams 2")
 	client := &http.Client{Transport: w.transport()}

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -146,18 +145,4 @@ func lookup(t testing.TB, r *row, extra ...peer) {
 	}
 	r.path = r.p.path()
 	r.version = r.p.versionOf()
-}
-
-// libraryBug skips a test that shows a known library bug (bug says which)
-// unless INTEROP_LIBRARY_BUGS=1, so that the suite stays green until the
-// bug is fixed and the test can show the fix:
-//
-//	INTEROP_LIBRARY_BUGS=1 go test ./interop -run NAME
-func libraryBug(t testing.TB, r *row, bug string) {
-	t.Helper()
-	if os.Getenv("INTEROP_LIBRARY_BUGS") == "1" {
-		return
-	}
-	r.skip = "library bug: " + bug + " (INTEROP_LIBRARY_BUGS=1 runs it)"
-	t.Skip(r.skip)
 }
