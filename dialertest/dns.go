@@ -139,6 +139,11 @@ func (d *DNS) Count(name string, t RecordType) int {
 	return d.s.Count(name, uint16(t))
 }
 
+// Total returns how many queries the server received, for every name and
+// type, over UDP and TCP: Total() == 0 checks that a dialer asked nothing
+// at all, as when every name it needs is pinned to addresses.
+func (d *DNS) Total() int { return d.s.Total() }
+
 // Close stops the server and waits for its goroutines. It may be called
 // more than once.
 func (d *DNS) Close() { d.s.Close() }

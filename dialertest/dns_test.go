@@ -82,6 +82,23 @@ func TestDNSRecords(t *testing.T) {
 	}
 }
 
+// TestDNSTotal: Total counts every query, for names with records and
+// without, and is 0 before the first.
+func TestDNSTotal(t *testing.T) {
+	t.Parallel()
+	ns := dialertest.NewDNS(t)
+	if n := ns.Total(); n != 0 {
+		t.Fatalf("Total() = %d before any query", n)
+	}
+	ns.A("a.test", "127.0.0.1")
+	query(ns, "a.test", dialertest.TypeA, time.Second)
+	query(ns, "A.TEST", dialertest.TypeHTTPS, time.Second)
+	query(ns, "none.test", dialertest.TypeAAAA, time.Second)
+	if n := ns.Total(); n != 3 {
+		t.Errorf("Total() = %d after three queries, want 3", n)
+	}
+}
+
 // TestDNSDelayDropServFail: a delayed answer arrives late, a dropped one
 // never, a failed one fails; Clear restores the answers.
 func TestDNSDelayDropServFail(t *testing.T) {
