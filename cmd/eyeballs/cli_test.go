@@ -6,14 +6,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +28,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/dnstest"
-	"github.com/eyeballs/dialer/internal/testkit"
+	"github.com/eyeballs/dialer/dialertest"
 )
 
 // binDir is the directory, made by TestMain, that the binary is built in.
@@ -115,34 +115,15 @@ func withoutProxies(env []string) []string {
 	})
 }
 
-// certFor returns a server TLS config for name and the file of the CA that
-// signed it.
-func certFor(t *testing.T, name string) (*tls.Config, string) {
-	t.Helper()
-	ca, err := testkit.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := ca.ServerConfig(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cacert := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(cacert, ca.PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return conf, cacert
-}
-
-// httpServer starts an https:// server on 127.0.0.1, named
-// get.example.test by a test DNS server, and returns its base URL, the
-// nameserver and the CA file. /hello says hello, /echo answers with the
+// httpServer starts an https:// server (net/http's, HTTP/2 and HTTP/1.1)
+// on 127.0.0.1 only, named get.example.test by a test DNS server that
+// holds an A record only, and returns its base URL, the nameserver and the
+// CA file. Nothing listens on [::1]. /hello says hello, /echo answers with the
 // method, the X-Test header and the body, /who with the Host and the
 // User-Agent, /redirect redirects to /hello, /stall sends the start of a
 // body and then nothing for 10 s, and the rest is 404.
 func httpServer(t *testing.T) (base, ns, cacert string) {
 	t.Helper()
-	conf, cacert := certFor(t, "get.example.test")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Eyeballs", "yes")
@@ -168,61 +149,42 @@ func httpServer(t *testing.T) (base, ns, cacert string) {
 		case <-time.After(10 * time.Second):
 		}
 	})
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	ca, err := dialertest.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := testkit.StartHTTP(l, conf, mux)
+	conf, err := ca.ServerConfig("get.example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = conf
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted-CA tests fail handshakes on purpose
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stop) }) // before srv.Close
-	dns := dnstest.Start(t)
-	dns.A("get.example.test", "127.0.0.1")
-	return fmt.Sprintf("https://get.example.test:%d", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	return fmt.Sprintf("https://get.example.test:%d", port), v4DNS(t, "get.example.test").Addr(), caFile(t, ca)
 }
 
-// wtServer starts a WebTransport echo server on UDP 127.0.0.1, named
-// wt.example.test by a test DNS server, and returns its URL, the nameserver
-// and the CA file.
+// wtServer starts a WebTransport echo server over HTTP/3 only (TCP on its
+// port is refused), named wt.example.test by a test DNS server that holds
+// an A record only, and returns its URL, the nameserver and the CA file.
 func wtServer(t *testing.T) (url, ns, cacert string) {
 	t.Helper()
-	conf, cacert := certFor(t, "wt.example.test")
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testkit.StartWebTransport(pc, conf)
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	dns := dnstest.Start(t)
-	dns.A("wt.example.test", "127.0.0.1")
-	return fmt.Sprintf("https://wt.example.test:%d/wt", pc.LocalAddr().(*net.UDPAddr).Port), dns.Addr(), cacert
+	srv := dialertest.NewServer(t, dialertest.Options{H3: true, WebTransport: true, Names: []string{"wt.example.test"}})
+	return srv.URL("https") + "/wt", v4DNS(t, "wt.example.test").Addr(), caFile(t, srv.CA())
 }
 
-// h3Server starts an HTTP/3 server on UDP 127.0.0.1 with h, named
-// h3.example.test by a test DNS server without an HTTPS record, and returns
-// its base URL, the nameserver and the CA file.
+// h3Server starts an HTTP/3 server with h (TCP on its port is refused),
+// named h3.example.test by a test DNS server with an A record and without
+// an HTTPS record, and returns its base URL, the nameserver and the CA file.
 func h3Server(t *testing.T, h http.Handler) (base, ns, cacert string) {
 	t.Helper()
-	conf, cacert := certFor(t, "h3.example.test")
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testkit.StartH3(pc, conf, h)
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	dns := dnstest.Start(t)
-	dns.A("h3.example.test", "127.0.0.1")
-	return fmt.Sprintf("https://h3.example.test:%d", pc.LocalAddr().(*net.UDPAddr).Port), dns.Addr(), cacert
+	srv := dialertest.NewServer(t, dialertest.Options{H3: true, Handler: h, Names: []string{"h3.example.test"}})
+	return srv.URL("https"), v4DNS(t, "h3.example.test").Addr(), caFile(t, srv.CA())
 }
 
 // lines returns the lines of s without the final newline.
@@ -344,15 +306,8 @@ func TestBinaryExitCodes(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close() // nothing listens: connection refused
-	hole, err := testkit.Blackhole("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hole.Close() })
-	holePort := hole.Addr().(*net.TCPAddr).Port
-	dns := dnstest.Start(t)
-	dns.A("refused.example.test", "127.0.0.1")
-	dns.A("hole.example.test", "127.0.0.1")
+	holePort := dialertest.NewServer(t, dialertest.Options{H1: true}, dialertest.BlackholeTCP()).Port()
+	dns := v4DNS(t, "refused.example.test", "hole.example.test")
 	wsURL, wsNS, wsCA := wsServer(t)
 	base, getNS, getCA := httpServer(t)
 	wt, wtNS, wtCA := wtServer(t)
@@ -540,7 +495,7 @@ func TestBinaryGetH3(t *testing.T) {
 // none.
 func TestBinaryResolve(t *testing.T) {
 	t.Parallel()
-	dns := dnstest.Start(t)
+	dns := dialertest.NewDNS(t)
 	dns.A("res.example.test", "127.0.0.1", "127.0.0.2")
 	dns.AAAA("res.example.test", "::1")
 	dns.HTTPS("res.example.test", "1 . alpn=h3,h2 port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 ech=AAEC", "2 alt.example.test. alpn=h2 no-default-alpn")
@@ -791,7 +746,7 @@ func TestBinaryResolveFlag(t *testing.T) {
 	t.Parallel()
 	base, _, ca := httpServer(t)
 	wsURL, _, wsCA := wsServer(t)
-	empty := dnstest.Start(t) // knows no name: only --resolve can help
+	empty := dialertest.NewDNS(t) // knows no name: only --resolve can help
 	port := base[strings.LastIndex(base, ":")+1:]
 	r := eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "--resolve", "get.example.test:"+port+":127.0.0.1", base+"/hello")
 	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
@@ -822,21 +777,13 @@ func TestBinaryResolveFlag(t *testing.T) {
 // certificate.
 func TestBinaryConnectTo(t *testing.T) {
 	t.Parallel()
-	conf, ca := certFor(t, "virtual.example.test")
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "Host=%s", r.Host)
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	dns := dnstest.Start(t)
-	dns.A("real.example.test", "127.0.0.1")
+	srv := dialertest.NewServer(t, dialertest.Options{H1: true, H2: true, Names: []string{"virtual.example.test"},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "Host=%s", r.Host)
+		})})
+	ca := caFile(t, srv.CA())
+	port := fmt.Sprint(srv.Port())
+	dns := v4DNS(t, "real.example.test")
 	get := func(args ...string) result {
 		return eyeballs(t, "", append([]string{"get", "-nameserver", dns.Addr(), "-cacert", ca, "-connect-timeout", "5s"}, args...)...)
 	}
@@ -899,13 +846,8 @@ func TestBinaryWSPing(t *testing.T) {
 // nameserver and the CA file.
 func muteServer(t *testing.T) (url, ns, cacert string) {
 	t.Helper()
-	conf, cacert := certFor(t, "mute.example.test")
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop := make(chan struct{})
-	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -915,15 +857,10 @@ func muteServer(t *testing.T) (url, ns, cacert string) {
 		case <-stop:
 		case <-time.After(10 * time.Second):
 		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	})
+	srv := dialertest.NewServer(t, dialertest.Options{H1: true, Handler: h, Names: []string{"mute.example.test"}})
 	t.Cleanup(func() { close(stop) }) // before srv.Close
-	dns := dnstest.Start(t)
-	dns.A("mute.example.test", "127.0.0.1")
-	return fmt.Sprintf("wss://mute.example.test:%d/", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
+	return srv.URL("wss") + "/", v4DNS(t, "mute.example.test").Addr(), caFile(t, srv.CA())
 }
 
 // TestBinaryVersion: "eyeballs version" (and --version) prints the version
@@ -943,14 +880,9 @@ func TestBinaryVersion(t *testing.T) {
 func TestBinaryInterrupt(t *testing.T) {
 	t.Parallel()
 	url, ns, ca := wsServer(t)
-	hole, err := testkit.Blackhole("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hole.Close() })
+	hole := dialertest.NewServer(t, dialertest.Options{H1: true}, dialertest.BlackholeTCP())
 	muteURL, muteNS, muteCA := muteServer(t)
-	dns := dnstest.Start(t)
-	dns.A("hole.example.test", "127.0.0.1")
+	dns := v4DNS(t, "hole.example.test")
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -958,7 +890,7 @@ func TestBinaryInterrupt(t *testing.T) {
 	}{
 		{"session", []string{"ws", "-nameserver", ns, "-cacert", ca, url}, "connected over"},
 		{"session with a peer that does not close", []string{"ws", "-proto", "h1", "-nameserver", muteNS, "-cacert", muteCA, muteURL}, "connected over"},
-		{"dial", []string{"get", "-v", "-nameserver", dns.Addr(), "-proto", "h1", fmt.Sprintf("https://hole.example.test:%d/", hole.Addr().(*net.TCPAddr).Port)}, ""},
+		{"dial", []string{"get", "-v", "-nameserver", dns.Addr(), "-proto", "h1", fmt.Sprintf("https://hole.example.test:%d/", hole.Port())}, ""},
 	} {
 		bin := binary(t)
 		cmd := exec.Command(bin, tc.args...)

@@ -22,14 +22,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/dnstest"
-	"github.com/eyeballs/dialer/internal/testkit"
+	"github.com/eyeballs/dialer/dialertest"
 )
 
 func TestMain(m *testing.M) {
-	if code, ok := testkit.EnsureXConnect(); ok {
-		os.Exit(code)
-	}
 	dir, err := os.MkdirTemp("", "eyeballs-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,35 +38,37 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// wsServer starts a wss:// echo server on 127.0.0.1 named by a test DNS
-// server and returns the URL, the nameserver and a CA file.
+// wsServer starts a wss:// echo server (HTTP/1.1, and HTTP/2 with extended
+// CONNECT), named cli.example.test by a test DNS server that holds an A
+// record only, 127.0.0.1, and returns the URL, the nameserver and a CA
+// file.
 func wsServer(t *testing.T) (url, nameserver, cacert string) {
 	t.Helper()
-	ca, err := testkit.NewCA()
-	if err != nil {
+	srv := dialertest.NewServer(t, dialertest.Options{H1: true, H2: true, Names: []string{"cli.example.test"}})
+	ns := v4DNS(t, "cli.example.test")
+	return srv.URL("wss") + "/echo", ns.Addr(), caFile(t, srv.CA())
+}
+
+// v4DNS starts a test DNS server that gives each of names one A record,
+// 127.0.0.1, and nothing else: no AAAA and no HTTPS record.
+func v4DNS(t *testing.T, names ...string) *dialertest.DNS {
+	t.Helper()
+	ns := dialertest.NewDNS(t)
+	for _, name := range names {
+		ns.A(name, "127.0.0.1")
+	}
+	return ns
+}
+
+// caFile writes ca's certificate to a file, for -cacert, and returns its
+// path.
+func caFile(t *testing.T, ca *dialertest.CA) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, ca.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf, err := ca.ServerConfig("cli.example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l4, l6, port, err := testkit.ListenPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l6.Close()
-	srv, err := testkit.StartHTTP(l4, conf, testkit.EchoHandler())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ns := dnstest.Start(t)
-	ns.A("cli.example.test", "127.0.0.1")
-	cacert = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(cacert, ca.PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("wss://cli.example.test:%d/echo", port), ns.Addr(), cacert
+	return path
 }
 
 func runCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
