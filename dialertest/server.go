@@ -3,11 +3,13 @@ package dialertest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/eyeballs/dialer/internal/loopback"
 )
@@ -73,7 +75,7 @@ func NewServer(tb TB, opts Options, faults ...Fault) *Server {
 	if tb != nil {
 		tb.Helper()
 	}
-	s, err := startServer(opts, faults)
+	s, err := startServer(opts, faults, reserve)
 	if err != nil {
 		fail(tb, err)
 	}
@@ -81,7 +83,27 @@ func NewServer(tb TB, opts Options, faults ...Fault) *Server {
 	return s
 }
 
-func startServer(opts Options, faults []Fault) (_ *Server, err error) {
+// startAttempts bounds how often startServer starts over on a new port.
+const startAttempts = 5
+
+// startServer starts a server, on a new port when a socket could not take
+// the one reserve chose: reserve holds the port on TCP and UDP of both
+// families, but a fault or a latency proxy binds it anew after reserve's
+// socket is closed, and that bind can find the port taken, by a socket
+// that took it in between or by a connection left in TIME_WAIT there by
+// an earlier server, which a socket without SO_REUSEADDR (RefuseTCP's)
+// cannot share. reserve reserves each port (tests pass their own).
+func startServer(opts Options, faults []Fault, reserve func() (*sockets, error)) (s *Server, err error) {
+	for range startAttempts {
+		s, err = startServerOnce(opts, faults, reserve)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return s, err
+}
+
+func startServerOnce(opts Options, faults []Fault, reserve func() (*sockets, error)) (_ *Server, err error) {
 	var p plan
 	for _, f := range faults {
 		if f.apply == nil {
