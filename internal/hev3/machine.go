@@ -67,9 +67,9 @@ type Machine struct {
 	// (TCP: 0, QUIC: 1) attempted so far, for pick.
 	triedFam  [2]bool
 	triedQUIC [2]bool
-	byID     map[int]*attempt
-	tried    map[endpointKey]bool
-	avoid    map[netip.AddrPort]bool // Config.Avoid
+	byID      map[int]*attempt
+	tried     map[endpointKey]bool
+	avoid     map[netip.AddrPort]bool // Config.Avoid
 	// reachable holds the addresses whose transport (TCP or QUIC) came up
 	// in this race; their endpoints of the same transport go first (see
 	// pending).
