@@ -268,11 +268,32 @@ func (m *Machine) diagonal() bool { return m.cfg.Need != NeedWebTransport }
 //
 // Within a family, resolved addresses come before hints (hints stand in
 // for the answers, RFC 9460 §7.3, and are kept as a last resort).
+// Addresses of a family the host cannot use (RFC 6724 rule 1) are dealt
+// after the others, among themselves; pending moves them to the end.
 func (m *Machine) interleave(addrs []hostAddr, lanes []lane, ech []byte) []Endpoint {
 	if len(addrs) == 0 || len(lanes) == 0 {
 		return nil
 	}
 	addrs, first := m.sortAddrs(addrs)
+	var usable, unusable []hostAddr
+	for _, a := range addrs {
+		if m.usable(FamilyOf(a.addr)) {
+			usable = append(usable, a)
+		} else {
+			unusable = append(unusable, a)
+		}
+	}
+	return append(m.deal(usable, lanes, ech, first), m.deal(unusable, lanes, ech, first)...)
+}
+
+// deal deals addrs, sorted, over lanes in the order interleave describes.
+func (m *Machine) deal(addrs []hostAddr, lanes []lane, ech []byte, first Family) []Endpoint {
+	if len(addrs) == 0 {
+		return nil
+	}
+	if FamilyOf(addrs[0].addr) != first && !slices.ContainsFunc(addrs, func(a hostAddr) bool { return FamilyOf(a.addr) == first }) {
+		first = 1 - first
+	}
 	fams := [2]Family{first, 1 - first}
 	type slot struct{ lane, fam int }
 	var order []slot
