@@ -291,8 +291,8 @@ func (m *Machine) deal(addrs []hostAddr, lanes []lane, ech []byte, first Family)
 	if len(addrs) == 0 {
 		return nil
 	}
-	if FamilyOf(addrs[0].addr) != first && !slices.ContainsFunc(addrs, func(a hostAddr) bool { return FamilyOf(a.addr) == first }) {
-		first = 1 - first
+	if !slices.ContainsFunc(addrs, func(a hostAddr) bool { return FamilyOf(a.addr) == first }) {
+		first = 1 - first // so that the diagonal does not start on TCP
 	}
 	fams := [2]Family{first, 1 - first}
 	type slot struct{ lane, fam int }

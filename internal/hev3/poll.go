@@ -111,18 +111,20 @@ func (m *Machine) pick(eps []cand) int {
 	if g < 0 || len(m.attempts) == 0 || len(m.reachable) > 0 {
 		return 0
 	}
+	diag := m.diagonal()
 	score := func(e Endpoint) int {
 		n := 0
 		if !m.triedFam[FamilyOf(e.Addr.Addr())] {
 			n++
 		}
-		if m.diagonal() && !m.triedQUIC[b2i(e.Proto.QUIC())] {
+		if diag && !m.triedQUIC[b2i(e.Proto.QUIC())] {
 			n++
 		}
 		return n
 	}
+	most := 1 + b2i(diag) // the best score there can be
 	best, bestScore := 0, score(eps[0].ep)
-	for i := 1; i < len(eps) && eps[i].group == g && bestScore < 2; i++ {
+	for i := 1; i < len(eps) && eps[i].group == g && bestScore < most; i++ {
 		if s := score(eps[i].ep); s > bestScore {
 			best, bestScore = i, s
 		}
