@@ -50,6 +50,7 @@ type raceHints struct {
 	avoid    []netip.AddrPort // addresses to try last
 }
 
+// clock returns the cache's time: c.now for tests, else the time.
 func (c *caps) clock() time.Time {
 	if c.now != nil {
 		return c.now()
@@ -132,9 +133,10 @@ func (c *caps) altSvc(key poolKey, port uint16, maxAge time.Duration) {
 	o.altH3, o.altPort = now.Add(min(maxAge, 24*time.Hour)), port
 }
 
-// learn records what a race showed about origin key.
+// learn records what a race showed about origin key. It reads the typed
+// record of each attempt that the race keeps in rep, not its strings.
 func (c *caps) learn(key poolKey, need hev3.Need, rep *Report) {
-	if rep == nil || len(rep.Attempts) == 0 {
+	if rep == nil || len(rep.results) == 0 {
 		return
 	}
 	c.mu.Lock()
@@ -146,22 +148,22 @@ func (c *caps) learn(key poolKey, need hev3.Need, rep *Report) {
 	// while TCP got through marks h3 as broken (blocked UDP), as browsers
 	// do.
 	var tcpUp time.Duration = -1
-	for _, a := range rep.Attempts {
-		if a.Connected != 0 && a.Proto != "h3" && (tcpUp < 0 || a.Start < tcpUp) {
-			tcpUp = a.Start
+	for _, a := range rep.results {
+		if a.connected && !a.proto.QUIC() && (tcpUp < 0 || a.start < tcpUp) {
+			tcpUp = a.start
 		}
 	}
-	for _, a := range rep.Attempts {
-		silent := a.Proto == "h3" && a.Connected == 0 && (a.Outcome == "failed" || a.Outcome == "lost")
+	for _, a := range rep.results {
+		silent := a.proto.QUIC() && !a.connected && (a.outcome == outcomeFailed || a.outcome == outcomeLost)
 		switch {
-		case a.Outcome == "won" && a.Version == "h3":
+		case a.outcome == outcomeWon && a.version == hev3.H3:
 			o.h3Good, o.h3Bad = now.Add(capsGoodFor), time.Time{}
-		case a.Outcome == "incapable" && a.Version == "h3" && need != hev3.NeedWebTransport:
+		case a.outcome == outcomeIncapable && a.version == hev3.H3 && need != hev3.NeedWebTransport:
 			// (An h3 server without WebTransport may still carry WebSockets.)
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
-		case silent && tcpUp >= 0 && a.Start <= tcpUp:
+		case silent && tcpUp >= 0 && a.start <= tcpUp:
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
-		case a.Outcome == "incapable" && a.Version == "h2" && need == hev3.NeedWebSocket:
+		case a.outcome == outcomeIncapable && a.version == hev3.H2 && need == hev3.NeedWebSocket:
 			o.h2NoExt = now.Add(capsBadFor)
 		}
 	}

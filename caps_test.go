@@ -8,7 +8,46 @@ import (
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
-func report(attempts ...Attempt) *Report { return &Report{Attempts: attempts, Winner: -1} }
+// raced returns the Report of a race whose attempts ended as results say,
+// as far as learning reads it.
+func raced(results ...attemptResult) *Report {
+	return &Report{Winner: -1, Attempts: make([]Attempt, len(results)), results: results}
+}
+
+// report returns a Report of attempts, with the typed record a race keeps
+// beside each (see resultOf).
+func report(attempts ...Attempt) *Report {
+	r := &Report{Attempts: attempts, Winner: -1}
+	for _, a := range attempts {
+		r.results = append(r.results, resultOf(a))
+	}
+	return r
+}
+
+// resultOf returns the typed record a race keeps beside attempt a, for
+// tests that write attempts as the Report shows them.
+func resultOf(a Attempt) attemptResult {
+	res := attemptResult{start: a.Start, connected: a.Connected != 0, tcpUp: a.TCP != 0}
+	for p := hev3.ProtoH3; p <= hev3.ProtoH1; p++ {
+		if p.String() == a.Proto {
+			res.proto = p
+		}
+	}
+	if a.Proto == "tcp" {
+		res.proto = hev3.ProtoH1
+	}
+	for _, v := range []hev3.Version{hev3.H1, hev3.H2, hev3.H3} {
+		if v.String() == a.Version {
+			res.version = v
+		}
+	}
+	for o := outcomePending; o <= outcomeAborted; o++ {
+		if o.String() == a.Outcome {
+			res.outcome = o
+		}
+	}
+	return res
+}
 
 // TestCapsLearn: what a race shows changes the next race of the origin,
 // until it expires.
@@ -22,25 +61,28 @@ func TestCapsLearn(t *testing.T) {
 		h := c.apply(key, need, raceHints{versions: v, knownH3: k})
 		return h.versions, h.knownH3
 	}
+	h3 := func(o outcome, start time.Duration) attemptResult {
+		return attemptResult{proto: hev3.ProtoH3, start: start, outcome: o}
+	}
+	connected := func(p hev3.Proto, v hev3.Version, o outcome, start time.Duration) attemptResult {
+		return attemptResult{proto: p, version: v, start: start, connected: true, outcome: o}
+	}
 	if v, k := apply(key, hev3.NeedWebSocket, all, false); v != all || k {
 		t.Fatalf("unknown origin changed: %v %v", v, k)
 	}
 	// h3 won: QUIC is tried next time even without an HTTPS record.
-	c.learn(key, hev3.NeedWebSocket, report(Attempt{Proto: "h3", Version: "h3", Connected: 1, Outcome: "won"}))
+	c.learn(key, hev3.NeedWebSocket, raced(connected(hev3.ProtoH3, hev3.H3, outcomeWon, 0)))
 	if _, k := apply(key, hev3.NeedWebSocket, all, false); !k {
 		t.Error("h3 success not remembered")
 	}
 	// QUIC hung while TCP, started after it, got through: h3 is skipped
 	// for 5 minutes.
-	c.learn(key, hev3.NeedWebSocket, report(
-		Attempt{Proto: "h3", Outcome: "lost"},
-		Attempt{Proto: "h2,h1", Version: "h2", Start: 250, Connected: 260, Outcome: "won"},
-	))
+	c.learn(key, hev3.NeedWebSocket, raced(h3(outcomeLost, 0), connected(hev3.ProtoH2OrH1, hev3.H2, outcomeWon, 250)))
 	if v, k := apply(key, hev3.NeedWebSocket, all, true); v.Has(hev3.H3) || k {
 		t.Errorf("broken h3 not skipped: %v %v", v, k)
 	}
 	// h2 without extended CONNECT: WebSocket goes to h1; other needs not.
-	c.learn(key, hev3.NeedWebSocket, report(Attempt{Proto: "h2,h1", Version: "h2", Connected: 1, Outcome: "incapable"}))
+	c.learn(key, hev3.NeedWebSocket, raced(connected(hev3.ProtoH2OrH1, hev3.H2, outcomeIncapable, 0)))
 	if v, _ := apply(key, hev3.NeedWebSocket, all, false); v.Has(hev3.H2) || !v.Has(hev3.H1) {
 		t.Errorf("h2 without extended CONNECT still tried for WebSocket: %v", v)
 	}
@@ -52,17 +94,46 @@ func TestCapsLearn(t *testing.T) {
 		t.Errorf("failures did not expire: %v %v", v, k)
 	}
 	// A QUIC attempt that started after TCP and lost says nothing.
-	c.learn(poolKey{origin: "z.test:443"}, hev3.NeedWebSocket, report(
-		Attempt{Proto: "h2,h1", Version: "h2", Connected: 5, Outcome: "won"},
-		Attempt{Proto: "h3", Start: 3, Outcome: "lost"},
-	))
-	if v, _ := apply(poolKey{origin: "z.test:443"}, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+	z := poolKey{origin: "z.test:443"}
+	c.learn(z, hev3.NeedWebSocket, raced(connected(hev3.ProtoH2OrH1, hev3.H2, outcomeWon, 0), h3(outcomeLost, 3)))
+	if v, _ := apply(z, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
 		t.Error("h3 marked broken by a QUIC attempt that started after TCP")
 	}
 	// A QUIC failure while nothing else worked says nothing about UDP.
-	c.learn(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, report(Attempt{Proto: "h3", Outcome: "failed"}, Attempt{Proto: "h2,h1", Outcome: "failed"}))
-	if v, _ := apply(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+	y := poolKey{origin: "y.test:443"}
+	c.learn(y, hev3.NeedWebSocket, raced(h3(outcomeFailed, 0), attemptResult{proto: hev3.ProtoH2OrH1, outcome: outcomeFailed}))
+	if v, _ := apply(y, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
 		t.Error("h3 marked broken although TCP failed too")
+	}
+	// An h3 without WebTransport may still carry WebSockets.
+	w := poolKey{origin: "w.test:443"}
+	c.learn(w, hev3.NeedWebTransport, raced(connected(hev3.ProtoH3, hev3.H3, outcomeIncapable, 0)))
+	if v, _ := apply(w, hev3.NeedWebSocket, all, false); !v.Has(hev3.H3) {
+		t.Error("h3 marked broken for WebSockets by a WebTransport race")
+	}
+	c.learn(w, hev3.NeedWebSocket, raced(connected(hev3.ProtoH3, hev3.H3, outcomeIncapable, 0)))
+	if v, _ := apply(w, hev3.NeedWebSocket, all, false); v.Has(hev3.H3) {
+		t.Error("h3 without extended CONNECT still tried for WebSocket")
+	}
+}
+
+// TestCapsLearnReadsResults: learning reads the typed records of a race,
+// not the Report's strings, which are for people.
+func TestCapsLearnReadsResults(t *testing.T) {
+	c := &caps{}
+	key := poolKey{origin: "x.test:443"}
+	rep := raced(attemptResult{proto: hev3.ProtoH3, version: hev3.H3, connected: true, outcome: outcomeWon})
+	rep.Attempts[0] = Attempt{Proto: "h2", Version: "h2", Outcome: "failed"} // strings say otherwise
+	c.learn(key, hev3.NeedWebSocket, rep)
+	if h := c.apply(key, hev3.NeedWebSocket, raceHints{versions: hev3.AllVersions}); !h.knownH3 {
+		t.Error("the h3 winner of the typed records was not learned")
+	}
+	// A Report without records (built by hand, or decoded from JSON)
+	// teaches nothing.
+	c.learn(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, report())
+	c.learn(poolKey{origin: "y.test:443"}, hev3.NeedWebSocket, &Report{Attempts: []Attempt{{Proto: "h3", Version: "h3", Outcome: "won"}}})
+	if len(c.origins) != 1 {
+		t.Errorf("%d origins learned, want 1", len(c.origins))
 	}
 }
 

@@ -28,7 +28,7 @@ type carrier struct {
 
 // needsSettings reports whether the carrier must show its SETTINGS before it
 // can win a race that needs more than a transport.
-func (c *carrier) needsSettings() bool { return c.h2 != nil || c.h3 != nil }
+func (c *carrier) needsSettings() bool { return c.version == hev3.H2 || c.version == hev3.H3 }
 
 // settings waits for the server's SETTINGS on an h2 or h3 carrier.
 func (c *carrier) settings(ctx context.Context) (hev3.Settings, error) {

@@ -1,19 +1,3 @@
-// Package dialer turns a URL into a ready session over real networks.
-//
-// DialWebSocket and DialWebTransport resolve A, AAAA and HTTPS records, race
-// QUIC and TCP+TLS attempts with staggered timers (Happy Eyeballs version 3,
-// draft-ietf-happy-happyeyeballs-v3), let an attempt win only when its
-// HTTP/3 or HTTP/2 SETTINGS prove it can carry the session (extended
-// CONNECT, RFC 9220 and RFC 8441; WebTransport), close every losing attempt,
-// and return a ready *websocket.Conn (github.com/coder/websocket) or
-// *Session. The ladder is h3 → h2 → h1 for WebSocket.
-//
-// NewTransport gives the same racing to net/http as an http.RoundTripper,
-// sharing its HTTP/2 and HTTP/3 connections with the Dialer's sessions;
-// DialContext gives HE over TCP to an existing http.Transport.
-//
-// Every dial can report its race (DNS answers, attempts, SETTINGS, timings
-// and why the winner won) through WithReport and WithTrace.
 package dialer
 
 import (
@@ -47,6 +31,10 @@ type Dialer struct {
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
+
+	// net replaces the network of the Dialer's races where its fields are
+	// set: tests script DNS answers and connections with it.
+	net raceNet
 }
 
 // Bounds on connection attempts in flight: per dial, beyond which the next

@@ -31,7 +31,8 @@ var ErrNoAddress = errors.New("no address resolved")
 type DialError struct {
 	URL string
 	// Stage is where the dial stopped: "url", "dns", "connect",
-	// "capability" or "handshake".
+	// "capability" or "handshake"; for a Transport, "request" when a
+	// request failed on a pooled connection.
 	Stage string
 	// Err is the cause of the failure as a whole (for example
 	// context.DeadlineExceeded, ErrNoAddress, ErrUnsupported, or the

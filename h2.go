@@ -134,6 +134,7 @@ func (h *h2Conn) alive() bool {
 // the server's SETTINGS_MAX_CONCURRENT_STREAMS.
 func (h *h2Conn) hasRoom() bool { return h.cc.CanTakeNewRequest() }
 
+// Close closes the connection and every stream on it.
 func (h *h2Conn) Close() error {
 	err := h.cc.Close()
 	if h.sn != nil {
@@ -201,7 +202,10 @@ type pipeStream struct {
 	once   sync.Once
 }
 
-func (s *pipeStream) Read(p []byte) (int, error)  { return s.r.Read(p) }
+// Read reads what the server sent on the stream.
+func (s *pipeStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Write sends p on the stream.
 func (s *pipeStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 // Close ends the request body (END_STREAM), then the stream itself.

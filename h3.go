@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +80,18 @@ func (s *udpSockets) close(keep *quic.Transport) {
 	}
 }
 
+// handOver closes the race's sockets except the one under win, an h3
+// winner, which owns it from now on and closes it with its connection.
+func (s *udpSockets) handOver(win *carrier) {
+	var keep *quic.Transport
+	if win != nil && win.h3 != nil {
+		keep = win.transport
+		win.h3.own(keep)
+	}
+	s.close(keep)
+}
+
+// closeTransport closes a QUIC transport and its UDP socket.
 func closeTransport(tr *quic.Transport) {
 	tr.Close()
 	tr.Conn.Close()
@@ -190,14 +201,8 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 // at all (2xx or not) has the capability: its answer is kept for the dial.
 func (h *h3Conn) firstSession(ctx context.Context) (hev3.Settings, error) {
 	resp, sess, err := h.wcc.Dial(ctx, h.wt.url.String(), h.wt.header)
-	var rn *webtransport.RequirementsNotMetError
-	if errors.As(err, &rn) {
-		m := rn.Message
-		return hev3.Settings{
-			ExtendedConnect: !strings.Contains(m, "Extended CONNECT"),
-			Datagrams:       !strings.Contains(m, "datagram"),
-			WebTransport:    !strings.Contains(m, "WebTransport") && !strings.Contains(m, "reset"),
-		}, nil
+	if rn, ok := errors.AsType[*webtransport.RequirementsNotMetError](err); ok {
+		return requirementsNotMet(rn), nil
 	}
 	if err != nil && resp == nil {
 		if h.qc.Context().Err() != nil {
@@ -219,6 +224,8 @@ func (h *h3Conn) own(tr *quic.Transport) {
 	h.mu.Unlock()
 }
 
+// Close closes the QUIC connection and, once the race handed it over, its
+// UDP socket.
 func (h *h3Conn) Close() error {
 	err := h.qc.CloseWithError(0, "")
 	h.mu.Lock()
@@ -285,7 +292,10 @@ type h3Stream struct {
 	once sync.Once
 }
 
-func (s *h3Stream) Read(p []byte) (int, error)  { return s.rs.Read(p) }
+// Read reads from the stream.
+func (s *h3Stream) Read(p []byte) (int, error) { return s.rs.Read(p) }
+
+// Write writes to the stream.
 func (s *h3Stream) Write(p []byte) (int, error) { return s.rs.Write(p) }
 
 // Close closes both directions. After the server ended the stream, the

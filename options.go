@@ -15,7 +15,24 @@ import (
 )
 
 // An Option configures a Dialer (in New) or a single dial (in DialWebSocket,
-// DialWebTransport). Per-call options apply on top of the Dialer's.
+// DialWebTransport, Resolve). Per-call options apply on top of the
+// Dialer's. Options that do not apply where they are given are ignored:
+//
+//	option                               applies to
+//	WithTLSConfig, WithNameservers,      every dial, Resolve (name options), the Transport
+//	  WithHostsFile
+//	WithHeader, WithSubprotocols         DialWebSocket, DialWebTransport
+//	WithCompression, WithReadLimit       DialWebSocket
+//	WithAttemptDelay, WithResolutionDelay,
+//	  WithTimeout, WithProtocols,        every dial (WithTimeout also bounds Resolve)
+//	  WithPreferIPv4, WithIPv4Only,
+//	  WithIPv6Only, WithReport, WithTrace,
+//	  WithLogger
+//	WithIdleTimeout                      New only (the Dialer's pool)
+//	WithResponseHeaderTimeout,           the Transport, from New or NewTransport only
+//	  WithMaxConnsPerHost, WithProxy
+//
+// A Transport uses its Dialer's options; there are no per-request options.
 type Option func(*config)
 
 // config is the resolved set of options for one dial.

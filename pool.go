@@ -48,7 +48,7 @@ func (p *pool) get(key poolKey, ok func(*carrier) bool) *pooled {
 	defer p.mu.Unlock()
 	for _, pc := range p.conns[key] {
 		if !pc.car.alive() {
-			p.dropLocked(pc)
+			pc.retireLocked()
 			continue
 		}
 		if pc.retired || !ok(pc.car) || !pc.car.hasRoom(pc.streams) {
@@ -182,21 +182,20 @@ func (p *pool) trimIdleLocked() {
 }
 
 // retire stops handing the connection out; it closes once the sessions and
-// requests on it have ended. A stream that failed for its own reasons
-// must not take down the others sharing the connection.
+// requests on it have ended. A stream that failed for its own reasons, or
+// a connection that takes no new streams (the server sent GOAWAY, RFC 9113
+// §6.8, RFC 9114 §5.2), must not take down the WebSockets, sessions and
+// responses still running on it; a connection that is really dead ends
+// them by itself.
 func (pc *pooled) retire() {
 	pc.p.mu.Lock()
 	defer pc.p.mu.Unlock()
-	pc.retired = true
-	pc.startIdleLocked()
+	pc.retireLocked()
 }
 
-// drop closes the connection and removes it from the pool, whatever is on
-// it (it failed).
-func (pc *pooled) drop() {
-	pc.p.mu.Lock()
-	defer pc.p.mu.Unlock()
-	pc.p.dropLocked(pc)
+func (pc *pooled) retireLocked() {
+	pc.retired = true
+	pc.startIdleLocked()
 }
 
 func (p *pool) dropLocked(pc *pooled) {

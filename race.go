@@ -5,18 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"net/http/httptrace"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/eyeballs/dialer/internal/hev3"
 	"github.com/eyeballs/dialer/internal/resolver"
-	"github.com/eyeballs/dialer/internal/wt2"
 )
 
 // Bounds on DNS queries in flight: per race (hev3.Config.MaxLiveQueries),
@@ -72,322 +66,446 @@ type raceSpec struct {
 	wt *wtRequest
 }
 
-// raceEvent is what the goroutines of a race report to its loop. done is
-// set on a goroutine's last event.
-type raceEvent struct {
-	id       int
-	query    bool
-	answer   hev3.Answer
-	car      *carrier       // the transport is up
-	settings *hev3.Settings // the server's SETTINGS arrived
-	tcpUp    bool           // a TCP+TLS attempt's TCP is up
-	err      error
-	done     bool
-}
-
-// attemptState is the loop's view of one attempt.
-type attemptState struct {
-	cancel context.CancelFunc
-	car    *carrier // owned by the race until it wins or is closed
-	rec    int      // index in report.Attempts
-	over   bool     // no more events are expected to matter
-	err    error
-}
-
-// race runs one Happy Eyeballs race to completion. Every goroutine it starts
-// has ended when it returns; the only thing that outlives it is the winning
-// connection, which the caller owns.
-func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
-	start := time.Now()
-	rep := &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1}
-	since := func() time.Duration { return time.Since(start) }
-	obs := newObserver(cfg)
-
-	res, err := d.resolver(cfg)
-	if err != nil && !spec.literal.IsValid() {
-		derr := &DialError{URL: spec.url, Stage: "dns", Err: err}
-		rep.Err = derr.Error()
-		return nil, rep, derr
+// serverName is the TLS server name of the race's attempts.
+func (s raceSpec) serverName() string {
+	if s.literal.IsValid() {
+		return s.literal.String()
 	}
+	return s.host
+}
 
-	hcfg := hev3.Config{
-		Host:            spec.host,
-		Literal:         spec.literal,
-		Port:            spec.port,
-		Versions:        spec.versions,
-		KnownH3:         spec.knownH3,
-		H3Port:          spec.h3Port,
-		NoHTTPS:         spec.noHTTPS,
-		Need:            spec.need,
+// machine returns the configuration of the race's state machine.
+func (s raceSpec) machine(cfg config) hev3.Config {
+	c := hev3.Config{
+		Host:            s.host,
+		Literal:         s.literal,
+		Port:            s.port,
+		Versions:        s.versions,
+		KnownH3:         s.knownH3,
+		H3Port:          s.h3Port,
+		NoHTTPS:         s.noHTTPS,
+		Need:            s.need,
 		MaxLive:         maxAttemptsPerDial,
 		MaxLiveQueries:  maxQueriesPerDial,
-		Avoid:           spec.avoid,
+		Avoid:           s.avoid,
 		ResolutionDelay: cfg.resolutionDelay,
 		AttemptDelay:    cfg.attemptDelay,
 		OnlyFamily:      cfg.onlyFamily,
 		Only:            cfg.family,
 	}
 	if cfg.preferIPv4 {
-		hcfg.Prefer = hev3.IPv4
+		c.Prefer = hev3.IPv4
 	}
-	m := hev3.New(hcfg, start)
-	trace := httptrace.ContextClientTrace(ctx)
-	dnsStarted, dnsDone := false, false
-	var resolved []net.IPAddr
-	endDNS := func(err error) {
-		if dnsStarted && !dnsDone && trace != nil && trace.DNSDone != nil {
-			trace.DNSDone(httptrace.DNSDoneInfo{Addrs: resolved, Err: err})
-		}
-		dnsDone = true
-	}
+	return c
+}
 
-	// raceCtx ends every query and attempt goroutine when the race ends.
-	raceCtx, cancelRace := context.WithCancel(ctx)
-	defer cancelRace()
+// raceNet is the network of a race: the seams between the racer and the
+// sockets. A nil field is the real one; tests set them on a Dialer to
+// script DNS answers and connections without sockets.
+type raceNet struct {
+	// lookup asks one DNS question.
+	lookup func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer
+	// dialTCP and dialQUIC run one attempt's transport handshake.
+	dialTCP, dialQUIC dialFunc
+	// settings waits for the server's SETTINGS on an h2 or h3 carrier.
+	settings func(ctx context.Context, c *carrier) (hev3.Settings, error)
+}
+
+// race runs one Happy Eyeballs race to completion. Every goroutine it starts
+// has ended when it returns; the only thing that outlives it is the winning
+// connection, which the caller owns.
+func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
+	r, err := d.newRacer(ctx, cfg, spec)
+	if err != nil {
+		derr := &DialError{URL: spec.url, Stage: "dns", Err: err}
+		rep := &Report{URL: spec.url, Kind: spec.kind, Start: time.Now(), Winner: -1, Err: derr.Error()}
+		return nil, rep, derr
+	}
+	return r.run()
+}
+
+// newRacer prepares a race of spec on the Dialer's network.
+func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*racer, error) {
+	start := time.Now()
 	socks := &udpSockets{}
-	dialTCP, dialQUIC := dialTCP(spec.tls, spec.serverName(), spec.wt != nil), dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
-	events := make(chan raceEvent)
-	live := 0
-	queries := map[int]int{} // query id -> index in rep.DNS
-	attempts := map[int]*attemptState{}
-	var order []int // attempt ids in start order
-	var (
-		win     *carrier
-		failure hev3.FailReason
-		failed  bool
-		aborted bool
-	)
+	n, err := d.network(cfg, spec, socks)
+	if err != nil {
+		return nil, err
+	}
+	raceCtx, stop := context.WithCancel(ctx)
+	return &racer{
+		ctx:           ctx,
+		spec:          spec,
+		net:           n,
+		queryTokens:   &d.queries,
+		attemptTokens: &d.attempts,
+		raceCtx:       raceCtx,
+		events:        make(chan raceEvent),
+		socks:         socks,
+		obs:           newObserver(cfg),
+		dns:           newDNSTrace(ctx, spec.host),
+		start:         start,
+		m:             hev3.New(spec.machine(cfg), start),
+		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1},
+		stop:          stop,
+		queries:       make(map[int]int),
+		attempts:      make(map[int]*attemptState),
+	}, nil
+}
+
+// network returns the network of a race of spec: the seams a test set in
+// d.net, and the real resolver and dialers for the others. QUIC attempts
+// share socks.
+func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet, error) {
+	n := d.net
+	if n.lookup == nil {
+		res, err := d.resolver(cfg)
+		if err != nil && !spec.literal.IsValid() {
+			return n, err
+		}
+		if res != nil {
+			n.lookup = res.Lookup
+		}
+	}
+	if n.dialTCP == nil {
+		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
+	}
+	if n.dialQUIC == nil {
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
+	}
+	if n.settings == nil {
+		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
+	}
+	return n, nil
+}
+
+// A racer drives one race, as draft-ietf-happy-happyeyeballs-v3 describes
+// it: it carries out the actions of the state machine (internal/hev3) and
+// feeds it the events of the network, one handler for each, keeping the
+// Report as it goes. Its methods run on the dialing goroutine; the
+// goroutines it starts, one per DNS query and one per attempt
+// (raceio.go), only send it events.
+type racer struct {
+	// Set by newRacer; the goroutines of the race read them.
+	ctx           context.Context // the caller's: when it ends, the race is aborted
+	spec          raceSpec
+	net           raceNet
+	queryTokens   *tokens         // the Dialer's DNS queries in flight
+	attemptTokens *tokens         // the Dialer's attempts in flight
+	raceCtx       context.Context // ends with the race: every goroutine of the race watches it
+	events        chan raceEvent
+
+	// Owned by the dialing goroutine.
+	socks    *udpSockets // the race's UDP sockets: the winner keeps its own
+	obs      observer
+	dns      dnsTrace
+	start    time.Time
+	m        *hev3.Machine
+	rep      *Report
+	stop     context.CancelFunc // cancels raceCtx
+	live     int                // goroutines yet to send their last event
+	queries  map[int]int        // query ID -> index in rep.DNS
+	attempts map[int]*attemptState
+	win      *carrier
+	failed   bool // the machine gave up, for failure
+	failure  hev3.FailReason
+	aborted  bool // the caller's context ended first
+}
+
+// attemptState is the racer's hold on one attempt.
+type attemptState struct {
+	id     int
+	i      int                // index in rep.Attempts and rep.results
+	cancel context.CancelFunc // ends the attempt's goroutine
+	// car is the attempt's connection once it is up, until the attempt
+	// wins or the racer closes it.
+	car *carrier
+}
+
+// run runs the race: it polls the machine, carries out its actions and
+// waits for the next event, until the machine is done; then it winds the
+// race down.
+func (r *racer) run() (*carrier, *Report, error) {
+	defer r.stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-
-	for !m.Done() {
-		acts, wake := m.Poll(time.Now())
+	for {
+		acts, wake := r.m.Poll(time.Now())
 		for _, act := range acts {
-			switch a := act.(type) {
-			case hev3.StartQuery:
-				if !dnsStarted && trace != nil && trace.DNSStart != nil {
-					trace.DNSStart(httptrace.DNSStartInfo{Host: spec.host})
-				}
-				dnsStarted = true
-				queries[a.ID] = len(rep.DNS)
-				rep.DNS = append(rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: since()})
-				obs.dnsStart(rep.DNS[len(rep.DNS)-1])
-				live++
-				go func() {
-					var ans hev3.Answer
-					release, err := d.queries.acquire(raceCtx, maxQueriesPerDialer)
-					if err != nil {
-						ans.Err = fmt.Errorf("dns: %s %s: waiting for one of the Dialer's %d queries in flight: %w", a.Type, a.Name, maxQueriesPerDialer, err)
-					} else {
-						// DNS traffic is not the caller's connection: keep
-						// httptrace's connect hooks out of it.
-						ans = res.Lookup(valueless{raceCtx}, a.Name, a.Type)
-						release()
-					}
-					events <- raceEvent{id: a.ID, query: true, answer: ans, done: true}
-				}()
-			case hev3.StartAttempt:
-				endDNS(nil)
-				actx, cancel := context.WithCancel(raceCtx)
-				st := &attemptState{cancel: cancel, rec: len(rep.Attempts)}
-				attempts[a.ID] = st
-				order = append(order, a.ID)
-				rep.Attempts = append(rep.Attempts, Attempt{
-					Addr:   a.Endpoint.Addr,
-					Proto:  protoName(spec, a.Endpoint.Proto),
-					Family: hev3.FamilyOf(a.Endpoint.Addr.Addr()).String(),
-					Hint:   a.Endpoint.Hint,
-					ECH:    len(a.Endpoint.ECH) > 0,
-					Start:  since(),
-				})
-				obs.attemptStart(rep.Attempts[st.rec])
-				live++
-				dial := dialTCP
-				if a.Endpoint.Proto.QUIC() {
-					dial = dialQUIC
-				}
-				go func() {
-					// Wait for one of the Dialer's attempt tokens.
-					release, err := d.attempts.acquire(actx, maxAttemptsPerDialer)
-					if err != nil {
-						events <- raceEvent{id: a.ID, err: err, done: true}
-						return
-					}
-					defer release()
-					tcpUp := func() { events <- raceEvent{id: a.ID, tcpUp: true} }
-					car, err := dial(actx, a.Endpoint, tcpUp)
-					if err != nil {
-						events <- raceEvent{id: a.ID, err: err, done: true}
-						return
-					}
-					wait := spec.need != hev3.NeedTransport && car.needsSettings()
-					events <- raceEvent{id: a.ID, car: car, done: !wait}
-					if wait {
-						s, err := car.settings(actx)
-						events <- raceEvent{id: a.ID, settings: &s, err: err, done: true}
-					}
-				}()
-			case hev3.Cancel:
-				st := attempts[a.ID]
-				st.cancel()
-				st.over = true
-				if st.car != nil {
-					st.car.Close()
-					st.car = nil
-				}
-				r := &rep.Attempts[st.rec]
-				r.End = since()
-				switch a.Reason {
-				case hev3.LostRace:
-					r.Outcome = "lost"
-				case hev3.Incapable:
-					r.Outcome, r.Err = "incapable", missing(spec.need, r)
-					st.err = fmt.Errorf("%w: %s", ErrUnsupported, r.Err)
-				default:
-					r.Outcome = "aborted"
-					st.err = context.Cause(ctx)
-					if r.TCP != 0 && r.Connected == 0 {
-						st.err = fmt.Errorf("TCP connected but the TLS handshake did not finish: %w", st.err)
-					}
-				}
-				if st.err != nil && r.Err == "" {
-					r.Err = st.err.Error()
-				}
-				if a.Reason == hev3.Incapable {
-					obs.incapable(*r)
-				} else {
-					obs.cancelled(*r)
-				}
-			case hev3.Succeed:
-				st := attempts[a.ID]
-				win = st.car
-				st.car, st.over = nil, true
-				r := &rep.Attempts[st.rec]
-				r.Outcome, r.End = "won", since()
-				rep.Winner = st.rec
-				rep.Reason = winReason(spec, r)
-				obs.won(*r, rep.Reason)
-			case hev3.Fail:
-				failed, failure = true, a.Reason
-			}
+			r.do(act)
 		}
-		if m.Done() {
+		if r.m.Done() {
 			break
 		}
 		if !wake.IsZero() {
 			timer.Reset(time.Until(wake))
 		}
 		select {
-		case ev := <-events:
-			if ev.done {
-				live--
-			}
-			now := time.Now()
-			if ev.query {
-				q := &rep.DNS[queries[ev.id]]
-				q.End = since()
-				fillAnswer(q, ev.answer)
-				for _, a := range ev.answer.Addrs {
-					resolved = append(resolved, net.IPAddr{IP: a.AsSlice()})
-				}
-				obs.dnsDone(*q)
-				m.OnDNS(now, ev.id, ev.answer)
-				continue
-			}
-			st := attempts[ev.id]
-			if st.over {
-				if ev.car != nil {
-					ev.car.Close()
-				}
-				continue
-			}
-			r := &rep.Attempts[st.rec]
-			switch {
-			case ev.tcpUp:
-				r.TCP = since()
-			case ev.err != nil:
-				if st.car != nil {
-					st.car.Close()
-					st.car = nil
-				}
-				st.err, st.over = ev.err, true
-				r.End, r.Outcome, r.Err = since(), "failed", ev.err.Error()
-				obs.failed(*r)
-				m.OnFailed(now, ev.id, ev.err)
-			case ev.car != nil:
-				st.car = ev.car
-				r.Connected, r.Version = since(), ev.car.version.String()
-				obs.handshakeDone(*r)
-				m.OnConnected(now, ev.id, ev.car.version)
-			case ev.settings != nil:
-				r.Settings = &Capabilities{At: since(), ExtendedConnect: ev.settings.ExtendedConnect, Datagrams: ev.settings.Datagrams, WebTransport: ev.settings.WebTransport}
-				obs.settings(*r)
-				m.OnSettings(now, ev.id, *ev.settings)
-			}
+		case ev := <-r.events:
+			r.on(ev)
 		case <-timer.C:
-		case <-ctx.Done():
-			aborted = true
-			m.Abort(time.Now())
+			// The machine's wake time: the next Poll acts on it.
+		case <-r.ctx.Done():
+			r.onAbort()
 		}
 	}
+	r.windDown()
+	return r.finish()
+}
 
-	// End every goroutine of the race; close what losers still hold.
-	cancelRace()
-	for _, st := range attempts {
+// since is the time since the race started, as the Report counts it.
+func (r *racer) since() time.Duration { return time.Since(r.start) }
+
+// attempt returns the Report's record of attempt st and its typed twin.
+func (r *racer) attempt(st *attemptState) (*Attempt, *attemptResult) {
+	return &r.rep.Attempts[st.i], &r.rep.results[st.i]
+}
+
+// do carries out one action of the machine.
+func (r *racer) do(act hev3.Action) {
+	switch a := act.(type) {
+	case hev3.StartQuery:
+		r.startQuery(a)
+	case hev3.StartAttempt:
+		r.startAttempt(a)
+	case hev3.Cancel:
+		r.cancel(a)
+	case hev3.Succeed:
+		r.succeed(a)
+	case hev3.Fail:
+		r.failed, r.failure = true, a.Reason
+	}
+}
+
+// startQuery sends a DNS query on its own goroutine.
+func (r *racer) startQuery(a hev3.StartQuery) {
+	r.dns.start()
+	r.queries[a.ID] = len(r.rep.DNS)
+	r.rep.DNS = append(r.rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: r.since()})
+	r.obs.dnsStart(r.rep.DNS[len(r.rep.DNS)-1])
+	r.live++
+	go r.query(a)
+}
+
+// startAttempt dials an endpoint on its own goroutine.
+func (r *racer) startAttempt(a hev3.StartAttempt) {
+	r.dns.end(nil)
+	ctx, cancel := context.WithCancel(r.raceCtx)
+	st := &attemptState{id: a.ID, i: len(r.rep.Attempts), cancel: cancel}
+	r.attempts[a.ID] = st
+	ep := a.Endpoint
+	r.rep.Attempts = append(r.rep.Attempts, Attempt{
+		Addr:   ep.Addr,
+		Proto:  protoName(r.spec, ep.Proto),
+		Family: hev3.FamilyOf(ep.Addr.Addr()).String(),
+		Hint:   ep.Hint,
+		ECH:    len(ep.ECH) > 0,
+		Start:  r.since(),
+	})
+	r.rep.results = append(r.rep.results, attemptResult{proto: ep.Proto, start: r.rep.Attempts[st.i].Start})
+	r.obs.attemptStart(r.rep.Attempts[st.i])
+	r.live++
+	dial := r.net.dialTCP
+	if ep.Proto.QUIC() {
+		dial = r.net.dialQUIC
+	}
+	go r.dial(ctx, a.ID, ep, dial)
+}
+
+// cancel ends an attempt the machine gave up on: another won, it lacked
+// the capability, or the race was aborted. Its connection, if up, closes.
+func (r *racer) cancel(c hev3.Cancel) {
+	st := r.attempts[c.ID]
+	st.cancel()
+	r.drop(st)
+	a, res := r.attempt(st)
+	a.End = r.since()
+	switch c.Reason {
+	case hev3.LostRace:
+		res.outcome = outcomeLost
+	case hev3.Incapable:
+		res.outcome = outcomeIncapable
+		a.Err = missing(r.spec.need, res.version, res.settings)
+		res.err = fmt.Errorf("%w: %s", ErrUnsupported, a.Err)
+	default:
+		res.outcome = outcomeAborted
+		res.err = context.Cause(r.ctx)
+		if res.tcpUp && !res.connected {
+			res.err = fmt.Errorf("TCP connected but the TLS handshake did not finish: %w", res.err)
+		}
+	}
+	a.Outcome = res.outcome.String()
+	if res.err != nil && a.Err == "" {
+		a.Err = res.err.Error()
+	}
+	if c.Reason == hev3.Incapable {
+		r.obs.incapable(*a)
+	} else {
+		r.obs.cancelled(*a)
+	}
+}
+
+// succeed makes an attempt's connection the race's result.
+func (r *racer) succeed(s hev3.Succeed) {
+	st := r.attempts[s.ID]
+	r.win, st.car = st.car, nil
+	a, res := r.attempt(st)
+	res.outcome = outcomeWon
+	a.Outcome, a.End = res.outcome.String(), r.since()
+	r.rep.Winner = st.i
+	r.rep.Reason = winReason(r.spec, a, res.version)
+	r.obs.won(*a, r.rep.Reason)
+}
+
+// drop closes an attempt's connection, if it is up.
+func (r *racer) drop(st *attemptState) {
+	if st.car != nil {
+		st.car.Close()
+		st.car = nil
+	}
+}
+
+// on handles one event from a goroutine of the race. Events of an
+// attempt that is over (cancelled, failed) are ignored; a connection one
+// brings is closed.
+func (r *racer) on(ev raceEvent) {
+	if ev.last {
+		r.live--
+	}
+	now := time.Now()
+	if ev.kind == evAnswer {
+		r.onAnswer(now, ev.id, ev.answer)
+		return
+	}
+	st := r.attempts[ev.id]
+	if _, res := r.attempt(st); res.outcome != outcomePending {
+		if ev.car != nil {
+			ev.car.Close()
+		}
+		return
+	}
+	switch ev.kind {
+	case evTCPUp:
+		r.onTCPUp(st)
+	case evConnected:
+		r.onConnected(now, st, ev.car)
+	case evSettings:
+		r.onSettings(now, st, ev.settings)
+	case evFailed:
+		r.onFailed(now, st, ev.err)
+	}
+}
+
+// onAnswer records a DNS answer and gives it to the machine.
+func (r *racer) onAnswer(now time.Time, id int, ans hev3.Answer) {
+	q := &r.rep.DNS[r.queries[id]]
+	q.End = r.since()
+	fillAnswer(q, ans)
+	r.dns.answer(ans.Addrs)
+	r.obs.dnsDone(*q)
+	r.m.OnDNS(now, id, ans)
+}
+
+// onTCPUp records that a TCP+TLS attempt's TCP connection is up: a stalled
+// TLS handshake can then be told from a blackholed path.
+func (r *racer) onTCPUp(st *attemptState) {
+	a, res := r.attempt(st)
+	a.TCP, res.tcpUp = r.since(), true
+}
+
+// onConnected takes hold of an attempt's connection, whose transport
+// handshake is done.
+func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
+	st.car = car
+	a, res := r.attempt(st)
+	res.connected, res.version = true, car.version
+	a.Connected, a.Version = r.since(), car.version.String()
+	r.obs.handshakeDone(*a)
+	r.m.OnConnected(now, st.id, car.version)
+}
+
+// onSettings records the capabilities of the server's SETTINGS on an
+// attempt's connection.
+func (r *racer) onSettings(now time.Time, st *attemptState, s hev3.Settings) {
+	a, res := r.attempt(st)
+	res.settings = &s
+	a.Settings = &Capabilities{At: r.since(), ExtendedConnect: s.ExtendedConnect, Datagrams: s.Datagrams, WebTransport: s.WebTransport}
+	r.obs.settings(*a)
+	r.m.OnSettings(now, st.id, s)
+}
+
+// onFailed records an attempt's failure and closes its connection, if up.
+func (r *racer) onFailed(now time.Time, st *attemptState, err error) {
+	r.drop(st)
+	a, res := r.attempt(st)
+	res.outcome, res.err = outcomeFailed, err
+	a.End, a.Outcome, a.Err = r.since(), res.outcome.String(), err.Error()
+	r.obs.failed(*a)
+	r.m.OnFailed(now, st.id, err)
+}
+
+// onAbort aborts the race when the caller's context ends.
+func (r *racer) onAbort() {
+	r.aborted = true
+	r.m.Abort(time.Now())
+}
+
+// windDown ends every goroutine of the race and closes what losers still
+// hold. Answers that come in meanwhile still tell what DNS did (a reply
+// ignored as malformed, say).
+func (r *racer) windDown() {
+	r.stop()
+	for _, st := range r.attempts {
 		st.cancel()
 	}
-	for live > 0 {
-		ev := <-events
-		if ev.done {
-			live--
+	for r.live > 0 {
+		ev := <-r.events
+		if ev.last {
+			r.live--
 		}
 		if ev.car != nil {
 			ev.car.Close()
 		}
-		if ev.query {
-			// Answers that come in while the race winds down still tell
-			// what DNS did (a reply ignored as malformed, say).
-			q := &rep.DNS[queries[ev.id]]
-			if q.End == 0 {
-				q.End = since()
+		if ev.kind == evAnswer {
+			if q := &r.rep.DNS[r.queries[ev.id]]; q.End == 0 {
+				q.End = r.since()
 				fillAnswer(q, ev.answer)
 			}
 		}
 	}
-	rep.Duration = since()
-	if failed && failure == hev3.FailDNS {
-		endDNS(ErrNoAddress)
-	} else {
-		endDNS(nil)
-	}
-	// The winner keeps its UDP socket; every other one closes.
-	var keep *quic.Transport
-	if win != nil && win.h3 != nil {
-		keep = win.transport
-		win.h3.own(keep)
-	}
-	socks.close(keep)
+}
 
-	if win != nil {
-		return win, rep, nil
+// finish completes the Report, hands the winner its UDP socket and closes
+// the others, and returns the winner or the race's error.
+func (r *racer) finish() (*carrier, *Report, error) {
+	r.rep.Duration = r.since()
+	if r.failed && r.failure == hev3.FailDNS {
+		r.dns.end(ErrNoAddress)
+	} else {
+		r.dns.end(nil)
 	}
-	derr := raceError(ctx, spec, rep, failure, aborted || !failed || expired(ctx))
-	for _, id := range order {
-		if st := attempts[id]; st.err != nil {
-			r := rep.Attempts[st.rec]
-			derr.Attempts = append(derr.Attempts, AttemptError{Addr: r.Addr, Proto: r.Proto, Err: st.err})
+	r.socks.handOver(r.win)
+	if r.win != nil {
+		return r.win, r.rep, nil
+	}
+	derr := raceError(r.ctx, r.spec, r.rep, r.failure, r.aborted || !r.failed || expired(r.ctx))
+	for i, res := range r.rep.results {
+		if res.err != nil {
+			a := r.rep.Attempts[i]
+			derr.Attempts = append(derr.Attempts, AttemptError{Addr: a.Addr, Proto: a.Proto, Err: res.err})
 		}
 	}
-	rep.Err = derr.Error()
-	rep.Reason = "failed: " + derr.Stage
-	return nil, rep, derr
+	r.rep.Err = derr.Error()
+	r.rep.Reason = "failed: " + derr.Stage
+	return nil, r.rep, derr
 }
 
 // valueless is a context without values: its deadline and cancellation,
 // but not the caller's httptrace hooks.
 type valueless struct{ context.Context }
 
+// Value returns nil for every key.
 func (valueless) Value(any) any { return nil }
 
 // expired reports whether ctx is done or its deadline has passed (net.Dialer
@@ -439,17 +557,17 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 // udpSilent reports whether a race made QUIC attempts and none of them
 // heard from the server, whatever its TCP attempts did.
 func udpSilent(rep *Report) bool {
-	quic := false
-	for _, a := range rep.Attempts {
-		if a.Proto != "h3" {
+	tried := false
+	for _, a := range rep.results {
+		if !a.proto.QUIC() {
 			continue
 		}
-		if a.Connected != 0 || strings.Contains(a.Err, "refused") {
+		if a.connected || heardFrom(a.err) {
 			return false
 		}
-		quic = true
+		tried = true
 	}
-	return quic
+	return tried
 }
 
 // Bounds on what a Report records of one answer. A race uses no more
@@ -492,71 +610,4 @@ func capped[T any](s []T, n int, omitted *int) []T {
 	}
 	*omitted += len(s) - n
 	return s[:n:n]
-}
-
-func protoName(spec raceSpec, p hev3.Proto) string {
-	if spec.need == hev3.NeedTransport && spec.versions == hev3.Versions(hev3.H1) && !p.QUIC() && spec.kind == "tcp" {
-		return "tcp"
-	}
-	return p.String()
-}
-
-// missing says what an incapable attempt lacked.
-func missing(need hev3.Need, a *Attempt) string {
-	if a.Version == "h1" {
-		return "WebTransport needs HTTP/2 or HTTP/3 but the server chose HTTP/1.1"
-	}
-	var lack []string
-	s := a.Settings
-	if s == nil {
-		s = &Capabilities{}
-	}
-	if !s.ExtendedConnect {
-		lack = append(lack, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
-	}
-	if need == hev3.NeedWebTransport {
-		if a.Version == "h3" && !s.Datagrams {
-			lack = append(lack, "SETTINGS_H3_DATAGRAM")
-		}
-		switch {
-		case s.WebTransport:
-		case a.Version == "h2":
-			lack = append(lack, "SETTINGS_WT_ENABLED (WebTransport, "+wt2.Draft+")")
-		default:
-			lack = append(lack, "WebTransport")
-		}
-	}
-	return fmt.Sprintf("%s SETTINGS lack %s", a.Version, strings.Join(lack, ", "))
-}
-
-// serverName is the TLS server name of the race's attempts.
-func (s raceSpec) serverName() string {
-	if s.literal.IsValid() {
-		return s.literal.String()
-	}
-	return s.host
-}
-
-// winReason explains in one line why an attempt won.
-func winReason(spec raceSpec, a *Attempt) string {
-	why := fmt.Sprintf("%s %s won after %s", a.Proto, a.Addr, fmtDur(a.End))
-	switch spec.need {
-	case hev3.NeedWebSocket:
-		if a.Version == "h1" {
-			why += ": first TLS/TCP connection for an HTTP/1.1 upgrade"
-		} else {
-			why += ": first connection whose SETTINGS enable extended CONNECT"
-		}
-	case hev3.NeedWebTransport:
-		why += ": first connection whose SETTINGS enable WebTransport"
-	case hev3.NeedHTTP:
-		if a.Version == "h1" {
-			why += ": first TLS/TCP connection (HTTP/1.1)"
-		} else {
-			why += ": first connection whose SETTINGS arrived"
-		}
-	default:
-		why += ": first connection established"
-	}
-	return why
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/eyeballs/dialer/internal/durfmt"
 )
 
 // A Report is the record of one race: every DNS query and every connection
@@ -16,9 +18,16 @@ import (
 // MaxAttempts), and each DNSQuery lists at most 32 addresses or 16
 // services (each with at most 16 hints and 8 ALPN IDs); DNSQuery.Omitted
 // counts what an answer held beyond that.
+//
+// In JSON, durations (duration, ready, and every start and end) are
+// integers in nanoseconds, as time.Duration encodes; Start is RFC 3339.
 type Report struct {
-	URL   string    `json:"url"`
-	Kind  string    `json:"kind"` // "websocket", "tcp"
+	URL string `json:"url"`
+	// Kind is what the race dialed: "websocket" (DialWebSocket),
+	// "webtransport" (DialWebTransport), "http" (a Transport's race for an
+	// https origin) or "tcp" (DialContext, and the Transport's plain
+	// connections).
+	Kind  string    `json:"kind"`
 	Start time.Time `json:"start"`
 	// Duration is how long the race took; Ready is when the session was
 	// ready (after the WebSocket handshake), or 0.
@@ -32,6 +41,10 @@ type Report struct {
 	Reason string `json:"reason"`
 	// Err is the dial's error, if it failed.
 	Err string `json:"error,omitempty"`
+
+	// results holds the typed record of each attempt, in the order of
+	// Attempts: what the Dialer learns from. It is not encoded.
+	results []attemptResult
 }
 
 // A DNSQuery is one DNS question of a race and its answer.
@@ -96,71 +109,27 @@ type Capabilities struct {
 // attempt, with a bar on a common time axis.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s  %s\n", r.Kind, r.URL, fmtDur(r.Duration))
-	total := r.Duration
-	if total <= 0 {
-		total = time.Millisecond
-	}
-	const width = 40
-	bar := func(start, end time.Duration, fill byte) string {
-		s := int(int64(width) * int64(start) / int64(total))
-		e := int(int64(width) * int64(end) / int64(total))
-		s, e = min(max(s, 0), width), min(max(e, s+1), width)
-		if s == width {
-			s, e = width-1, width
-		}
-		return strings.Repeat(" ", s) + strings.Repeat(string(fill), e-s) + strings.Repeat(" ", width-e)
+	fmt.Fprintf(&b, "%s %s  %s\n", r.Kind, r.URL, durfmt.Format(r.Duration))
+	x := axis{total: r.Duration}
+	if x.total <= 0 {
+		x.total = time.Millisecond
 	}
 	for _, q := range r.DNS {
-		end, what := q.End, ""
+		end := q.End
 		if end == 0 {
 			end = r.Duration
 		}
-		switch {
-		case q.Err != "":
-			what = q.Err
-		case q.End == 0:
-			what = "no answer"
-		case len(q.Services) > 0:
-			what = fmt.Sprintf("%d record(s)", len(q.Services))
-			for _, s := range q.Services {
-				what += fmt.Sprintf(" [%d alpn=%s", s.Priority, strings.Join(s.ALPN, ","))
-				if s.Port != 0 {
-					what += fmt.Sprintf(" port=%d", s.Port)
-				}
-				what += "]"
-			}
-		case len(q.Addrs) > 0:
-			parts := make([]string, len(q.Addrs))
-			for i, a := range q.Addrs {
-				parts[i] = a.String()
-			}
-			what = strings.Join(parts, " ")
-		default:
-			what = "no records"
-		}
-		if q.Omitted > 0 {
-			what += fmt.Sprintf(" (+%d left out)", q.Omitted)
-		}
-		fmt.Fprintf(&b, "  dns %-5s %-28s |%s| %7s  %s\n", q.Type, trim(q.Name, 28), bar(q.Start, end, '-'), fmtDur(end-q.Start), what)
+		fmt.Fprintf(&b, "  dns %-5s %-28s |%s| %7s  %s\n", q.Type, trim(q.Name, 28), x.bar(q.Start, end, '-'), durfmt.Format(end-q.Start), q.summary())
 	}
 	for i, a := range r.Attempts {
-		mark := ' '
+		mark, fill := ' ', byte('.')
 		if i == r.Winner {
 			mark = '*'
 		}
-		what := a.Outcome
-		if a.Version != "" {
-			what += " " + a.Version
+		if a.Outcome == outcomeWon.String() {
+			fill = '='
 		}
-		if a.Err != "" {
-			what += ": " + a.Err
-		}
-		fill := byte('=')
-		if a.Outcome != "won" {
-			fill = '.'
-		}
-		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), bar(a.Start, a.End, fill), fmtDur(a.End-a.Start), what)
+		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), x.bar(a.Start, a.End, fill), durfmt.Format(a.End-a.Start), a.summary())
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  => %s\n", r.Reason)
@@ -168,20 +137,73 @@ func (r *Report) String() string {
 	return b.String()
 }
 
+// An axis is the time axis of a waterfall: total is drawn over barWidth
+// characters.
+type axis struct{ total time.Duration }
+
+// barWidth is the width of a waterfall's bars in characters.
+const barWidth = 40
+
+// bar draws the span from start to end with fill, at least one character
+// wide.
+func (x axis) bar(start, end time.Duration, fill byte) string {
+	s := int(int64(barWidth) * int64(start) / int64(x.total))
+	e := int(int64(barWidth) * int64(end) / int64(x.total))
+	s, e = min(max(s, 0), barWidth), min(max(e, s+1), barWidth)
+	if s == barWidth {
+		s, e = barWidth-1, barWidth
+	}
+	return strings.Repeat(" ", s) + strings.Repeat(string(fill), e-s) + strings.Repeat(" ", barWidth-e)
+}
+
+// summary says in a few words what the query's answer held.
+func (q DNSQuery) summary() string {
+	var what string
+	switch {
+	case q.Err != "":
+		what = q.Err
+	case q.End == 0:
+		what = "no answer"
+	case len(q.Services) > 0:
+		what = fmt.Sprintf("%d record(s)", len(q.Services))
+		for _, s := range q.Services {
+			what += fmt.Sprintf(" [%d alpn=%s", s.Priority, strings.Join(s.ALPN, ","))
+			if s.Port != 0 {
+				what += fmt.Sprintf(" port=%d", s.Port)
+			}
+			what += "]"
+		}
+	case len(q.Addrs) > 0:
+		parts := make([]string, len(q.Addrs))
+		for i, a := range q.Addrs {
+			parts[i] = a.String()
+		}
+		what = strings.Join(parts, " ")
+	default:
+		what = "no records"
+	}
+	if q.Omitted > 0 {
+		what += fmt.Sprintf(" (+%d left out)", q.Omitted)
+	}
+	return what
+}
+
+// summary says how the attempt ended: its outcome, version and error.
+func (a Attempt) summary() string {
+	what := a.Outcome
+	if a.Version != "" {
+		what += " " + a.Version
+	}
+	if a.Err != "" {
+		what += ": " + a.Err
+	}
+	return what
+}
+
+// trim cuts s, if longer than n bytes, to its first n-1 and an ellipsis.
 func trim(s string, n int) string {
 	if len(s) > n {
 		return s[:n-1] + "…"
 	}
 	return s
-}
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	}
 }

@@ -3,6 +3,9 @@ package dialer
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http/httptrace"
+	"net/netip"
 )
 
 // A Trace receives the events of each race as they happen, in the style of
@@ -48,6 +51,7 @@ type observer struct {
 	log *slog.Logger
 }
 
+// newObserver returns the observer of a race under c.
 func newObserver(c config) observer {
 	o := observer{t: c.trace, log: c.logger}
 	if o.t == nil {
@@ -59,12 +63,14 @@ func newObserver(c config) observer {
 	return o
 }
 
+// debug logs msg at debug level, if the logger wants it.
 func (o observer) debug(msg string, args ...any) {
 	if o.log.Enabled(context.Background(), slog.LevelDebug) {
 		o.log.Debug(msg, args...)
 	}
 }
 
+// dnsStart reports a query sent.
 func (o observer) dnsStart(q DNSQuery) {
 	o.debug("dns query", "name", q.Name, "type", q.Type)
 	if o.t.DNSStart != nil {
@@ -72,6 +78,7 @@ func (o observer) dnsStart(q DNSQuery) {
 	}
 }
 
+// dnsDone reports a query answered.
 func (o observer) dnsDone(q DNSQuery) {
 	o.debug("dns answer", "name", q.Name, "type", q.Type, "addrs", q.Addrs, "services", len(q.Services), "err", q.Err)
 	if o.t.DNSDone != nil {
@@ -79,6 +86,7 @@ func (o observer) dnsDone(q DNSQuery) {
 	}
 }
 
+// attemptStart reports an attempt started.
 func (o observer) attemptStart(a Attempt) {
 	o.debug("attempt start", "addr", a.Addr, "proto", a.Proto)
 	if o.t.AttemptStart != nil {
@@ -86,6 +94,7 @@ func (o observer) attemptStart(a Attempt) {
 	}
 }
 
+// handshakeDone reports an attempt's transport handshake done.
 func (o observer) handshakeDone(a Attempt) {
 	o.debug("attempt connected", "addr", a.Addr, "proto", a.Proto, "version", a.Version)
 	if o.t.HandshakeDone != nil {
@@ -93,6 +102,7 @@ func (o observer) handshakeDone(a Attempt) {
 	}
 }
 
+// settings reports the server's SETTINGS on an attempt.
 func (o observer) settings(a Attempt) {
 	s := a.Settings
 	o.debug("attempt settings", "addr", a.Addr, "version", a.Version, "extended_connect", s.ExtendedConnect, "datagrams", s.Datagrams, "webtransport", s.WebTransport)
@@ -101,6 +111,7 @@ func (o observer) settings(a Attempt) {
 	}
 }
 
+// incapable reports an attempt closed for lack of the capability.
 func (o observer) incapable(a Attempt) {
 	o.debug("attempt incapable", "addr", a.Addr, "version", a.Version, "missing", a.Err)
 	if o.t.Incapable != nil {
@@ -108,6 +119,7 @@ func (o observer) incapable(a Attempt) {
 	}
 }
 
+// failed reports an attempt failed.
 func (o observer) failed(a Attempt) {
 	o.debug("attempt failed", "addr", a.Addr, "proto", a.Proto, "err", a.Err)
 	if o.t.Failed != nil {
@@ -115,6 +127,7 @@ func (o observer) failed(a Attempt) {
 	}
 }
 
+// cancelled reports an attempt cancelled: lost or aborted.
 func (o observer) cancelled(a Attempt) {
 	o.debug("attempt cancelled", "addr", a.Addr, "proto", a.Proto, "outcome", a.Outcome)
 	if o.t.Cancelled != nil {
@@ -122,9 +135,49 @@ func (o observer) cancelled(a Attempt) {
 	}
 }
 
+// won reports the winner and why it won.
 func (o observer) won(a Attempt, reason string) {
 	o.debug("attempt won", "addr", a.Addr, "proto", a.Proto, "version", a.Version, "reason", reason)
 	if o.t.Won != nil {
 		o.t.Won(a, reason)
 	}
+}
+
+// dnsTrace reports a race's DNS to the caller's httptrace hooks as one
+// lookup, as net.Dialer does: DNSStart with the first query, DNSDone with
+// every address answered when the first attempt starts or, failing that,
+// when the race ends.
+type dnsTrace struct {
+	trace         *httptrace.ClientTrace // nil: no hooks
+	host          string
+	started, done bool
+	addrs         []net.IPAddr
+}
+
+// newDNSTrace returns the DNS trace of a race for host, to the hooks in ctx.
+func newDNSTrace(ctx context.Context, host string) dnsTrace {
+	return dnsTrace{trace: httptrace.ContextClientTrace(ctx), host: host}
+}
+
+// start reports the first query.
+func (t *dnsTrace) start() {
+	if !t.started && t.trace != nil && t.trace.DNSStart != nil {
+		t.trace.DNSStart(httptrace.DNSStartInfo{Host: t.host})
+	}
+	t.started = true
+}
+
+// answer records the addresses of an answer.
+func (t *dnsTrace) answer(addrs []netip.Addr) {
+	for _, a := range addrs {
+		t.addrs = append(t.addrs, net.IPAddr{IP: a.AsSlice()})
+	}
+}
+
+// end reports the end of the lookup, once, if it started.
+func (t *dnsTrace) end(err error) {
+	if t.started && !t.done && t.trace != nil && t.trace.DNSDone != nil {
+		t.trace.DNSDone(httptrace.DNSDoneInfo{Addrs: t.addrs, Err: err})
+	}
+	t.done = true
 }

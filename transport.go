@@ -209,7 +209,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		// even if it does not look closed yet: the next race tries its
 		// address last, and QUIC not at all for a while.
 		if broken = fresh || !pc.car.alive() || connLevel(err); broken {
-			pc.drop()
+			pc.retire()
 			if fresh {
 				t.d.caps.avoid(pc.key, pc.car.ep.Addr)
 				if pc.car.version == hev3.H3 {

@@ -21,8 +21,8 @@ import (
 
 // DialWebSocket dials a WebSocket with DefaultDialer. See
 // (*Dialer).DialWebSocket.
-func DialWebSocket(ctx context.Context, url string, opts ...Option) (*websocket.Conn, *http.Response, error) {
-	return DefaultDialer.DialWebSocket(ctx, url, opts...)
+func DialWebSocket(ctx context.Context, rawURL string, opts ...Option) (*websocket.Conn, *http.Response, error) {
+	return DefaultDialer.DialWebSocket(ctx, rawURL, opts...)
 }
 
 // DialWebSocket resolves the URL's host, races its endpoints with Happy
@@ -58,44 +58,19 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	key := originKey(cfg.trust(), host, port)
-	// pooled tries a live h2 or h3 connection of the Dialer.
-	var (
-		conn *websocket.Conn
-		resp *http.Response
-	)
-	pooled := func() bool {
-		pc := d.pool.get(key, (*carrier).canWebSocket)
-		if pc == nil {
-			return false
-		}
-		start := time.Now()
-		c, r, e := d.wsOnPooled(ctx, cfg, u, pc)
-		if e != nil && (!errors.Is(e, ErrRejected) || blamesProtocol(r, e)) {
-			// The pooled connection failed or was full, or its HTTP
-			// version cannot carry the WebSocket after all (then the
-			// capability cache sends the new dial a rung down): dial
-			// afresh.
-			return false
-		}
-		cfg.emit(&Report{URL: rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
-			Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
-		conn, resp, err = c, r, wrapHandshake(rawURL, e)
-		return true
-	}
+	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust(), host, port)}
 	if secure {
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
-		done, served, terr := d.turn(ctx, key, (*carrier).canWebSocket, pooled)
+		done, served, err := d.turn(ctx, w.key, w.usable, func() bool { return w.tryPooled(ctx) })
 		if served {
-			return conn, resp, err
+			return w.conn, w.resp, w.err
 		}
-		if terr != nil {
-			return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: terr}
+		if err != nil {
+			return nil, nil, &DialError{URL: rawURL, Stage: "connect", Err: err}
 		}
 		defer done()
 	}
-
 	spec := raceSpec{
 		url:      rawURL,
 		kind:     "websocket",
@@ -107,40 +82,89 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	spec.host, spec.literal = hostOrLiteral(host)
 	if secure {
 		spec.tls = cfg.tlsConfig()
-		h := d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
+		h := d.caps.apply(w.key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
 	}
-	// A server that blames the protocol for refusing the WebSocket sends
-	// the dial one rung down the ladder: h3, then h2, then h1.
+	return w.ladder(ctx, spec, secure)
+}
+
+// A wsDial is one DialWebSocket call: its configuration, its origin's key
+// in the Dialer's pool, and the WebSocket a pooled connection gave it.
+type wsDial struct {
+	d      *Dialer
+	cfg    config
+	u      *url.URL
+	rawURL string
+	key    poolKey
+
+	conn *websocket.Conn
+	resp *http.Response
+	err  error
+}
+
+// usable says which pooled connections may carry the WebSocket: ones that
+// proved extended CONNECT, in a version WithProtocols allows.
+func (w *wsDial) usable(c *carrier) bool {
+	return c.canWebSocket() && w.cfg.versionsOr(hev3.AllVersions).Has(c.version)
+}
+
+// tryPooled opens the WebSocket on a live h2 or h3 connection of the
+// Dialer and reports whether that settled the dial (with a WebSocket or a
+// rejection the application made).
+func (w *wsDial) tryPooled(ctx context.Context) bool {
+	pc := w.d.pool.get(w.key, w.usable)
+	if pc == nil {
+		return false
+	}
+	start := time.Now()
+	c, r, err := w.d.wsOnPooled(ctx, w.cfg, w.u, pc)
+	if err != nil && (!errors.Is(err, ErrRejected) || blamesProtocol(r, err)) {
+		// The pooled connection failed or was full, or its HTTP version
+		// cannot carry the WebSocket after all (then the capability
+		// cache sends the new dial a rung down): dial afresh.
+		return false
+	}
+	w.cfg.emit(&Report{URL: w.rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
+		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
+	w.conn, w.resp, w.err = c, r, wrapHandshake(w.rawURL, err)
+	return true
+}
+
+// ladder races spec and opens the WebSocket on the winner. A server that
+// blames the protocol for refusing it (see blamesProtocol), or a new
+// connection that dies under its first CONNECT, sends the dial one rung
+// down: h3, then h2, then h1.
+func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*websocket.Conn, *http.Response, error) {
+	d, cfg := w.d, w.cfg
 	for {
 		car, rep, err := d.race(ctx, cfg, spec)
 		if secure {
-			d.caps.learn(key, spec.need, rep)
+			d.caps.learn(w.key, spec.need, rep)
 		}
 		if err != nil {
 			cfg.emit(rep)
 			return nil, nil, err
 		}
-		var c *websocket.Conn
-		var resp *http.Response
+		var (
+			c    *websocket.Conn
+			resp *http.Response
+		)
 		if car.version == hev3.H1 {
-			c, resp, err = upgradeH1(ctx, cfg, u, secure, car.conn)
+			c, resp, err = upgradeH1(ctx, cfg, w.u, secure, car.conn)
 		} else {
-			c, resp, err = d.wsOnPooled(ctx, cfg, u, d.pool.add(key, car))
+			c, resp, err = d.wsOnPooled(ctx, cfg, w.u, d.pool.add(w.key, car))
 		}
 		rep.Ready = time.Since(rep.Start)
-		// A new connection that died under its first CONNECT fails the
-		// capability it advertised too.
 		died := err != nil && !errors.Is(err, ErrRejected) && !car.alive()
 		if car.version != hev3.H1 && (blamesProtocol(resp, err) || died) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
 			// This origin's version cannot carry the WebSocket after all.
-			d.caps.forget(key, car.version)
+			d.caps.forget(w.key, car.version)
 			spec.versions &^= hev3.Versions(car.version)
 			rep.Reason += fmt.Sprintf("; WebSocket over %s failed (%v), trying the next protocol", car.version, err)
 			cfg.emit(rep)
 			continue
 		}
-		err = wrapHandshake(rawURL, err)
+		err = wrapHandshake(w.rawURL, err)
 		if err != nil {
 			rep.Err = err.Error()
 		}
@@ -249,14 +273,14 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
 		}
-		switch {
-		case !pc.car.alive():
-			pc.drop()
-		case blamesProtocol(rt.resp, err):
+		// A connection that could not carry this WebSocket (dead, full,
+		// draining after GOAWAY, or refusing extended CONNECT) is handed
+		// out no more; what runs on it ends on its own.
+		if !pc.car.alive() || !errors.Is(err, ErrRejected) || blamesProtocol(rt.resp, err) {
 			pc.retire()
+		}
+		if pc.car.alive() && blamesProtocol(rt.resp, err) {
 			d.caps.forget(pc.key, pc.car.version)
-		case !errors.Is(err, ErrRejected):
-			pc.retire() // a stream it could not open: use another
 		}
 		return nil, rt.resp, err
 	}

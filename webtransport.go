@@ -10,10 +10,25 @@ import (
 	"github.com/eyeballs/dialer/internal/hev3"
 )
 
+// The request headers of a WebTransport session's extended CONNECT:
+//
+//	field                   HTTP/3 (webtransport-go)          HTTP/2 (wth2.go)
+//	:method                 CONNECT                           CONNECT          RFC 9220 §3 / RFC 8441 §4
+//	:protocol               webtransport-h3                   webtransport     draft-ietf-webtrans-http3-15 §3.2 / -http2-15 §3.1
+//	:scheme                 https                             https            the URL must be https
+//	:path                   the URL's path and query          the same         RFC 9113 §8.3.1, RFC 9114 §4.3.1
+//	:authority              the URL's host, or WithHeader's Host  the same
+//	wt-available-protocols  WithSubprotocols, as a structured-field list (RFC 8941 §3.1)
+//	other headers           WithHeader's, lowercase; connection-specific fields (RFC 9113 §8.2.2) dropped by both clients
+//
+// No Origin is sent unless WithHeader gives one (it is for browsers, RFC
+// 6454). The session is ready on a 2xx answer; WT-Protocol in the answer
+// names the chosen application protocol and must be one offered.
+
 // DialWebTransport dials a WebTransport session with DefaultDialer. See
 // (*Dialer).DialWebTransport.
-func DialWebTransport(ctx context.Context, url string, opts ...Option) (*Session, *http.Response, error) {
-	return DefaultDialer.DialWebTransport(ctx, url, opts...)
+func DialWebTransport(ctx context.Context, rawURL string, opts ...Option) (*Session, *http.Response, error) {
+	return DefaultDialer.DialWebTransport(ctx, rawURL, opts...)
 }
 
 // DialWebTransport resolves the https URL's host, races QUIC (HTTP/3) and
@@ -55,14 +70,18 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		target.Host = cfg.host // :authority
 	}
 	req := &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols}
+	// usable says which pooled connections may carry the session: ones
+	// that proved WebTransport, in a version WithProtocols allows.
+	allowed := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
+	usable := func(c *carrier) bool { return c.canWebTransport() && allowed.Has(c.version) }
 
-	// pooled tries a new session on a live WebTransport connection.
+	// tryPooled tries a new session on a live WebTransport connection.
 	var (
 		sess *Session
 		resp *http.Response
 	)
-	pooled := func() bool {
-		pc := d.pool.get(key, (*carrier).canWebTransport)
+	tryPooled := func() bool {
+		pc := d.pool.get(key, usable)
 		if pc == nil {
 			return false
 		}
@@ -71,7 +90,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		if e != nil && r == nil {
 			pc.release()
 			if !pc.car.alive() {
-				pc.drop()
+				pc.retire()
 			}
 			return false // dial afresh
 		}
@@ -81,7 +100,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		return true
 	}
 	// Concurrent sessions to the origin wait for one race.
-	done, served, terr := d.turn(ctx, key, (*carrier).canWebTransport, pooled)
+	done, served, terr := d.turn(ctx, key, usable, tryPooled)
 	if served {
 		return sess, resp, err
 	}
@@ -102,10 +121,9 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	spec.host, spec.literal = hostOrLiteral(host)
 	// What earlier races showed (UDP blocked, an Alt-Svc port) shapes this
 	// one, but a dial held to h3 still tries it.
-	want := cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))
-	h := d.caps.apply(key, spec.need, raceHints{versions: want, knownH3: true})
-	if h.versions&want&(hev3.Versions(hev3.H3)|hev3.Versions(hev3.H2)) == 0 {
-		h.versions = want
+	h := d.caps.apply(key, spec.need, raceHints{versions: allowed, knownH3: true})
+	if h.versions&allowed == 0 {
+		h.versions = allowed
 	}
 	spec.versions, spec.h3Port = h.versions, h.h3Port
 	car, rep, err := d.race(ctx, cfg, spec)

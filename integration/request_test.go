@@ -180,3 +180,34 @@ func TestResolve(t *testing.T) {
 		t.Errorf("silent server: %v; want a net.Error timeout", err)
 	}
 }
+
+// TestPooledRespectsProtocols: a per-call WithProtocols holds even when the
+// Dialer has a live connection of another version to the origin.
+func TestPooledRespectsProtocols(t *testing.T) {
+	e := newEnv(t, true, serve, closed)
+	e.quic(h3, noUDP)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.HTTPS(host, "1 . alpn=h3,h2")
+	d := e.dialer()
+	defer d.CloseIdleConnections()
+	for _, tc := range []struct {
+		protos []string
+		major  int
+	}{{nil, 3}, {[]string{"h2"}, 2}, {[]string{"h1"}, 1}, {[]string{"h3"}, 3}, {[]string{"h2"}, 2}} {
+		var opts []dialer.Option
+		if tc.protos != nil {
+			opts = append(opts, dialer.WithProtocols(tc.protos...))
+		}
+		ws, resp, err := d.DialWebSocket(ctx(t), e.url(true), opts...)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.protos, err)
+		}
+		defer ws.CloseNow()
+		if resp.ProtoMajor != tc.major {
+			t.Errorf("WithProtocols(%v): over HTTP/%d, want %d", tc.protos, resp.ProtoMajor, tc.major)
+		}
+	}
+	if n := e.v4.Accepted(); n != 2 {
+		t.Errorf("%d TCP connections, want 2 (h2 once, then reused; h1)", n)
+	}
+}

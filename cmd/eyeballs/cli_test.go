@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/eyeballs/dialer"
 	"github.com/eyeballs/dialer/internal/dnstest"
 	"github.com/eyeballs/dialer/internal/testkit"
@@ -135,7 +137,9 @@ func certFor(t *testing.T, name string) (*tls.Config, string) {
 // httpServer starts an https:// server on 127.0.0.1, named
 // get.example.test by a test DNS server, and returns its base URL, the
 // nameserver and the CA file. /hello says hello, /echo answers with the
-// method, the X-Test header and the body, and the rest is 404.
+// method, the X-Test header and the body, /who with the Host and the
+// User-Agent, /redirect redirects to /hello, /stall sends the start of a
+// body and then nothing for 10 s, and the rest is 404.
 func httpServer(t *testing.T) (base, ns, cacert string) {
 	t.Helper()
 	conf, cacert := certFor(t, "get.example.test")
@@ -148,6 +152,22 @@ func httpServer(t *testing.T) (base, ns, cacert string) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("X-Test"), b)
 	})
+	mux.HandleFunc("/who", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Host=%s UA=%s", r.Host, r.Header.Get("User-Agent"))
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/hello", http.StatusFound)
+	})
+	stop := make(chan struct{})
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("part"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		case <-time.After(10 * time.Second):
+		}
+	})
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +177,7 @@ func httpServer(t *testing.T) (base, ns, cacert string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(stop) }) // before srv.Close
 	dns := dnstest.Start(t)
 	dns.A("get.example.test", "127.0.0.1")
 	return fmt.Sprintf("https://get.example.test:%d", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
@@ -222,12 +243,22 @@ func TestBinaryHelp(t *testing.T) {
 			t.Errorf("eyeballs -h does not list %s:\n%s", cmd, r.stdout)
 		}
 	}
+	for _, want := range []string{"eyeballs version", "130  interrupted", "5    TLS", "--resolve HOST:PORT:ADDR"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("eyeballs -h lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	session := []string{"-trace", "-v, -verbose", "-json", "-4, -ipv4", "-6, -ipv6", "-H, -header NAME:VALUE", "-A, -user-agent VALUE",
+		"-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-protocol, -subprotocol PROTOCOL"}
 	for cmd, flags := range map[string][]string{
-		"demo":    {"-json", "-svg FILE", "-html FILE"},
-		"ws":      {"-trace", "-proto VERSIONS", "-subprotocol", "-linger"},
-		"wt":      {"-datagrams", "-cacert FILE", "-subprotocol"},
-		"get":     {"-X METHOD", "-d DATA", "-i", "-f", "-header NAME:VALUE", "-nameserver HOST:PORT", "-ipv4", "-attempt-delay"},
-		"resolve": {"-json", "-nameserver HOST:PORT", "-timeout"},
+		"demo": {"-json", "-svg FILE", "-html FILE"},
+		"ws":   append([]string{"-proto VERSIONS", "-linger", "-b, -binary", "-ping-interval INTERVAL"}, session...),
+		"wt":   append([]string{"-datagrams", "-cacert FILE"}, session...),
+		"get": {"-X, -request METHOD", "-d, -data DATA", "-i, -include", "-I, -head", "-f, -fail", "-o, -output FILE", "-L, -location",
+			"-H, -header NAME:VALUE", "-A, -user-agent VALUE", "-v, -verbose", "-4, -ipv4", "-6, -ipv6", "-nameserver IP:PORT", "-attempt-delay",
+			"-timeout", "-connect-timeout", "-resolve HOST:PORT:ADDR", "-connect-to HOST1:PORT1:HOST2:PORT2", "-json"},
+		"resolve": {"-json", "-nameserver IP:PORT", "-timeout"},
+		"version": {},
 	} {
 		r := eyeballs(t, "", cmd, "-h")
 		if r.code != 0 || !strings.Contains(r.stderr, "Usage: eyeballs "+cmd) {
@@ -243,13 +274,14 @@ func TestBinaryHelp(t *testing.T) {
 }
 
 // TestBinaryUsageErrors: usage errors exit 2 with one line that says what
-// to do.
+// to do, and the same mistake is the same usage error in every command.
 func TestBinaryUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	type tc struct {
 		args []string
 		want string
-	}{
+	}
+	cases := []tc{
 		{[]string{"frob"}, `unknown command "frob" (run "eyeballs -h"`},
 		{[]string{"ws"}, `want exactly one URL`},
 		{[]string{"ws", "-nope", "wss://x.test"}, `flag provided but not defined: -nope (see "eyeballs ws -h")`},
@@ -259,10 +291,37 @@ func TestBinaryUsageErrors(t *testing.T) {
 		{[]string{"get", "ftp://x.test/"}, "is not an http:// or https:// URL"},
 		{[]string{"get", "-header", "novalue", "https://x.test/"}, "Name: value"},
 		{[]string{"get", "-d", "@/nonexistent/file", "https://x.test/"}, "-d: open /nonexistent/file"},
+		{[]string{"get", "-I", "-d", "x", "https://x.test/"}, "exclude each other"},
+		{[]string{"get", "-connect-timeout", "-1s", "https://x.test/"}, "negative"},
+		{[]string{"ws", "-ping-interval", "soon", "wss://x.test/"}, "neither a duration"},
 		{[]string{"resolve"}, "want exactly one name"},
-		{[]string{"resolve", "-nameserver", "not-an-ip", "x.test"}, "is not IP:PORT"},
 		{[]string{"demo", "extra"}, "demo takes no arguments"},
-	} {
+		{[]string{"version", "extra"}, "version takes no arguments"},
+	}
+	// The same mistakes in each command that can make them.
+	for _, cmd := range []struct{ name, url string }{{"ws", "wss://x.test/"}, {"wt", "https://x.test/"}, {"get", "https://x.test/"}} {
+		cases = append(cases,
+			tc{[]string{cmd.name, "-nameserver", "not-an-ip", cmd.url}, "is not IP:PORT"},
+			tc{[]string{cmd.name, "-timeout", "-1s", cmd.url}, "-timeout -1s is negative"},
+			tc{[]string{cmd.name, "-4", "-6", cmd.url}, "-ipv4 and -ipv6 exclude each other"},
+			tc{[]string{cmd.name, "-H", "novalue", cmd.url}, "Name: value"},
+			tc{[]string{cmd.name, "-cacert", "/nonexistent.pem", cmd.url}, "-cacert: open /nonexistent.pem"},
+			tc{[]string{cmd.name, "--resolve", "x.test:443", cmd.url}, "is not HOST:PORT:ADDR"},
+			tc{[]string{cmd.name, "--resolve", "x.test:443:not-an-ip", cmd.url}, "is not an IP address"},
+			tc{[]string{cmd.name, "--resolve", "x.test:99999:127.0.0.1", cmd.url}, "not a number from 1 to 65535"},
+			tc{[]string{cmd.name, "--connect-to", "x.test:443:y.test", cmd.url}, "is not HOST1:PORT1:HOST2:PORT2"},
+			tc{[]string{cmd.name, "--connect-to", "x.test:443::", cmd.url}, "connects nowhere else"},
+			tc{[]string{cmd.name, "ftp://x.test/"}, "is not a"},
+			tc{[]string{cmd.name, "x.test"}, "is not a"},
+			tc{[]string{cmd.name, cmd.url, "extra"}, "want exactly one"},
+		)
+	}
+	cases = append(cases,
+		tc{[]string{"resolve", "-nameserver", "not-an-ip", "x.test"}, "is not IP:PORT"},
+		tc{[]string{"resolve", "-timeout", "-1s", "x.test"}, "-timeout -1s is negative"},
+		tc{[]string{"resolve", "x.test", "extra"}, "want exactly one"},
+	)
+	for _, tc := range cases {
 		r := eyeballs(t, "", tc.args...)
 		if r.code != 2 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("eyeballs %s: want exit 2 and one line with %q; %s", strings.Join(tc.args, " "), tc.want, r)
@@ -274,9 +333,10 @@ func TestBinaryUsageErrors(t *testing.T) {
 	}
 }
 
-// TestBinaryDialFailure: a failed dial exits 1 with one line that names
-// the cause and what to do.
-func TestBinaryDialFailure(t *testing.T) {
+// TestBinaryExitCodes: a failed dial exits with the code of its cause
+// (3 DNS, 4 connect, 5 TLS, 6 timeout, 7 HTTP status), with one line that
+// names the cause and what to do.
+func TestBinaryExitCodes(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -284,22 +344,45 @@ func TestBinaryDialFailure(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close() // nothing listens: connection refused
+	hole, err := testkit.Blackhole("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	holePort := hole.Addr().(*net.TCPAddr).Port
 	dns := dnstest.Start(t)
 	dns.A("refused.example.test", "127.0.0.1")
-	url := fmt.Sprintf("wss://refused.example.test:%d/", port)
-	for _, args := range [][]string{
-		{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", url},
-		{"get", "-nameserver", dns.Addr(), "-timeout", "5s", "https://refused.example.test:" + fmt.Sprint(port) + "/"},
+	dns.A("hole.example.test", "127.0.0.1")
+	wsURL, wsNS, wsCA := wsServer(t)
+	base, getNS, getCA := httpServer(t)
+	wt, wtNS, wtCA := wtServer(t)
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", fmt.Sprintf("wss://refused.example.test:%d/", port)}, 4, "is a server listening on that port?"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-timeout", "5s", fmt.Sprintf("https://refused.example.test:%d/", port)}, 4, "is a server listening on that port?"},
+		{[]string{"ws", "-nameserver", dns.Addr(), "-timeout", "5s", "wss://missing.example.test/"}, 3, "-nameserver"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-timeout", "5s", "https://missing.example.test/"}, 3, "-nameserver"},
+		{[]string{"ws", "-nameserver", wsNS, "-timeout", "5s", wsURL}, 5, "-cacert"},
+		{[]string{"get", "-nameserver", getNS, "-timeout", "5s", base + "/hello"}, 5, "-cacert"},
+		{[]string{"wt", "-nameserver", wtNS, "-proto", "h3", "-timeout", "5s", wt}, 5, "-cacert"},
+		{[]string{"ws", "-nameserver", dns.Addr(), "-proto", "h1", "-timeout", "1s", fmt.Sprintf("wss://hole.example.test:%d/", holePort)}, 6, "in time"},
+		{[]string{"get", "-nameserver", dns.Addr(), "-proto", "h1", "-connect-timeout", "1s", fmt.Sprintf("https://hole.example.test:%d/", holePort)}, 6, "in time"},
+		{[]string{"ws", "-nameserver", wsNS, "-cacert", wsCA, "-H", "X-Reject: 1", wsURL}, 7, "403"},
+		{[]string{"get", "-nameserver", getNS, "-cacert", getCA, "-f", base + "/missing"}, 7, "server answered 404 Not Found"},
+		{[]string{"wt", "-nameserver", wtNS, "-cacert", wtCA, "-timeout", "5s", "-H", "X-Reject: 1", wt}, 7, "403"},
 	} {
-		r := eyeballs(t, "", args...)
-		if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "refused") ||
-			!strings.Contains(r.stderr, "is a server listening on that port?") {
-			t.Errorf("eyeballs %s: want exit 1 and one line about the refused connection; %s", args[0], r)
+		start := time.Now()
+		r := eyeballs(t, "", tc.args...)
+		if r.code != tc.code || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("eyeballs %s: want exit %d and one line with %q; %s", strings.Join(tc.args, " "), tc.code, tc.want, r)
 		}
-	}
-	r := eyeballs(t, "", "ws", "-nameserver", dns.Addr(), "-timeout", "5s", "wss://missing.example.test/")
-	if r.code != 1 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "-nameserver") {
-		t.Errorf("ws to a name without addresses: %s", r)
+		if d := time.Since(start); d > 8*time.Second {
+			t.Errorf("eyeballs %s took %v", strings.Join(tc.args, " "), d)
+		}
 	}
 }
 
@@ -321,20 +404,21 @@ func TestBinaryWSEcho(t *testing.T) {
 	}
 }
 
-// TestBinaryWSJSON: -json writes a report on stderr that decodes into
-// dialer.Report.
+// TestBinaryWSJSON: -json writes only the race report on stdout, as one
+// line of JSON that decodes into dialer.Report; the messages and the
+// connection line go to stderr.
 func TestBinaryWSJSON(t *testing.T) {
 	t.Parallel()
 	url, ns, ca := wsServer(t)
-	r := eyeballs(t, "x\n", "ws", "-json", "-nameserver", ns, "-cacert", ca, url)
+	r := eyeballs(t, "x\n", "ws", "-json", "-trace", "-nameserver", ns, "-cacert", ca, url)
 	if r.code != 0 {
 		t.Fatal(r)
 	}
-	dec := json.NewDecoder(strings.NewReader(r.stderr))
-	var rep dialer.Report
-	if err := dec.Decode(&rep); err != nil {
-		t.Fatalf("stderr does not start with a JSON report: %v\n%s", err, r.stderr)
+	reps := ndjson(t, r.stdout)
+	if len(reps) != 1 {
+		t.Fatalf("%d reports on stdout, want 1; %s", len(reps), r)
 	}
+	rep := reps[0]
 	if rep.URL != url || rep.Kind != "websocket" || rep.Winner < 0 || rep.Winner >= len(rep.Attempts) {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -344,10 +428,34 @@ func TestBinaryWSJSON(t *testing.T) {
 	if len(rep.DNS) == 0 {
 		t.Errorf("report has no DNS queries: %+v", rep)
 	}
-	rest, _ := io.ReadAll(dec.Buffered())
-	if !strings.Contains(string(rest), "connected over HTTP/2") {
-		t.Errorf("no connection line after the report: %q", rest)
+	for _, want := range []string{"connected over HTTP/2", "\nx\n", "won h2"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
 	}
+}
+
+// ndjson decodes out as NDJSON race reports: every line one JSON object
+// with nothing else on it.
+func ndjson(t *testing.T, out string) []dialer.Report {
+	t.Helper()
+	if out == "" {
+		return nil
+	}
+	if !strings.HasSuffix(out, "\n") {
+		t.Fatalf("stdout does not end its last line: %q", out)
+	}
+	var reps []dialer.Report
+	for i, line := range lines(out) {
+		var rep dialer.Report
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rep); err != nil || dec.More() {
+			t.Fatalf("stdout line %d is not one JSON report (%v): %q", i+1, err, line)
+		}
+		reps = append(reps, rep)
+	}
+	return reps
 }
 
 // TestBinaryWTEcho: stdin lines go out on a WebTransport stream, or as
@@ -385,21 +493,25 @@ func TestBinaryGet(t *testing.T) {
 		t.Errorf("get /hello: %s", r)
 	}
 	r = get("-i", "-trace", base+"/hello")
-	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "\n\nhello, eyeballs\n") || !strings.Contains(r.stderr, "won h2") {
 		t.Errorf("get -i -trace: %s", r)
 	}
-	for _, re := range []string{`(?m)^HTTP/[123] 200 OK$`, `(?m)^HTTP/[123]\.[01] 200 OK$`, `(?m)^X-Eyeballs: yes$`} {
-		if !regexp.MustCompile(re).MatchString(r.stderr) {
-			t.Errorf("get -i -trace: stderr does not match %s:\n%s", re, r.stderr)
+	// -i puts the head on stdout before the body, as curl does.
+	for _, re := range []string{`^HTTP/[123]\.[01] 200 OK\n`, `(?m)^X-Eyeballs: yes$`} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("get -i -trace: stdout does not match %s:\n%s", re, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^HTTP/[123] 200 OK$`).MatchString(r.stderr) {
+		t.Errorf("get -trace: no status line on stderr:\n%s", r.stderr)
 	}
 	r = get(base + "/missing")
 	if r.code != 0 || !strings.Contains(r.stdout, "404 page not found") {
 		t.Errorf("get of a 404 without -f: want exit 0 and the body; %s", r)
 	}
 	r = get("-f", base+"/missing")
-	if r.code != 1 || r.stdout != "" || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "server answered 404 Not Found") {
-		t.Errorf("get -f of a 404: want exit 1, no body and one line; %s", r)
+	if r.code != 7 || r.stdout != "" || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "server answered 404 Not Found") {
+		t.Errorf("get -f of a 404: want exit 7, no body and one line; %s", r)
 	}
 	r = get("-d", "a=1", "-header", "X-Test: t1", base+"/echo")
 	if r.code != 0 || r.stdout != "POST t1 a=1" {
@@ -448,8 +560,8 @@ func TestBinaryResolve(t *testing.T) {
 
 	r = eyeballs(t, "", "resolve", "-json", "-nameserver", dns.Addr(), "https://res.example.test:8443/path")
 	var res dialer.Resolution
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
-		t.Fatalf("resolve -json: %v\n%s", err, r)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(lines(r.stdout)) != 1 {
+		t.Fatalf("resolve -json: want one line of JSON: %v\n%s", err, r)
 	}
 	if res.Host != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
 		t.Fatalf("resolve -json: %+v", res)
@@ -464,9 +576,9 @@ func TestBinaryResolve(t *testing.T) {
 	if r.code != 0 || r.stdout != "A      127.0.0.3\n" || !strings.Contains(r.stderr, "AAAA   no records") {
 		t.Errorf("resolve of an IPv4-only name: %s", r)
 	}
-	// Nothing at all: exit 1 with the errors and one line saying what to do.
+	// Nothing at all: exit 3 with the errors and one line saying what to do.
 	r = eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "nowhere.example.test")
-	if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "NXDOMAIN") != 3 ||
+	if r.code != 3 || r.stdout != "" || strings.Count(r.stderr, "NXDOMAIN") != 3 ||
 		!strings.Contains(r.stderr, "eyeballs resolve: no A, AAAA or HTTPS record for nowhere.example.test") {
 		t.Errorf("resolve of a missing name: %s", r)
 	}
@@ -486,7 +598,7 @@ func TestBinaryDemoImages(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("demo took %v", d)
 	}
-	reps := decodeReports(t, r.stdout)
+	reps := ndjson(t, r.stdout) // nothing but the reports on stdout
 	if len(reps) != len(scenarios) {
 		t.Fatalf("%d reports in the -json output, want %d", len(reps), len(scenarios))
 	}
@@ -522,27 +634,9 @@ func TestBinaryDemoImages(t *testing.T) {
 	if !strings.Contains(r.stderr, "wrote "+svgPath) || !strings.Contains(r.stderr, "wrote "+htmlPath) {
 		t.Errorf("stderr does not tell where the images are:\n%s", r.stderr)
 	}
-}
-
-// decodeReports decodes the JSON reports of demo -json output, each
-// starting on a line of its own with "{".
-func decodeReports(t *testing.T, out string) []dialer.Report {
-	t.Helper()
-	var reps []dialer.Report
-	for i := 0; i < len(out); {
-		if out[i] == '{' && (i == 0 || out[i-1] == '\n') {
-			dec := json.NewDecoder(strings.NewReader(out[i:]))
-			var rep dialer.Report
-			if err := dec.Decode(&rep); err != nil {
-				t.Fatalf("bad report at offset %d: %v", i, err)
-			}
-			reps = append(reps, rep)
-			i += int(dec.InputOffset())
-			continue
-		}
-		i++
+	if n := strings.Count(r.stderr, `echoed "hello"`); n != len(scenarios) {
+		t.Errorf("%d echo lines on stderr, want one per scenario:\n%s", n, r.stderr)
 	}
-	return reps
 }
 
 // countClasses parses an SVG document and counts the elements by each of
@@ -577,4 +671,344 @@ func countClasses(t *testing.T, r io.Reader) map[string]int {
 		}
 	}
 	return counts
+}
+
+// TestBinaryGetCurlFlags: the flags a curl user reaches for do what they do
+// in curl: -H, -A, -o, -i and -I (heads on stdout), -L (redirects only
+// when asked), -v (request and response heads on stderr), -4 and -6.
+func TestBinaryGetCurlFlags(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	get := func(args ...string) result {
+		return eyeballs(t, "", append([]string{"get", "-nameserver", ns, "-cacert", ca}, args...)...)
+	}
+	host := strings.TrimPrefix(base, "https://")
+
+	r := get("-H", "X-Test: t1", "-X", "PUT", "-d", "x", base+"/echo")
+	if r.code != 0 || r.stdout != "PUT t1 x" {
+		t.Errorf("get -H -X -d: %s", r)
+	}
+	r = get(base + "/who")
+	if r.code != 0 || !regexp.MustCompile(`^Host=`+regexp.QuoteMeta(host)+` UA=eyeballs(/\S+)?$`).MatchString(r.stdout) {
+		t.Errorf("get /who: want the URL's host and eyeballs as the agent; %s", r)
+	}
+	r = get("-A", "agent/1.0", base+"/who")
+	if r.code != 0 || r.stdout != "Host="+host+" UA=agent/1.0" {
+		t.Errorf("get -A: %s", r)
+	}
+
+	// -o writes the body to a file; a failed request leaves none.
+	dir := t.TempDir()
+	out := filepath.Join(dir, "body")
+	r = get("-o", out, base+"/hello")
+	if b, err := os.ReadFile(out); r.code != 0 || r.stdout != "" || string(b) != "hello, eyeballs\n" {
+		t.Errorf("get -o: file %q (%v); %s", b, err, r)
+	}
+	missing := filepath.Join(dir, "missing")
+	r = get("-f", "-o", missing, base+"/missing")
+	if _, err := os.Stat(missing); r.code != 7 || err == nil {
+		t.Errorf("get -f -o of a 404: want exit 7 and no file (%v); %s", err, r)
+	}
+
+	// -I: the head alone, on stdout.
+	r = get("-I", base+"/hello")
+	if r.code != 0 || !regexp.MustCompile(`^HTTP/2\.0 200 OK\n(.+\n)*X-Eyeballs: yes\n(.+\n)*\n$`).MatchString(r.stdout) {
+		t.Errorf("get -I: %s", r)
+	}
+
+	// Redirects are followed with -L only; -i shows every head.
+	r = get("-i", base+"/redirect")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/2.0 302 Found\n") || !strings.Contains(r.stdout, "Location: /hello\n") || strings.Contains(r.stdout, "hello, eyeballs") {
+		t.Errorf("get of a redirect without -L: want the 302 itself; %s", r)
+	}
+	r = get("-L", base+"/redirect")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -L: %s", r)
+	}
+	r = get("-L", "-i", base+"/redirect")
+	if r.code != 0 || !regexp.MustCompile(`^HTTP/2\.0 302 Found\n(.+\n)+\nHTTP/2\.0 200 OK\n(.+\n)+\nhello, eyeballs\n$`).MatchString(r.stdout) {
+		t.Errorf("get -L -i: want both heads, then the body; %s", r)
+	}
+
+	// -v: the race, the request and the response heads on stderr.
+	r = get("-v", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -v: %s", r)
+	}
+	for _, want := range []string{"won h2", "\n> GET /hello\n> Host: " + host + "\n", "> User-Agent: eyeballs", "\n< HTTP/2.0 200 OK\n", "< X-Eyeballs: yes\n"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("get -v: stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Index(r.stderr, "won h2") > strings.Index(r.stderr, "> GET") {
+		t.Errorf("get -v: the request is printed before the race that carried it:\n%s", r.stderr)
+	}
+
+	// -4 and -6: the name has an A record only.
+	if r = get("-4", base+"/hello"); r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get -4: %s", r)
+	}
+	if r = get("-6", "-connect-timeout", "5s", base+"/hello"); r.code != 3 {
+		t.Errorf("get -6 of a name with only an A record: want exit 3; %s", r)
+	}
+}
+
+// TestBinaryGetJSON: with -json, stdout holds only the race reports, one
+// JSON object a line; the body goes to stderr, or to -o's file.
+func TestBinaryGetJSON(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	r := eyeballs(t, "", "get", "-json", "-i", "-nameserver", ns, "-cacert", ca, base+"/hello")
+	if reps := ndjson(t, r.stdout); r.code != 0 || len(reps) != 1 || reps[0].URL != base+"/hello" || reps[0].Winner < 0 {
+		t.Fatalf("get -json: want one report on stdout; %s", r)
+	}
+	if !strings.HasSuffix(r.stderr, "\nhello, eyeballs\n") || !strings.Contains(r.stderr, "X-Eyeballs: yes") {
+		t.Errorf("get -json: the head and body are not on stderr:\n%s", r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "body")
+	r = eyeballs(t, "", "get", "-json", "-o", out, "-nameserver", ns, "-cacert", ca, base+"/hello")
+	b, _ := os.ReadFile(out)
+	if reps := ndjson(t, r.stdout); r.code != 0 || len(reps) != 1 || string(b) != "hello, eyeballs\n" || r.stderr != "" {
+		t.Errorf("get -json -o: file %q; %s", b, r)
+	}
+}
+
+// TestBinaryGetTimeout: get's -timeout bounds the whole request, the body
+// included, and exits 6 when it runs out.
+func TestBinaryGetTimeout(t *testing.T) {
+	t.Parallel()
+	base, ns, ca := httpServer(t)
+	start := time.Now()
+	r := eyeballs(t, "", "get", "-timeout", "1s", "-nameserver", ns, "-cacert", ca, base+"/stall")
+	if d := time.Since(start); r.code != 6 || r.stdout != "part" || d > 5*time.Second || !strings.Contains(r.stderr, "-timeout 1s") {
+		t.Errorf("get -timeout 1s of a body that stalls: want exit 6 after about 1s (took %v); %s", d, r)
+	}
+}
+
+// TestBinaryResolveFlag: --resolve HOST:PORT:ADDR reaches HOST without DNS
+// on that port only, in every dialing command.
+func TestBinaryResolveFlag(t *testing.T) {
+	t.Parallel()
+	base, _, ca := httpServer(t)
+	wsURL, _, wsCA := wsServer(t)
+	empty := dnstest.Start(t) // knows no name: only --resolve can help
+	port := base[strings.LastIndex(base, ":")+1:]
+	r := eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "--resolve", "get.example.test:"+port+":127.0.0.1", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" {
+		t.Errorf("get --resolve: %s", r)
+	}
+	// Several addresses race; [::1] has nothing on the port.
+	r = eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "-resolve", "GET.example.test:"+port+":[::1],127.0.0.1", "-trace", base+"/hello")
+	if r.code != 0 || r.stdout != "hello, eyeballs\n" || !strings.Contains(r.stderr, "127.0.0.1:"+port) {
+		t.Errorf("get --resolve with two addresses: %s", r)
+	}
+	if empty.Total() != 0 {
+		t.Errorf("--resolve sent %d DNS queries", empty.Total())
+	}
+	// Another port: DNS as usual, which knows nothing.
+	r = eyeballs(t, "", "get", "-nameserver", empty.Addr(), "-cacert", ca, "--resolve", "get.example.test:1:127.0.0.1", base+"/hello")
+	if r.code != 3 {
+		t.Errorf("get --resolve for another port: want exit 3; %s", r)
+	}
+	wsPort := wsURL[strings.LastIndex(wsURL, ":")+1 : strings.LastIndex(wsURL, "/")]
+	r = eyeballs(t, "hi\n", "ws", "-nameserver", empty.Addr(), "-cacert", wsCA, "--resolve", "cli.example.test:"+wsPort+":127.0.0.1", wsURL)
+	if r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("ws --resolve: %s", r)
+	}
+}
+
+// TestBinaryConnectTo: --connect-to sends the request for one host and
+// port to another, still asking for the URL's host and checking its
+// certificate.
+func TestBinaryConnectTo(t *testing.T) {
+	t.Parallel()
+	conf, ca := certFor(t, "virtual.example.test")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Host=%s", r.Host)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	dns := dnstest.Start(t)
+	dns.A("real.example.test", "127.0.0.1")
+	get := func(args ...string) result {
+		return eyeballs(t, "", append([]string{"get", "-nameserver", dns.Addr(), "-cacert", ca, "-connect-timeout", "5s"}, args...)...)
+	}
+	r := get("--connect-to", "virtual.example.test:443:real.example.test:"+port, "https://virtual.example.test/")
+	if r.code != 0 || r.stdout != "Host=virtual.example.test" {
+		t.Errorf("get --connect-to a name: %s", r)
+	}
+	// Empty HOST1 and PORT1 match any; the target may be an address.
+	r = get("-connect-to", "::127.0.0.1:"+port, "https://virtual.example.test:8443/")
+	if r.code != 0 || r.stdout != "Host=virtual.example.test:8443" {
+		t.Errorf("get --connect-to ::ADDR:PORT: %s", r)
+	}
+	// No entry matches: the URL's host is looked up, and is unknown.
+	r = get("--connect-to", "other.example.test:443:real.example.test:"+port, "https://virtual.example.test/")
+	if r.code != 3 {
+		t.Errorf("get --connect-to that does not match: want exit 3; %s", r)
+	}
+	wsURL, ns, wsCA := wsServer(t)
+	wsPort := wsURL[strings.LastIndex(wsURL, ":")+1 : strings.LastIndex(wsURL, "/")]
+	r = eyeballs(t, "hi\n", "ws", "-nameserver", ns, "-cacert", wsCA, "--connect-to", "cli.example.test:1:127.0.0.1:"+wsPort, "wss://cli.example.test:1/echo")
+	if r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("ws --connect-to: %s", r)
+	}
+}
+
+// TestBinaryWSBinary: -b sends stdin as it is, as binary messages, and
+// prints the messages received as they are, without a newline added.
+func TestBinaryWSBinary(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	in := "abc\x00\xff\ndef"
+	r := eyeballs(t, in, "ws", "-b", "-nameserver", ns, "-cacert", ca, url)
+	if r.code != 0 || r.stdout != in {
+		t.Errorf("ws -b: want %q back; %s", in, r)
+	}
+}
+
+// TestBinaryWSPing: --ping-interval pings (-v shows the pongs), and a peer
+// that stops answering ends the session with exit 6.
+func TestBinaryWSPing(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	r := eyeballs(t, "x\n", "ws", "-v", "--ping-interval", "0.1", "-linger", "600ms", "-nameserver", ns, "-cacert", ca, url)
+	if r.code != 0 || r.stdout != "x\n" || !strings.Contains(r.stderr, "pong after") || !strings.Contains(r.stderr, "< HTTP/") {
+		t.Errorf("ws -v --ping-interval 0.1: %s", r)
+	}
+
+	// A server that accepts and then never reads: no pong ever comes.
+	muteURL, muteNS, muteCA := muteServer(t)
+	start := time.Now()
+	r = eyeballs(t, "", "ws", "-proto", "h1", "--ping-interval", "200ms", "-linger", "10s", "-nameserver", muteNS, "-cacert", muteCA, muteURL)
+	if d := time.Since(start); r.code != 6 || !strings.Contains(r.stderr, "no pong") || d > 5*time.Second {
+		t.Errorf("ws --ping-interval to a peer that does not answer: want exit 6 soon (took %v); %s", d, r)
+	}
+}
+
+// muteServer starts a wss:// server (HTTP/1.1) on 127.0.0.1, named
+// mute.example.test by a test DNS server, that accepts WebSockets and
+// then never reads from them: no pong, no close. It returns the URL, the
+// nameserver and the CA file.
+func muteServer(t *testing.T) (url, ns, cacert string) {
+	t.Helper()
+	conf, cacert := certFor(t, "mute.example.test")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	srv, err := testkit.StartHTTP(l, conf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		select {
+		case <-stop:
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(stop) }) // before srv.Close
+	dns := dnstest.Start(t)
+	dns.A("mute.example.test", "127.0.0.1")
+	return fmt.Sprintf("wss://mute.example.test:%d/", l.Addr().(*net.TCPAddr).Port), dns.Addr(), cacert
+}
+
+// TestBinaryVersion: "eyeballs version" (and --version) prints the version
+// and the Go toolchain on one line.
+func TestBinaryVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		r := eyeballs(t, "", arg)
+		if r.code != 0 || r.stderr != "" || !regexp.MustCompile(`^eyeballs \S+( rev [0-9a-f]+(\+dirty)?)? go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+			t.Errorf("eyeballs %s: %s", arg, r)
+		}
+	}
+}
+
+// TestBinaryInterrupt: Ctrl-C (SIGINT) ends a command with exit 130,
+// during a session and during a dial.
+func TestBinaryInterrupt(t *testing.T) {
+	t.Parallel()
+	url, ns, ca := wsServer(t)
+	hole, err := testkit.Blackhole("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	muteURL, muteNS, muteCA := muteServer(t)
+	dns := dnstest.Start(t)
+	dns.A("hole.example.test", "127.0.0.1")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		ready string // on stderr when it is time to interrupt
+	}{
+		{"session", []string{"ws", "-nameserver", ns, "-cacert", ca, url}, "connected over"},
+		{"session with a peer that does not close", []string{"ws", "-proto", "h1", "-nameserver", muteNS, "-cacert", muteCA, muteURL}, "connected over"},
+		{"dial", []string{"get", "-v", "-nameserver", dns.Addr(), "-proto", "h1", fmt.Sprintf("https://hole.example.test:%d/", hole.Addr().(*net.TCPAddr).Port)}, ""},
+	} {
+		bin := binary(t)
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = withoutProxies(os.Environ())
+		stdin, err := cmd.StdinPipe() // left open: the session goes on
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stderr.String(), tc.ready) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // into the dial or the session
+		start := time.Now()
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s: still running 3s after SIGINT", tc.name)
+		}
+		stdin.Close()
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("%s: exit %d after SIGINT (in %v), want 130; stderr:\n%s", tc.name, code, time.Since(start), stderr.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

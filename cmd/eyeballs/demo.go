@@ -2,69 +2,48 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/dnstest"
-	"github.com/eyeballs/dialer/internal/testkit"
+	"github.com/eyeballs/dialer/dialertest"
 )
 
-// A scenario is one race the demo runs against its embedded servers.
+// A scenario is one race the demo runs against a server of its own.
 type scenario struct {
 	name  string
 	about string
-	// what listens on TCP and UDP of 127.0.0.1 and [::1]
-	tcp4, tcp6 tcpMode
-	udp4, udp6 udpMode
-	slowAAAA   time.Duration
+	// faults break the scenario's server (see dialertest.NewServer), which
+	// otherwise serves HTTP/1.1, HTTP/2 and HTTP/3 on TCP and UDP of
+	// 127.0.0.1 and [::1], with WebSocket over each and WebTransport over
+	// HTTP/3 and HTTP/2.
+	faults   []dialertest.Fault
+	slowAAAA time.Duration
 	// webtransport dials a WebTransport session instead of a WebSocket.
 	webtransport bool
 }
 
-type tcpMode int
-
-const (
-	tcpServe     tcpMode = iota // HTTP/1.1 and HTTP/2 with extended CONNECT
-	tcpH2NoExt                  // HTTP/2 without extended CONNECT, HTTP/1.1 on the same port
-	tcpWTH2                     // WebTransport and WebSocket over HTTP/2, HTTP/1.1 on the same port
-	tcpBlackhole                // SYNs dropped
-	tcpRefused                  // nothing listens
-)
-
-type udpMode int
-
-const (
-	udpServe     udpMode = iota // HTTP/3 with extended CONNECT and WebTransport
-	udpH3NoExt                  // HTTP/3 without extended CONNECT
-	udpBlackhole                // datagrams dropped
-)
-
 var scenarios = []scenario{
 	{name: "normal", about: "HTTPS record says h3,h2: QUIC to IPv6 wins on its SETTINGS"},
 	{name: "ipv6-blackholed", about: "[::1] drops everything: IPv4 starts one attempt delay later and wins",
-		tcp6: tcpBlackhole, udp6: udpBlackhole},
+		faults: []dialertest.Fault{dialertest.BlackholeTCP(dialertest.IPv6), dialertest.BlackholeUDP(dialertest.IPv6)}},
 	{name: "udp-blocked", about: "UDP is blackholed: QUIC hangs, TCP+TLS with h2 wins",
-		udp4: udpBlackhole, udp6: udpBlackhole},
+		faults: []dialertest.Fault{dialertest.BlackholeUDP()}},
 	{name: "h3-no-extended-connect", about: "h3 SETTINGS lack extended CONNECT: that connection is closed at once, h2 wins",
-		udp4: udpH3NoExt, udp6: udpH3NoExt},
+		faults: []dialertest.Fault{dialertest.WithoutExtendedConnect(dialertest.HTTP3)}},
 	{name: "h2-no-extended-connect", about: "UDP blocked and h2 lacks extended CONNECT: a fresh http/1.1 connection upgrades",
-		tcp4: tcpH2NoExt, tcp6: tcpH2NoExt, udp4: udpBlackhole, udp6: udpBlackhole},
+		faults: []dialertest.Fault{dialertest.WithoutExtendedConnect(dialertest.HTTP2), dialertest.BlackholeUDP()}},
 	{name: "slow-aaaa", about: "the AAAA answer takes 1s: IPv4 goes after the 50ms resolution delay",
 		slowAAAA: time.Second},
 	{name: "webtransport", about: "a WebTransport session: IPv6 blackholed, QUIC to IPv4 wins",
-		tcp6: tcpBlackhole, udp6: udpBlackhole, webtransport: true},
+		faults:       []dialertest.Fault{dialertest.BlackholeTCP(dialertest.IPv6), dialertest.BlackholeUDP(dialertest.IPv6)},
+		webtransport: true},
 	{name: "webtransport-udp-blocked", about: "UDP is blackholed: the WebTransport session comes up over HTTP/2 (capsules on TCP+TLS)",
-		tcp4: tcpWTH2, tcp6: tcpWTH2, udp4: udpBlackhole, udp6: udpBlackhole, webtransport: true},
+		faults: []dialertest.Fault{dialertest.BlackholeUDP()}, webtransport: true},
 }
 
 // runDemo starts a DNS server, a CA and WebSocket echo servers on loopback,
@@ -81,12 +60,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(args) != 0 {
 		return usagef("demo takes no arguments")
 	}
-	ns, err := dnstest.New("127.0.0.1:0")
-	if err != nil {
+	var tb demoTB
+	defer tb.cleanup()
+	var ns *dialertest.DNS
+	if err := tb.run(func() { ns = dialertest.NewDNS(&tb) }); err != nil {
 		return fmt.Errorf("starting the DNS server: %w", err)
 	}
-	defer ns.Close()
-	ca, err := testkit.NewCA()
+	ca, err := dialertest.NewCA()
 	if err != nil {
 		return err
 	}
@@ -94,8 +74,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		reports []*dialer.Report
 		titles  []string
 	)
+	out := newOutput(*asJSON, stdout, stderr) // -json: NDJSON reports on stdout, text on stderr
 	for _, sc := range scenarios {
-		rep, err := runScenario(ctx, sc, ns, ca, *asJSON, stdout)
+		rep, err := runScenario(ctx, sc, ns, ca, *asJSON, out.Data())
+		out.Report(rep)
 		if rep != nil {
 			reports = append(reports, rep)
 			titles = append(titles, sc.name+": "+sc.about)
@@ -142,36 +124,27 @@ func writeFile(name string, write func(io.Writer) error) error {
 
 // runScenario runs one scenario and prints its race; it returns the race's
 // report if there was one.
-func runScenario(ctx context.Context, sc scenario, ns *dnstest.Server, ca *testkit.CA, asJSON bool, stdout io.Writer) (*dialer.Report, error) {
+func runScenario(ctx context.Context, sc scenario, ns *dialertest.DNS, ca *dialertest.CA, asJSON bool, stdout io.Writer) (*dialer.Report, error) {
 	name := sc.name + ".demo.test"
-	conf, err := ca.ServerConfig(name)
-	if err != nil {
-		return nil, err
-	}
-	port, closers, err := startServers(sc, conf)
-	defer func() {
-		for _, c := range closers {
-			c.Close()
+	var tb demoTB
+	defer tb.cleanup()
+	var srv *dialertest.Server
+	err := tb.run(func() {
+		srv = dialertest.NewServer(&tb, dialertest.Options{WebTransport: true, Names: []string{name}, CA: ca}, sc.faults...)
+		ns.Point(name, srv)
+		if sc.slowAAAA > 0 {
+			ns.Delay(name, dialertest.TypeAAAA, sc.slowAAAA)
 		}
-	}()
+	})
 	if err != nil {
 		return nil, err
 	}
-	ns.A(name, "127.0.0.1")
-	ns.AAAA(name, "::1")
-	ns.HTTPS(name, "1 . alpn=h3,h2")
-	if sc.slowAAAA > 0 {
-		ns.Set(name, dnstest.TypeAAAA, dnstest.Delay(sc.slowAAAA, dnstest.Default()))
-	}
+	port := srv.Port()
 
 	fmt.Fprintf(stdout, "\n## %s: %s\n", sc.name, sc.about)
 	var rep *dialer.Report
-	d := dialer.New(
-		dialer.WithNameservers(ns.Addr()),
-		dialer.WithHostsFile("-"),
-		dialer.WithTLSConfig(&tls.Config{RootCAs: ca.Pool()}),
-		dialer.WithReport(func(r *dialer.Report) { rep = r }),
-	)
+	d := dialer.New(append(dialertest.DialerOptions(ns, ca),
+		dialer.WithReport(func(r *dialer.Report) { rep = r }))...)
 	defer d.CloseIdleConnections()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -232,89 +205,49 @@ func printReport(w io.Writer, rep *dialer.Report, asJSON bool) {
 		return
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		fmt.Fprintf(w, "%s\n", b)
-		return
+		return // runDemo writes it with output.Report
 	}
 	fmt.Fprint(w, rep)
 }
 
-// startServers starts the scenario's servers and faults on one port of
-// both families, TCP and UDP. The closers must be closed even on error.
-func startServers(sc scenario, conf *tls.Config) (int, []io.Closer, error) {
-	var closers []io.Closer
-	l4, l6, u4, u6, port, err := listenAll()
-	if err != nil {
-		return 0, nil, err
-	}
-	for _, s := range []struct {
-		l    net.Listener
-		u    net.PacketConn
-		tcp  tcpMode
-		udp  udpMode
-		addr string
-	}{{l4, u4, sc.tcp4, sc.udp4, "127.0.0.1"}, {l6, u6, sc.tcp6, sc.udp6, "::1"}} {
-		addr := net.JoinHostPort(s.addr, strconv.Itoa(port))
-		var c io.Closer
-		var err error
-		switch s.tcp {
-		case tcpServe:
-			c, err = testkit.StartHTTP(s.l, conf.Clone(), testkit.EchoHandler())
-		case tcpH2NoExt:
-			c, err = testkit.StartH2NoExtendedConnect(s.l, conf.Clone(), testkit.EchoHandler())
-		case tcpWTH2:
-			c, err = testkit.StartWebTransportH2(s.l, conf.Clone())
-		case tcpBlackhole:
-			s.l.Close()
-			c, err = testkit.Blackhole(addr)
-		default:
-			s.l.Close()
-		}
-		if c != nil {
-			closers = append(closers, c)
-		}
-		if err != nil {
-			s.u.Close()
-			return 0, closers, err
-		}
-		c = nil
-		switch s.udp {
-		case udpServe:
-			c, err = testkit.StartWebTransport(s.u, conf.Clone())
-		case udpH3NoExt:
-			c, err = testkit.StartH3NoExtendedConnect(s.u, conf.Clone())
-		default:
-			s.u.Close()
-			c, err = testkit.UDPBlackhole(addr)
-		}
-		if c != nil {
-			closers = append(closers, c)
-		}
-		if err != nil {
-			return 0, closers, err
-		}
-	}
-	return port, closers, nil
+// demoTB is the dialertest.TB of the demo: Cleanup collects what to close
+// when a scenario (or the demo) ends, and Fatalf, which dialertest calls
+// when a server cannot start, ends the function run is running with an
+// error, as a test's Fatalf ends the test.
+type demoTB struct {
+	cleanups []func()
 }
 
-// listenAll reserves one port on TCP and UDP of both loopback families.
-func listenAll() (l4, l6 net.Listener, u4, u6 net.PacketConn, port int, err error) {
-	for range 20 {
-		l4, l6, port, err = testkit.ListenPair()
-		if err != nil {
-			return
-		}
-		var err4, err6 error
-		u4, err4 = net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		u6, err6 = net.ListenPacket("udp6", net.JoinHostPort("::1", strconv.Itoa(port)))
-		if err4 == nil && err6 == nil {
-			return
-		}
-		for _, c := range []io.Closer{l4, l6, u4, u6} {
-			if c != nil {
-				c.Close()
+// demoFailure is the panic value of demoTB.Fatalf.
+type demoFailure struct{ err error }
+
+func (*demoTB) Helper() {}
+
+func (tb *demoTB) Cleanup(f func()) { tb.cleanups = append(tb.cleanups, f) }
+
+func (*demoTB) Fatalf(format string, args ...any) {
+	panic(demoFailure{fmt.Errorf(format, args...)})
+}
+
+// run calls f and returns the error f's calls of Fatalf reported, if any.
+func (tb *demoTB) run(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			failure, ok := r.(demoFailure)
+			if !ok {
+				panic(r)
 			}
+			err = failure.err
 		}
+	}()
+	f()
+	return nil
+}
+
+// cleanup runs the cleanups, the last registered first.
+func (tb *demoTB) cleanup() {
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
 	}
-	return nil, nil, nil, nil, 0, errors.New("no port free on TCP and UDP of both loopback families")
+	tb.cleanups = nil
 }

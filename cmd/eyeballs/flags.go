@@ -3,13 +3,15 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,9 +59,10 @@ func (p *protoFlag) Set(v string) error {
 	return nil
 }
 
-// common holds the flags every dialing command shares.
+// common holds the flags every dialing command (ws, wt, get) shares.
 type common struct {
 	trace        bool
+	verbose      bool
 	json         bool
 	ipv4, ipv6   bool
 	protos       protoFlag
@@ -68,34 +71,91 @@ type common struct {
 	nameservers  listFlag
 	cacert       string
 	headers      listFlag
+	userAgent    string
 	subprotocols listFlag
+	resolve      resolveFlag
+	connectTo    connectFlag
+
+	roots  *x509.CertPool // from -cacert, by check
+	routes *routes        // --resolve and --connect-to, by check
 }
 
-// register adds the common flags to fs.
-func (c *common) register(fs *flag.FlagSet) {
+// register adds the common flags to fs; -timeout has the given default
+// and meaning.
+func (c *common) register(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) {
 	fs.BoolVar(&c.trace, "trace", false, "print the race as a waterfall on stderr")
-	fs.BoolVar(&c.json, "json", false, "print the race report as JSON on stderr")
+	fs.BoolVar(&c.verbose, "verbose", false, "like -trace, and print the request and response headers on stderr (curl -v)")
+	alias(fs, "v", "verbose")
+	fs.BoolVar(&c.json, "json", false, "print each race report as one line of JSON on stdout (NDJSON); everything else goes to stderr")
 	fs.BoolVar(&c.ipv4, "ipv4", false, "use IPv4 addresses only")
+	alias(fs, "4", "ipv4")
 	fs.BoolVar(&c.ipv6, "ipv6", false, "use IPv6 addresses only")
+	alias(fs, "6", "ipv6")
 	fs.Var(&c.protos, "proto", "HTTP `VERSIONS` to try: h1, h2, h3, comma-separated or repeated (default all)")
 	fs.DurationVar(&c.attemptDelay, "attempt-delay", 250*time.Millisecond, "Happy Eyeballs connection attempt delay (10ms..2s)")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "bound on the whole dial")
-	fs.Var(&c.nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
+	fs.DurationVar(&c.timeout, "timeout", timeout, timeoutUsage)
+	fs.Var(&c.nameservers, "nameserver", "DNS server `IP:PORT` to query instead of /etc/resolv.conf (repeatable)")
 	fs.StringVar(&c.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust instead of the system roots")
 	fs.Var(&c.headers, "header", "extra request header `NAME:VALUE` (repeatable)")
+	alias(fs, "H", "header")
+	fs.StringVar(&c.userAgent, "user-agent", "", "User-Agent header `VALUE`")
+	alias(fs, "A", "user-agent")
+	fs.Var(&c.resolve, "resolve", "use ADDR for HOST on PORT, without DNS (curl's --resolve; ADDR may be a comma-separated list; repeatable)\n`HOST:PORT:ADDR`")
+	fs.Var(&c.connectTo, "connect-to", "connect to HOST2:PORT2 for requests to HOST1:PORT1, still verifying HOST1's certificate\n(curl's --connect-to; empty parts match any or keep the URL's; repeatable)\n`HOST1:PORT1:HOST2:PORT2`")
 }
 
 // registerSubprotocol adds -subprotocol, for the session commands.
 func (c *common) registerSubprotocol(fs *flag.FlagSet) {
 	fs.Var(&c.subprotocols, "subprotocol", "WebSocket subprotocol or WebTransport `PROTOCOL` to offer (repeatable)")
+	alias(fs, "protocol", "subprotocol") // websocat's name
 }
 
-// options turns the flags, except -header and -subprotocol, into dialer
-// options; the race reports are written to out.
-func (c *common) options(out io.Writer) ([]dialer.Option, error) {
+// check checks the flags that parse alone cannot, so that the same mistake
+// is the same usage error (exit 2) in every command, and loads -cacert.
+func (c *common) check() error {
 	if c.ipv4 && c.ipv6 {
-		return nil, usagef("-ipv4 and -ipv6 exclude each other")
+		return usagef("-ipv4 and -ipv6 exclude each other")
 	}
+	if c.timeout < 0 {
+		return usagef("-timeout %v is negative", c.timeout)
+	}
+	if err := checkNameservers(c.nameservers); err != nil {
+		return err
+	}
+	if _, err := c.header(); err != nil {
+		return err
+	}
+	if c.cacert != "" {
+		pem, err := os.ReadFile(c.cacert)
+		if err != nil {
+			return usagef("-cacert: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("-cacert %s holds no PEM certificate", c.cacert)
+		}
+		c.roots = pool
+	}
+	c.routes = &routes{resolve: c.resolve, connectTo: c.connectTo}
+	return nil
+}
+
+// checkNameservers checks -nameserver values: IP or IP:PORT.
+func checkNameservers(ns []string) error {
+	for _, s := range ns {
+		if _, err := netip.ParseAddrPort(s); err != nil {
+			if _, err := netip.ParseAddr(s); err != nil {
+				return usagef("-nameserver %q is not IP:PORT", s)
+			}
+		}
+	}
+	return nil
+}
+
+// options turns the flags, except those that depend on the URL (TLS,
+// --resolve, --connect-to, headers), into dialer options. Waterfalls go to
+// p, JSON reports to o.
+func (c *common) options(p *progress, o *output) []dialer.Option {
 	opts := []dialer.Option{dialer.WithAttemptDelay(c.attemptDelay), dialer.WithTimeout(c.timeout)}
 	if c.ipv4 {
 		opts = append(opts, dialer.WithIPv4Only())
@@ -109,41 +169,53 @@ func (c *common) options(out io.Writer) ([]dialer.Option, error) {
 	if len(c.nameservers) > 0 {
 		opts = append(opts, dialer.WithNameservers(c.nameservers...))
 	}
-	if c.cacert != "" {
-		pem, err := os.ReadFile(c.cacert)
-		if err != nil {
-			return nil, usagef("-cacert: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usagef("-cacert %s holds no PEM certificate", c.cacert)
-		}
-		opts = append(opts, dialer.WithTLSConfig(&tls.Config{RootCAs: pool}))
-	}
-	if c.trace || c.json {
+	o.around = p.hold
+	if c.trace || c.verbose || o.json {
 		opts = append(opts, dialer.WithReport(func(r *dialer.Report) {
-			if c.trace {
-				fmt.Fprint(out, r.String())
+			if c.trace || c.verbose {
+				fmt.Fprint(p, r.String())
 			}
-			if c.json {
-				b, _ := json.MarshalIndent(r, "", "  ")
-				fmt.Fprintf(out, "%s\n", b)
-			}
+			o.Report(r)
 		}))
 	}
-	return opts, nil
+	return opts
 }
 
-// sessionOptions is options plus -header and -subprotocol, for WebSocket
-// and WebTransport dials.
-func (c *common) sessionOptions(out io.Writer) ([]dialer.Option, error) {
-	opts, err := c.options(out)
-	if err != nil {
-		return nil, err
+// targetOptions returns the options for dialing t: the TLS configuration
+// (-cacert, and the server name --connect-to keeps) and the hosts file of
+// --resolve.
+func (c *common) targetOptions(t target) []dialer.Option {
+	var opts []dialer.Option
+	if c.roots != nil || t.serverName != "" {
+		opts = append(opts, dialer.WithTLSConfig(&tls.Config{RootCAs: c.roots, ServerName: t.serverName}))
 	}
-	h, err := c.header()
+	if t.hostsFile != "" {
+		opts = append(opts, dialer.WithHostsFile(t.hostsFile))
+	}
+	return opts
+}
+
+// session returns the URL to dial for a WebSocket or WebTransport session
+// to u and the options of the dial: options, targetOptions, the headers
+// (with the Host that --connect-to keeps) and -subprotocol.
+func (c *common) session(u *url.URL, p *progress, o *output) (string, []dialer.Option, error) {
+	t, err := c.routes.route(u)
 	if err != nil {
-		return nil, err
+		return "", nil, err
+	}
+	opts := append(c.options(p, o), c.targetOptions(t)...)
+	dial := *u
+	h := http.Header{}
+	if t.authority != "" {
+		dial.Host = t.hostAddr()
+		h.Set("Host", t.authority)
+	}
+	hh, err := c.header()
+	if err != nil {
+		return "", nil, err
+	}
+	for k, vs := range hh {
+		h[k] = vs // -H Host: wins over --connect-to's
 	}
 	if len(h) > 0 {
 		opts = append(opts, dialer.WithHeader(h))
@@ -151,10 +223,10 @@ func (c *common) sessionOptions(out io.Writer) ([]dialer.Option, error) {
 	if len(c.subprotocols) > 0 {
 		opts = append(opts, dialer.WithSubprotocols(c.subprotocols...))
 	}
-	return opts, nil
+	return dial.String(), opts, nil
 }
 
-// header parses the -header flags.
+// header parses the -header flags and -user-agent.
 func (c *common) header() (http.Header, error) {
 	h := http.Header{}
 	for _, kv := range c.headers {
@@ -164,7 +236,49 @@ func (c *common) header() (http.Header, error) {
 		}
 		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
+	if c.userAgent != "" {
+		h.Set("User-Agent", c.userAgent)
+	}
 	return h, nil
+}
+
+// parseURL parses the URL argument of a command, which must have one of
+// schemes and a host.
+func parseURL(raw string, schemes ...string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+		article := "a"
+		if strings.HasPrefix(schemes[0], "h") {
+			article = "an" // "an http://"
+		}
+		return nil, usagef("%q is not %s%s URL", raw, article, schemeList(schemes))
+	}
+	return u, nil
+}
+
+// schemeList writes schemes as " ws://, wss:// or https://".
+func schemeList(schemes []string) string {
+	s := ""
+	for i, sc := range schemes {
+		switch {
+		case i == 0:
+			s += " "
+		case i == len(schemes)-1:
+			s += " or "
+		default:
+			s += ", "
+		}
+		s += sc + "://"
+	}
+	return s
+}
+
+// alias makes short another name of fs's flag long; the usage lists both
+// on one line.
+func alias(fs *flag.FlagSet, short, long string) {
+	f := fs.Lookup(long)
+	fs.Var(f.Value, short, f.Usage)
+	fs.Lookup(short).DefValue = f.DefValue
 }
 
 // newFlagSet returns the flag set of "eyeballs name". Its -h prints
@@ -174,9 +288,41 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "%s\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		printFlags(fs.Output(), fs)
 	}
 	return fs
+}
+
+// printFlags prints fs's flags as flag.PrintDefaults does, but with the
+// names of one flag (see alias) on one line: "  -H, -header NAME:VALUE".
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	names := map[flag.Value][]string{}
+	fs.VisitAll(func(f *flag.Flag) { names[f.Value] = append(names[f.Value], f.Name) })
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		ns := names[f.Value]
+		slices.SortStableFunc(ns, func(a, b string) int { return len(a) - len(b) })
+		if f.Name != ns[len(ns)-1] {
+			return // listed under its long name
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		// A usage may end with its argument on a line of its own.
+		if i := strings.LastIndex(usage, "\n"); i >= 0 && arg != "" && strings.TrimSpace(usage[i+1:]) == arg {
+			usage = usage[:i]
+		}
+		b.WriteString("  -" + strings.Join(ns, ", -"))
+		if arg != "" {
+			b.WriteString(" " + arg)
+		}
+		b.WriteString("\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t"))
+		switch f.DefValue {
+		case "", "false", "0", "0s", "[]":
+		default:
+			fmt.Fprintf(&b, " (default %v)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	io.WriteString(w, b.String())
 }
 
 // parse parses a command's flags and returns its other arguments. Flags

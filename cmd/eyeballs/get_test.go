@@ -14,7 +14,7 @@ func TestGet(t *testing.T) {
 		t.Errorf("get /hello: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "get", "-noproxy", "-f", "-nameserver", ns, "-cacert", ca, base+"/missing")
-	if code != 1 || out != "" || !strings.Contains(errOut, "404") {
+	if code != 7 || out != "" || !strings.Contains(errOut, "404") {
 		t.Errorf("get -f of a 404: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "body", "get", "-noproxy", "-nameserver", ns, "-cacert", ca, "-d", "@-", base+"/echo")

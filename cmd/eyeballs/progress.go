@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -96,6 +95,15 @@ func (p *progress) Write(b []byte) (int, error) {
 	return p.w.Write(b)
 }
 
+// hold erases the status line and runs write, which writes elsewhere (to
+// stdout on the same terminal), with the line kept off until it returns.
+func (p *progress) hold(write func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.erase()
+	write()
+}
+
 // erase erases the status line if one is shown; p.mu must be held.
 func (p *progress) erase() {
 	if p.shown {
@@ -119,13 +127,4 @@ func isTerminal(w io.Writer) bool {
 		return false
 	}
 	return true
-}
-
-// hostOf returns the host (and port) of rawURL for a progress label, or
-// rawURL itself if it does not parse.
-func hostOf(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return rawURL
 }

@@ -77,7 +77,7 @@ func TestIsTerminal(t *testing.T) {
 func TestProtoFlag(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	c.register(fs, time.Second, "")
 	if _, err := parse(fs, []string{"-proto", "h1, h2", "--proto=http/1.1,h3"}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -21,15 +19,16 @@ host is used) with the dialer's own resolver, so the answers are those a
 dial sees: CNAMEs and HTTPS aliases followed, /etc/hosts consulted, and
 "http/1.1" added to an HTTPS record's alpn unless it has no-default-alpn.
 Records go to stdout, one a line; errors and empty answers to stderr.
-Exits 1 when no type gave a record.
+With -json, stdout holds one line of JSON (a dialer.Resolution) instead.
+Exits 3 when no type gave a record, 6 when no answer came in time.
 `
 
 // runResolve is "eyeballs resolve NAME".
 func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resolve", resolveSynopsis, stderr)
 	var nameservers listFlag
-	fs.Var(&nameservers, "nameserver", "DNS server `HOST:PORT` to query instead of /etc/resolv.conf (repeatable)")
-	asJSON := fs.Bool("json", false, "print the answers as one JSON object")
+	fs.Var(&nameservers, "nameserver", "DNS server `IP:PORT` to query instead of /etc/resolv.conf (repeatable)")
+	asJSON := fs.Bool("json", false, "print the answers as one line of JSON on stdout")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on the lookups")
 	args, err := parse(fs, args)
 	if err != nil {
@@ -42,12 +41,11 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if u, err := url.Parse(name); err == nil && u.Host != "" {
 		name = u.Hostname()
 	}
-	for _, ns := range nameservers {
-		if _, err := netip.ParseAddrPort(ns); err != nil {
-			if _, err := netip.ParseAddr(ns); err != nil {
-				return usagef("-nameserver %q is not IP:PORT", ns)
-			}
-		}
+	if err := checkNameservers(nameservers); err != nil {
+		return err
+	}
+	if *timeout < 0 {
+		return usagef("-timeout %v is negative", *timeout)
 	}
 	var opts []dialer.Option
 	if len(nameservers) > 0 {
@@ -59,8 +57,9 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	p.stop()
 	if res != nil {
 		if *asJSON {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			fmt.Fprintf(stdout, "%s\n", b)
+			if err := newOutput(true, stdout, stderr).JSON(res); err != nil {
+				return err
+			}
 		} else {
 			printAnswers(stdout, stderr, res)
 		}
@@ -70,9 +69,9 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case err == nil:
 		return nil
 	case errors.As(err, &derr) && derr.Timeout():
-		return fmt.Errorf("no DNS answer for %s in %v (check -nameserver, or raise -timeout)", name, *timeout)
+		return &described{fmt.Sprintf("no DNS answer for %s in %v", name, *timeout), "check -nameserver, or raise -timeout", err}
 	case errors.Is(err, dialer.ErrNoAddress):
-		return fmt.Errorf("no A, AAAA or HTTPS record for %s (check the name, or query another server with -nameserver HOST:PORT)", name)
+		return &described{"no A, AAAA or HTTPS record for " + name, "check the name, or query another server with -nameserver IP:PORT", err}
 	}
 	return err
 }

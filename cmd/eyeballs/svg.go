@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/durfmt"
 )
 
 // Waterfall image geometry, in SVG user units (pixels).
@@ -22,14 +24,25 @@ const (
 	svgRowH    = 20
 	svgBarH    = 12
 	svgDNSBarH = 5
-	svgLabelN  = 38 // characters of a label that fit its column
-	svgNoteN   = 30 // characters of a note that fit its column
+	svgGap     = 8 // between a column's text and the plot
+	// svgMinWon is the narrowest a winning attempt's bar gets, however
+	// short the attempt next to the race: never a sliver.
+	svgMinWon = 8
+	svgMinBar = 2 // the narrowest any other bar gets
 )
 
 // Plot area: the time axis runs from svgX0 to svgX1.
 const (
 	svgX0 = svgPad + svgLabelW
 	svgX1 = svgWidth - svgPad - svgNoteW
+)
+
+// Widths, in pixels, that text may take: a label left of the plot, a note
+// right of it, a line across the image.
+const (
+	svgLabelMax = svgLabelW - svgGap
+	svgNoteMax  = svgNoteW + svgPad/2 - svgGap
+	svgLineMax  = svgWidth - 2*svgPad
 )
 
 // outcomes are the attempt outcomes the legend shows, in its order.
@@ -117,17 +130,22 @@ func svgWaterfall(b *strings.Builder, r *dialer.Report, title string, y int) int
 		return svgX0 + float64(min(max(d, 0), total))*scale
 	}
 
-	y += 16
-	fmt.Fprintf(b, `<text class="title" x="%d" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", svgPad, y, esc(title))
-	y += 16
-	sub := fmt.Sprintf("%s %s, %s", r.Kind, r.URL, fmtDuration(r.Duration))
+	for _, line := range wrapText(title, svgLineMax, 15, true, 3) {
+		y += 16
+		fmt.Fprintf(b, `<text class="title" x="%d" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", svgPad, y, esc(line))
+	}
+	sub := fmt.Sprintf("%s %s, %s", r.Kind, r.URL, durfmt.Format(r.Duration))
 	if r.Ready > 0 {
-		sub += fmt.Sprintf(", ready after %s", fmtDuration(r.Ready))
+		sub += fmt.Sprintf(", ready after %s", durfmt.Format(r.Ready))
 	}
 	if r.Err != "" {
 		sub += ", failed: " + r.Err
 	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" fill="#666">%s</text>`+"\n", svgPad, y, esc(trimText(sub, 140)))
+	y += 2
+	for _, line := range wrapText(sub, svgLineMax, 12, false, 3) {
+		y += 14
+		fmt.Fprintf(b, `<text class="subtitle" x="%d" y="%d" fill="#666">%s</text>`+"\n", svgPad, y, esc(line))
+	}
 
 	// Time axis: tick labels, the axis line and a grid line per tick.
 	y += 22
@@ -157,29 +175,57 @@ func svgWaterfall(b *strings.Builder, r *dialer.Report, title string, y int) int
 	if r.Ready > 0 && r.Ready <= total {
 		x := xOf(r.Ready)
 		fmt.Fprintf(b, `<line class="ready" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a5fb4" stroke-width="1.5" stroke-dasharray="4 3"><title>ready after %s</title></line>`+"\n",
-			x, axisY, x, bottom, fmtDuration(r.Ready))
+			x, axisY, x, bottom, durfmt.Format(r.Ready))
 	}
-	y = bottom + 16
+	y = bottom + 2
 	if r.Reason != "" {
-		fmt.Fprintf(b, `<text class="reason" x="%d" y="%d" fill="#444" font-style="italic">⇒ %s</text>`+"\n", svgPad, y, esc(trimText(r.Reason, 140)))
+		for _, line := range wrapText("⇒ "+r.Reason, svgLineMax, 12, false, 2) {
+			y += 14
+			fmt.Fprintf(b, `<text class="reason" x="%d" y="%d" fill="#444" font-style="italic">%s</text>`+"\n", svgPad, y, esc(line))
+		}
 		y += 8
 	}
 	return y + 8
 }
 
-// svgDNSRow draws a DNS query as a thin grey bar.
+// svgDNSRow draws a DNS query as a thin bar: grey for an answer, red for
+// an error, and pale for a query the end of the race cut short (no answer
+// yet, or cancelled): that is no error, the race no longer needed it.
 func svgDNSRow(b *strings.Builder, r *dialer.Report, q dialer.DNSQuery, y int, xOf func(time.Duration) float64) {
-	end, fill := q.End, "#b8b8b8"
-	if end == 0 {
-		end, fill = r.Duration, "#e0e0e0"
-	}
+	end, fill, class, noteFill := q.End, "#b8b8b8", "dns", "#666"
 	note := dnsResult(q)
-	fmt.Fprintf(b, `<text x="%d" y="%d" fill="#666">%s</text>`, svgPad, y+svgRowH/2+4, esc(trimText("dns "+q.Type+" "+q.Name, svgLabelN)))
+	detail := note
+	switch {
+	case cutByRace(r, q):
+		if end == 0 {
+			end = r.Duration
+		}
+		fill, class, noteFill = "#e4e4e4", "dns cancelled", "#999"
+		note = "not needed: race over"
+		detail = "cancelled when the race ended"
+		if q.Err != "" {
+			detail += " (" + q.Err + ")"
+		}
+	case q.End == 0:
+		end, fill, class = r.Duration, "#e4e4e4", "dns cancelled"
+	case q.Err != "":
+		fill, class, noteFill = "#e8a3a4", "dns error", "#b3261e"
+	}
+	fmt.Fprintf(b, `<text class="label" x="%d" y="%d" fill="#666">%s</text>`, svgPad, y+svgRowH/2+4, esc(fitText("dns "+q.Type+" "+q.Name, svgLabelMax, 12, false)))
 	x0, x1 := xOf(q.Start), xOf(end)
-	fmt.Fprintf(b, `<rect class="dns" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`,
-		x0, y+(svgRowH-svgDNSBarH)/2, max(x1-x0, 1.5), svgDNSBarH, fill,
-		esc(fmt.Sprintf("%s %s: %s\nasked at %s, took %s", q.Type, q.Name, note, fmtDuration(q.Start), fmtDuration(end-q.Start))))
-	fmt.Fprintf(b, `<text x="%d" y="%d" fill="#666">%s</text>`+"\n", svgX1+8, y+svgRowH/2+4, esc(trimText(note, svgNoteN)))
+	fmt.Fprintf(b, `<rect class="%s" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`,
+		class, x0, y+(svgRowH-svgDNSBarH)/2, max(x1-x0, 1.5), svgDNSBarH, fill,
+		esc(fmt.Sprintf("%s %s: %s\nasked at %s, took %s", q.Type, q.Name, detail, durfmt.Format(q.Start), durfmt.Format(end-q.Start))))
+	fmt.Fprintf(b, `<text class="note" x="%d" y="%d" fill="%s">%s</text>`+"\n", svgX1+svgGap, y+svgRowH/2+4, noteFill, esc(fitText(note, svgNoteMax, 12, false)))
+}
+
+// cutByRace reports whether q ended because the race did: it had no answer
+// yet, or failed (cancelled) no earlier than the winner won.
+func cutByRace(r *dialer.Report, q dialer.DNSQuery) bool {
+	if r.Winner < 0 || r.Winner >= len(r.Attempts) {
+		return false
+	}
+	return q.End == 0 || (q.Err != "" && q.End >= r.Attempts[r.Winner].End)
 }
 
 // svgAttemptRow draws a connection attempt as a bar coloured by outcome,
@@ -191,18 +237,18 @@ func svgAttemptRow(b *strings.Builder, a dialer.Attempt, won bool, y int, xOf fu
 	if won {
 		weight = "bold"
 	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="%s">%s</text>`, svgPad, y+svgRowH/2+4, weight, esc(trimText(label, svgLabelN)))
+	fmt.Fprintf(b, `<text class="label" x="%d" y="%d" font-weight="%s">%s</text>`, svgPad, y+svgRowH/2+4, weight, esc(fitText(label, svgLabelMax, 12, won)))
 
 	note := a.Outcome
 	if a.Version != "" {
 		note += " " + a.Version
 	}
-	note += " " + fmtDuration(a.End-a.Start)
-	tip := fmt.Sprintf("%s: %s\nstart %s", label, note, fmtDuration(a.Start))
+	note += " " + durfmt.Format(a.End-a.Start)
+	tip := fmt.Sprintf("%s: %s\nstart %s", label, note, durfmt.Format(a.Start))
 	if a.Connected > 0 {
-		tip += ", connected " + fmtDuration(a.Connected)
+		tip += ", connected " + durfmt.Format(a.Connected)
 	}
-	tip += ", end " + fmtDuration(a.End)
+	tip += ", end " + durfmt.Format(a.End)
 	if a.Hint {
 		tip += "\naddress from an SVCB hint"
 	}
@@ -211,21 +257,28 @@ func svgAttemptRow(b *strings.Builder, a dialer.Attempt, won bool, y int, xOf fu
 	}
 	barY := y + (svgRowH-svgBarH)/2
 	x0, x1 := xOf(a.Start), xOf(a.End)
+	w := max(x1-x0, svgMinBar)
+	if won {
+		// However short next to the race, the winner shows as a bar,
+		// kept inside the plot.
+		w = max(w, svgMinWon)
+		x0 = min(x0, svgX1-w)
+	}
 	fmt.Fprintf(b, `<rect class="attempt %s" x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"><title>%s</title></rect>`,
-		esc(a.Outcome), x0, barY, max(x1-x0, 1.5), svgBarH, fill, esc(tip))
+		esc(a.Outcome), x0, barY, w, svgBarH, fill, esc(tip))
 	if a.Connected > 0 {
 		fmt.Fprintf(b, `<rect class="connected" x="%.1f" y="%d" width="3" height="%d" fill="%s"><title>connected after %s</title></rect>`,
-			xOf(a.Connected)-1.5, barY, svgBarH, dark, fmtDuration(a.Connected))
+			xOf(a.Connected)-1.5, barY, svgBarH, dark, durfmt.Format(a.Connected))
 	}
 	if s := a.Settings; s != nil {
 		b.WriteString(diamond(xOf(s.At), float64(barY)+svgBarH/2, dark,
 			fmt.Sprintf("SETTINGS at %s: extended CONNECT %s, datagrams %s, WebTransport %s",
-				fmtDuration(s.At), yesNo(s.ExtendedConnect), yesNo(s.Datagrams), yesNo(s.WebTransport))))
+				durfmt.Format(s.At), yesNo(s.ExtendedConnect), yesNo(s.Datagrams), yesNo(s.WebTransport))))
 	}
-	if a.Err != "" {
+	if a.Err != "" && a.Outcome != "lost" { // a loser's error is the cancellation
 		note += ": " + a.Err
 	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgX1+8, y+svgRowH/2+4, dark, esc(trimText(note, svgNoteN)))
+	fmt.Fprintf(b, `<text class="note" x="%d" y="%d" fill="%s">%s</text>`+"\n", svgX1+svgGap, y+svgRowH/2+4, dark, esc(fitText(note, svgNoteMax, 12, false)))
 }
 
 // diamond returns a SETTINGS marker centred on (x, y) with a tooltip.
@@ -303,17 +356,6 @@ func tickLabel(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', -1, 64) + "µs"
 }
 
-// fmtDuration formats a duration with three significant digits or so.
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	}
-	return fmt.Sprintf("%dµs", d.Microseconds())
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -321,12 +363,87 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// trimText shortens s to n characters, ending it with "…" if cut.
-func trimText(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+// textWidth estimates the width in pixels of s in the image's sans-serif
+// font at size px, on the wide side: the widths are Arial's, plus a tenth
+// for the wider system fonts the image asks for first.
+func textWidth(s string, size float64, bold bool) float64 {
+	em := 0.0
+	for _, c := range s {
+		em += runeWidth(c)
 	}
-	return s
+	w := em * size * 1.1
+	if bold {
+		w *= 1.08
+	}
+	return w
+}
+
+// runeWidth returns the advance of c in em.
+func runeWidth(c rune) float64 {
+	switch {
+	case strings.ContainsRune("ijlI!|.,:;'`", c):
+		return 0.28
+	case strings.ContainsRune(" ftr()[]{}/\\-", c):
+		return 0.34
+	case strings.ContainsRune("mwMW@%", c):
+		return 0.95
+	case c >= 'A' && c <= 'Z':
+		return 0.72
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		return 0.56
+	case c < 0x80:
+		return 0.6
+	case unicode.Is(unicode.Han, c), unicode.Is(unicode.Hangul, c), unicode.Is(unicode.Hiragana, c),
+		unicode.Is(unicode.Katakana, c), c >= 0x1F300:
+		return 1.0
+	}
+	return 1.0 // ⇒, …, µ and the rest: as wide as the widest
+}
+
+// fitText shortens s, ending it with "…", so that it takes at most max
+// pixels.
+func fitText(s string, max float64, size float64, bold bool) string {
+	if textWidth(s, size, bold) <= max {
+		return s
+	}
+	r := []rune(s)
+	for n := len(r) - 1; n > 0; n-- {
+		if t := string(r[:n]) + "…"; textWidth(t, size, bold) <= max {
+			return t
+		}
+	}
+	return "…"
+}
+
+// wrapText breaks s into at most n lines of at most max pixels, at spaces
+// where it can (a word too long for a line is cut), the last line
+// shortened with "…" if s does not fit.
+func wrapText(s string, max float64, size float64, bold bool, n int) []string {
+	var lines []string
+	rest := strings.Fields(s)
+	for len(rest) > 0 && len(lines) < n {
+		line := rest[0]
+		if textWidth(line, size, bold) > max {
+			// A word longer than a line: cut it.
+			r := []rune(line)
+			k := len(r)
+			for k > 1 && textWidth(string(r[:k]), size, bold) > max {
+				k--
+			}
+			line, rest = string(r[:k]), append([]string{string(r[k:])}, rest[1:]...)
+		} else {
+			rest = rest[1:]
+			for len(rest) > 0 && textWidth(line+" "+rest[0], size, bold) <= max {
+				line, rest = line+" "+rest[0], rest[1:]
+			}
+		}
+		lines = append(lines, line)
+	}
+	if len(rest) > 0 {
+		last := lines[len(lines)-1] + " " + strings.Join(rest, " ")
+		lines[len(lines)-1] = fitText(last, max, size, bold)
+	}
+	return lines
 }
 
 // esc escapes s for XML text and attribute values.

@@ -11,13 +11,20 @@ import (
 	"github.com/eyeballs/dialer"
 )
 
+const wtSynopsis = `Usage: eyeballs wt [flags] https://URL
+
+Opens a WebTransport session, sends each line of stdin on one bidirectional
+stream (or as datagrams) and prints what comes back. With -json, stdout
+carries only the race report and what comes back goes to stderr.
+`
+
 // runWT is "eyeballs wt URL": each stdin line goes out on one bidirectional
 // stream (or, with -datagrams, as one datagram) and everything that comes
 // back is printed.
 func runWT(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("wt", "Usage: eyeballs wt [flags] https://URL\n\nOpens a WebTransport session, sends each line of stdin on one bidirectional stream\n(or as datagrams) and prints what comes back.\n", stderr)
+	fs := newFlagSet("wt", wtSynopsis, stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, dialer.DefaultTimeout, "bound on the whole dial")
 	c.registerSubprotocol(fs)
 	datagrams := fs.Bool("datagrams", false, "send each line as a datagram instead of on the stream")
 	linger := fs.Duration("linger", 500*time.Millisecond, "after stdin ends, keep printing until nothing arrives for this long, then close")
@@ -28,16 +35,25 @@ func runWT(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if len(args) != 1 {
 		return usagef("want exactly one https:// URL")
 	}
-	p := newProgress(stderr, "dialing "+hostOf(args[0]))
+	u, err := parseURL(args[0], "https")
+	if err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	defer c.routes.close()
+	o := newOutput(c.json, stdout, stderr)
+	p := newProgress(stderr, "dialing "+u.Host)
 	defer p.stop()
-	opts, err := c.sessionOptions(p)
+	dialURL, opts, err := c.session(u, p, o)
 	if err != nil {
 		return err
 	}
 	d := dialer.New()
 	defer d.CloseIdleConnections()
 	p.start()
-	sess, resp, err := d.DialWebTransport(ctx, args[0], opts...)
+	sess, resp, err := d.DialWebTransport(ctx, dialURL, opts...)
 	p.stop()
 	if err != nil {
 		if errors.Is(err, dialer.ErrRejected) && resp != nil {
@@ -46,15 +62,19 @@ func runWT(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return err
 	}
 	defer sess.CloseWithError(0, "")
+	if c.verbose && resp != nil {
+		printHeadPrefixed(stderr, resp, "< ")
+	}
 	fmt.Fprintf(stderr, "session open over HTTP/%d", sess.HTTPVersion())
 	if p := sess.Protocol(); p != "" {
 		fmt.Fprintf(stderr, ", protocol %q", p)
 	}
 	fmt.Fprintln(stderr)
 
+	data := o.Data()
 	got := make(chan struct{}, 1)
 	print := func(b []byte) {
-		stdout.Write(b)
+		data.Write(b)
 		select {
 		case got <- struct{}{}:
 		default:
