@@ -94,6 +94,7 @@ type cand struct {
 const (
 	groupKnown    = -1 // reachable in this race: first
 	groupAvoided  = -2 // Config.Avoid: after the ordinary groups
+	groupBroken   = -4 // History.Broken: after the avoided ones
 	groupUnusable = -3 // RFC 6724 rule 1: last
 )
 
@@ -138,10 +139,12 @@ func transportOf(e Endpoint) transportKey { return transportKey{e.Addr, e.Proto.
 // that path is known to work, the others may be blackholed.
 //
 // Endpoints on an address in Config.Avoid go after the ordinary groups,
-// and endpoints the host cannot reach (RFC 6724 rule 1: a family without
-// connectivity or source address) go last.
+// then those on a path History says is broken on this network (draft
+// §5.3: historical data reorders, it never removes), and endpoints the
+// host cannot reach (RFC 6724 rule 1: a family without connectivity or
+// source address) go last.
 func (m *Machine) pending() []cand {
-	var known, rest, avoided, unusable []cand
+	var known, rest, avoided, broken, unusable []cand
 	for _, c := range m.candidates() {
 		switch {
 		case m.tried[keyOf(c.ep)]:
@@ -149,13 +152,20 @@ func (m *Machine) pending() []cand {
 			known = append(known, cand{c.ep, groupKnown})
 		case !m.usable(FamilyOf(c.ep.Addr.Addr())):
 			unusable = append(unusable, cand{c.ep, groupUnusable})
+		case m.broken(c.ep):
+			broken = append(broken, cand{c.ep, groupBroken})
 		case m.avoid[c.ep.Addr]:
 			avoided = append(avoided, cand{c.ep, groupAvoided})
 		default:
 			rest = append(rest, c)
 		}
 	}
-	return append(append(append(known, rest...), avoided...), unusable...)
+	return append(append(append(append(known, rest...), avoided...), broken...), unusable...)
+}
+
+// broken reports whether History says e's path is broken.
+func (m *Machine) broken(e Endpoint) bool {
+	return m.cfg.History != nil && m.cfg.History.Broken(e)
 }
 
 // recordEndpoints returns the endpoints of one ServiceMode record: the
@@ -232,9 +242,15 @@ type lane struct {
 	port  uint16
 }
 
-// diagonal reports whether a group with a QUIC and a TCP lane is dealt
-// diagonally. See interleave.
-func (m *Machine) diagonal() bool { return m.cfg.Need != NeedWebTransport }
+// diagonal reports whether a group with a QUIC and a TCP lane, whose best
+// address is best, is dealt diagonally: not for WebTransport, and not
+// where History says QUIC works. See interleave.
+func (m *Machine) diagonal(best netip.Addr) bool {
+	if m.cfg.Need == NeedWebTransport {
+		return false
+	}
+	return m.cfg.History == nil || !m.cfg.History.QUICWorks(best)
+}
 
 // interleave returns the endpoints of one group: addrs sorted by RFC 6724
 // (draft §5.3), then dealt from FIFO queues keyed by (lane, family), one
@@ -265,6 +281,10 @@ func (m *Machine) diagonal() bool { return m.cfg.Need != NeedWebTransport }
 //     is blocked UDP: TCP waits for two slots (both h3 attempts), and
 //     after two silent h3 attempts UDP, not F, is the likely fault, so
 //     TCP goes on F first.
+//   - Any dial on a network where History says QUIC works (draft §5.3,
+//     historical data): the WebTransport order. Blocked UDP, against
+//     which the diagonal hedges, is not this network's fault, and h3 on
+//     O at the second slot wins over h3 where F is broken.
 //
 // Within a family, resolved addresses come before hints (hints stand in
 // for the answers, RFC 9460 §7.3, and are kept as a last resort).
@@ -287,17 +307,55 @@ func (m *Machine) interleave(addrs []hostAddr, lanes []lane, ech []byte) []Endpo
 }
 
 // deal deals addrs, sorted, over lanes in the order interleave describes.
+//
+// Endpoints on paths History says are broken are dealt after the others,
+// in the same way among themselves, and the others are dealt as if the
+// broken ones did not exist: with h3 broken on both families (blocked
+// UDP) TCP goes on F first, as with a single lane; with F broken on both
+// transports, O leads with h3, as with a single family; with only h3 on F
+// broken (a silent QUIC over IPv6 while TCP over IPv4 answered: the
+// family or UDP, nobody can tell) the diagonal goes on without it, TCP on
+// O first, which works whatever the fault.
 func (m *Machine) deal(addrs []hostAddr, lanes []lane, ech []byte, first Family) []Endpoint {
 	if len(addrs) == 0 {
 		return nil
 	}
-	if !slices.ContainsFunc(addrs, func(a hostAddr) bool { return FamilyOf(a.addr) == first }) {
+	good := make([][2][]Endpoint, len(lanes)) // by lane and family
+	bad := make([][2][]Endpoint, len(lanes))
+	for l, ln := range lanes {
+		for _, a := range addrs {
+			e := Endpoint{
+				Addr:  netip.AddrPortFrom(a.addr, ln.port),
+				Proto: ln.proto,
+				ECH:   ech,
+				Hint:  a.hint,
+			}
+			f := FamilyOf(a.addr)
+			if m.broken(e) {
+				bad[l][f] = append(bad[l][f], e)
+			} else {
+				good[l][f] = append(good[l][f], e)
+			}
+		}
+	}
+	best := addrs[0].addr
+	return append(m.dealQueues(good, lanes, first, best), m.dealQueues(bad, lanes, first, best)...)
+}
+
+// dealQueues deals the endpoints queued by lane and family, one from each
+// non-empty queue per round, in the order of interleave.
+func (m *Machine) dealQueues(qs [][2][]Endpoint, lanes []lane, first Family, best netip.Addr) []Endpoint {
+	has := func(f Family) bool {
+		return slices.ContainsFunc(qs, func(q [2][]Endpoint) bool { return len(q[f]) > 0 })
+	}
+	if !has(first) {
 		first = 1 - first // so that the diagonal does not start on TCP
 	}
+	used := func(l int) bool { return len(qs[l][IPv6])+len(qs[l][IPv4]) > 0 }
 	fams := [2]Family{first, 1 - first}
 	type slot struct{ lane, fam int }
 	var order []slot
-	if m.diagonal() && len(lanes) == 2 && lanes[0].proto.QUIC() && !lanes[1].proto.QUIC() {
+	if len(lanes) == 2 && lanes[0].proto.QUIC() && !lanes[1].proto.QUIC() && used(0) && used(1) && m.diagonal(best) {
 		order = []slot{{0, 0}, {1, 1}, {0, 1}, {1, 0}}
 	} else {
 		for l := range lanes {
@@ -306,19 +364,7 @@ func (m *Machine) deal(addrs []hostAddr, lanes []lane, ech []byte, first Family)
 	}
 	var queues [][]Endpoint
 	for _, s := range order {
-		ln := lanes[s.lane]
-		var q []Endpoint
-		for _, a := range addrs {
-			if FamilyOf(a.addr) == fams[s.fam] {
-				q = append(q, Endpoint{
-					Addr:  netip.AddrPortFrom(a.addr, ln.port),
-					Proto: ln.proto,
-					ECH:   ech,
-					Hint:  a.hint,
-				})
-			}
-		}
-		if len(q) > 0 {
+		if q := qs[s.lane][fams[s.fam]]; len(q) > 0 {
 			queues = append(queues, q)
 		}
 	}

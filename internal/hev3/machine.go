@@ -232,7 +232,7 @@ func (m *Machine) OnProgress(now time.Time, id int) {
 	if a == nil {
 		return
 	}
-	end := now.Add(m.delayFor(FamilyOf(a.ep.Addr.Addr())))
+	end := now.Add(m.delayFor(a.ep))
 	end = minTime(end, a.start.Add(MaxAttemptDelay))
 	if end.After(a.slotEnd) {
 		a.slotEnd = end
@@ -246,15 +246,21 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// delayFor returns the attempt delay of an attempt on family f: the
-// configured one, else 2×RTT of f clamped to [MinRTTAttemptDelay,
-// MaxAttemptDelay] when the caller knows the RTT, else
-// DefaultAttemptDelay.
-func (m *Machine) delayFor(f Family) time.Duration {
-	if m.cfg.AttemptDelay != 0 || f > IPv4 {
+// delayFor returns the attempt delay of an attempt on e: the configured
+// one, else 2×RTT of e's path (Config.History) or of its family
+// (Config.RTT) clamped to [MinRTTAttemptDelay, MaxAttemptDelay] when the
+// caller knows the RTT, else DefaultAttemptDelay.
+func (m *Machine) delayFor(e Endpoint) time.Duration {
+	if m.cfg.AttemptDelay != 0 {
 		return m.attDelay
 	}
-	rtt := m.cfg.RTT[f]
+	var rtt time.Duration
+	if m.cfg.History != nil {
+		rtt = m.cfg.History.RTT(e)
+	}
+	if rtt <= 0 {
+		rtt = m.cfg.RTT[FamilyOf(e.Addr.Addr())]
+	}
 	if rtt <= 0 {
 		return m.attDelay
 	}

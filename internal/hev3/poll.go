@@ -72,11 +72,12 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 }
 
 // holdAvoided reports whether e, the next endpoint, is on an address the
-// caller asked to avoid, or one the host cannot reach (RFC 6724 rule 1),
-// while DNS may still bring others: it waits for the resolution delay, as
-// an answer for the other family would.
+// caller asked to avoid, on a path History says is broken, or on one the
+// host cannot reach (RFC 6724 rule 1), while DNS may still bring others:
+// it waits for the resolution delay, as an answer for the other family
+// would.
 func (m *Machine) holdAvoided(now time.Time, e Endpoint) bool {
-	return (m.avoid[e.Addr] || !m.usable(FamilyOf(e.Addr.Addr()))) &&
+	return (m.avoid[e.Addr] || m.broken(e) || !m.usable(FamilyOf(e.Addr.Addr()))) &&
 		m.outstanding() && now.Before(m.first.Add(m.resDelay))
 }
 
@@ -111,7 +112,7 @@ func (m *Machine) pick(eps []cand) int {
 	if g < 0 || len(m.attempts) == 0 || len(m.reachable) > 0 {
 		return 0
 	}
-	diag := m.diagonal()
+	diag := m.diagonal(eps[0].ep.Addr.Addr())
 	score := func(e Endpoint) int {
 		n := 0
 		if !m.triedFam[FamilyOf(e.Addr.Addr())] {
@@ -215,7 +216,7 @@ func (m *Machine) anyLive() bool {
 // start records a new attempt on e.
 func (m *Machine) start(now time.Time, e Endpoint) StartAttempt {
 	f := FamilyOf(e.Addr.Addr())
-	a := &attempt{id: m.nextID, ep: e, start: now, slotEnd: now.Add(m.delayFor(f))}
+	a := &attempt{id: m.nextID, ep: e, start: now, slotEnd: now.Add(m.delayFor(e))}
 	m.triedFam[f] = true
 	m.triedQUIC[b2i(e.Proto.QUIC())] = true
 	m.nextID++

@@ -334,6 +334,13 @@ type Config struct {
 	// are used.
 	LocalAddrs []netip.Addr
 
+	// History, when set, is what the caller learned about the paths of
+	// the network the host is on before this race (draft §5.3,
+	// historical data): paths found silent go last, measured RTTs time
+	// the attempts, and a network where QUIC works gets h3 first. Nil:
+	// no history, the draft's defaults.
+	History History
+
 	// Shuffle, when set, shuffles the HTTPS ServiceMode records of equal
 	// SvcPriority (draft §5.2: "When there are multiple services, and
 	// thus multiple groups, with the same priority, the client SHOULD
@@ -342,6 +349,38 @@ type Config struct {
 	// are kept; pass rand.Shuffle. Nil keeps the answer's order (tests,
 	// deterministic replays).
 	Shuffle func(n int, swap func(i, j int))
+}
+
+// History is what a caller learned on the network the host is on, from
+// earlier races, about the path to an endpoint: its family and transport
+// (and whatever else the caller keys paths by, such as loopback or not).
+// Draft §5.3: "Clients that use historical data MUST ensure that clients
+// with different historical data will eventually converge toward the same
+// behaviors"; the history must be partitioned per network and flushed when
+// the network changes. Both are the caller's: the machine only reads it.
+//
+// Its answers must not change during a race (a snapshot), so that a race
+// stays a deterministic function of its inputs. The machine asks while it
+// orders endpoints (Broken, QUICWorks) and when an attempt starts or
+// progresses (RTT).
+type History interface {
+	// Broken reports whether e's path was silent on this network lately
+	// while another path answered (a blackholed family, blocked UDP). Its
+	// endpoints go after every other endpoint that the host can use,
+	// avoided ones included, in their order: tried last, never dropped, so
+	// a race whose other paths fail or are slow still tries them and a
+	// repaired network is noticed.
+	Broken(e Endpoint) bool
+	// RTT returns the smoothed round-trip time measured on e's path, or
+	// zero when there is none. It takes the place of Config.RTT for e's
+	// attempt delay (see Config.RTT for the bounds).
+	RTT(e Endpoint) time.Duration
+	// QUICWorks reports whether QUIC handshakes on the path to a completed
+	// on this network lately. A group whose best address has it is dealt
+	// h3 on both families first (the WebTransport order, see interleave)
+	// instead of diagonally: the TCP attempt the diagonal puts second
+	// hedges against blocked UDP, which this network does not have.
+	QUICWorks(a netip.Addr) bool
 }
 
 // Action is something the caller must do. It is one of StartQuery,
