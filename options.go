@@ -37,27 +37,27 @@ type Option func(*config)
 
 // config is the resolved set of options for one dial.
 type config struct {
-	tls             *tls.Config
-	nameservers     []string
-	hostsFile       string
-	header          http.Header
-	host            string // Host / :authority of the request; "": the URL's
-	subprotocols    []string
+	tls          *tls.Config
+	nameservers  []string
+	hostsFile    string
+	header       http.Header
+	host         string // Host / :authority of the request; "": the URL's
+	subprotocols []string
 	// attemptDelay is WithAttemptDelay's, 0 when not set: the race
 	// then times attempts by the RTT it measured, or 250 ms.
 	attemptDelay    time.Duration
 	resolutionDelay time.Duration
 	// resolutionDelaySet: WithResolutionDelay was used (0 means 0).
 	resolutionDelaySet bool
-	timeout         time.Duration
-	compression     websocket.CompressionMode
-	readLimit       int64
-	preferIPv4      bool
-	onlyFamily      bool
-	family          hev3.Family
-	report          func(*Report)
-	trace           *Trace
-	logger          *slog.Logger
+	timeout            time.Duration
+	compression        websocket.CompressionMode
+	readLimit          int64
+	preferIPv4         bool
+	onlyFamily         bool
+	family             hev3.Family
+	report             func(*Report)
+	trace              *Trace
+	logger             *slog.Logger
 	// versions limits the HTTP versions (0: all); knownH3 tries QUIC even
 	// without an HTTPS record advertising h3.
 	versions hev3.Versions

@@ -240,13 +240,13 @@ type racer struct {
 	view          *netView   // what the Dialer learned on it
 
 	// Owned by the dialing goroutine.
-	socks    *udpSockets // the race's UDP sockets: the winner keeps its own
-	obs      observer
-	dns      dnsTrace
-	start    time.Time
-	m        *hev3.Machine
-	rep      *Report
-	stop     context.CancelFunc // cancels raceCtx
+	socks *udpSockets // the race's UDP sockets: the winner keeps its own
+	obs   observer
+	dns   dnsTrace
+	start time.Time
+	m     *hev3.Machine
+	rep   *Report
+	stop  context.CancelFunc // cancels raceCtx
 	// dnsStop cancels dnsCtx; dnsDetach stops the caller's context from
 	// doing so (false: it already has).
 	dnsStop   context.CancelFunc
@@ -257,12 +257,12 @@ type racer struct {
 	// lingerUntil is Succeed.KeepDNSUntil: the queries in flight at the
 	// win may run until then.
 	lingerUntil time.Time
-	queries  map[int]int        // query ID -> index in rep.DNS
-	attempts map[int]*attemptState
-	win      *carrier
-	failed   bool // the machine gave up, for failure
-	failure  hev3.FailReason
-	aborted  bool // the caller's context ended first
+	queries     map[int]int // query ID -> index in rep.DNS
+	attempts    map[int]*attemptState
+	win         *carrier
+	failed      bool // the machine gave up, for failure
+	failure     hev3.FailReason
+	aborted     bool // the caller's context ended first
 }
 
 // attemptState is the racer's hold on one attempt.
