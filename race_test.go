@@ -45,7 +45,15 @@ type fakeNet struct {
 
 	running atomic.Int32 // lookups, dials and SETTINGS waits running
 	mu      sync.Mutex
-	conns   []*fakeConn // every connection handed to a race, in order
+	conns   []*fakeConn   // every connection handed to a race, in order
+	looked  []fakeLookout // every lookup that returned, in order
+}
+
+// A fakeLookout is how one lookup of a fakeNet ended.
+type fakeLookout struct {
+	t   hev3.RecordType
+	at  time.Time
+	err error // the context's, when it ended the lookup
 }
 
 // A fakeKey names a path: an address, over QUIC or TCP.
@@ -56,9 +64,10 @@ type fakeKey struct {
 
 // A fakeAnswer is the answer to one DNS query.
 type fakeAnswer struct {
-	after time.Duration
-	addrs []netip.Addr
-	err   error
+	after    time.Duration
+	addrs    []netip.Addr
+	services []hev3.ServiceInfo
+	err      error
 }
 
 // A fakePath is what the network does with an attempt on one path. Every
@@ -113,10 +122,14 @@ func (f *fakeNet) lookup(ctx context.Context, name string, t hev3.RecordType) he
 	if !ok {
 		return hev3.Answer{}
 	}
-	if err := wait(ctx, a.after); err != nil {
+	err := wait(ctx, a.after)
+	f.mu.Lock()
+	f.looked = append(f.looked, fakeLookout{t: t, at: time.Now(), err: err})
+	f.mu.Unlock()
+	if err != nil {
 		return hev3.Answer{Err: err}
 	}
-	return hev3.Answer{Addrs: a.addrs, Err: a.err}
+	return hev3.Answer{Addrs: a.addrs, Services: a.services, Err: a.err}
 }
 
 // dial returns the dial function of TCP or QUIC attempts on f.
