@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/eyeballs/dialer/internal/dnstest"
 	"github.com/eyeballs/dialer/internal/hev3"
+	"github.com/eyeballs/dialer/internal/testkit"
 )
 
 // Tests of what a Dialer learns about the network the host is on
@@ -400,4 +405,99 @@ func TestResolutionDelayZero(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNetChangeForgets: on real sockets (loopback, [::1] drops SYNs, the
+// host's real look at its network), a move to another network, simulated
+// by changing what the identity seam returns as a new local address would,
+// forgets what was learned: the first dial there pays the attempt delay
+// again, the second learns again.
+func TestNetChangeForgets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real sockets: skipped with -short")
+	}
+	l4, l6, port, err := testkit.ListenPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	l6.Close()
+	hole, err := testkit.Blackhole(netip.AddrPortFrom(v6.Addr(), uint16(port)).String())
+	if err != nil {
+		t.Skipf("no blackhole here: %v", err)
+	}
+	defer hole.Close()
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := l4.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	defer func() { l4.Close(); <-accepted }()
+	ns := dnstest.Start(t)
+	ns.A("x.test", "127.0.0.1")
+	ns.AAAA("x.test", "::1")
+
+	var rep *Report
+	d := New(WithNameservers(ns.Addr()), WithHostsFile("-"), WithReport(func(r *Report) { rep = r }))
+	defer d.CloseIdleConnections()
+	var moved atomic.Uint64
+	d.net.host = func() hostNet {
+		hn := lookHost()
+		hn.id.ifs ^= moved.Load() // another interface fingerprint: another network
+		return hn
+	}
+	addr := "x.test:" + strconv.Itoa(port)
+	dial := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		c, err := d.DialContext(t.Context(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		return time.Since(start)
+	}
+	const delay = hev3.DefaultAttemptDelay
+	if e := dial(); e < delay-50*time.Millisecond {
+		t.Fatalf("first dial took %v, less than the attempt delay: is [::1] blackholed?", e)
+	}
+	if e := dial(); e > delay/2 || len(rep.Learned) == 0 {
+		t.Errorf("second dial took %v, learned %q; want IPv4 at once", e, rep.Learned)
+	}
+	moved.Store(1)
+	if e := dial(); e < delay-50*time.Millisecond || len(rep.Learned) != 0 {
+		t.Errorf("on another network, the first dial took %v, learned %q; want the attempt delay, nothing learned", e, rep.Learned)
+	}
+	if e := dial(); e > delay/2 {
+		t.Errorf("on another network, the second dial took %v; want IPv4 at once", e)
+	}
+}
+
+// TestLookHost: the look at the host's network is stable while nothing
+// changes, holds the loopback addresses, and is cached.
+func TestLookHost(t *testing.T) {
+	a, b := look(), look()
+	if a.id != b.id {
+		t.Errorf("two looks, two identities: %+v, %+v", a.id, b.id)
+	}
+	if !slices.Contains(a.local, netip.MustParseAddr("127.0.0.1")) {
+		t.Errorf("local addresses %v lack 127.0.0.1", a.local)
+	}
+	if len(a.local) > hev3.MaxLocalAddrs {
+		t.Errorf("%d local addresses, more than %d", len(a.local), hev3.MaxLocalAddrs)
+	}
+	for f, src := range a.id.src {
+		if src.IsValid() && hev3.FamilyOf(src) != hev3.Family(f) {
+			t.Errorf("source %v for family %v", src, hev3.Family(f))
+		}
+	}
+	if c := lookHost(); c.id != lookHost().id {
+		t.Error("the cached look changed")
+	}
 }
