@@ -267,8 +267,10 @@ type netView struct {
 	paths [numPaths]pathState
 
 	usedBroken [numPaths]bool
-	usedRTT    [numPaths]time.Duration
-	usedQUIC   [2]bool // by class
+	// usedRTT holds, for each path whose attempt was timed by an RTT,
+	// the path that RTT was measured on, plus one (0: none).
+	usedRTT  [numPaths]int
+	usedQUIC [2]bool // by class
 }
 
 var _ hev3.History = (*netView)(nil)
@@ -291,7 +293,7 @@ func (v *netView) RTT(e hev3.Endpoint) time.Duration {
 	p := pathTo(e.Addr.Addr(), e.Proto.QUIC())
 	for _, q := range []path{p, {p.class, p.fam, !p.quic}} {
 		if st := v.paths[q.index()]; st.srtt > 0 && v.now.Before(st.rttUntil) {
-			v.usedRTT[p.index()] = st.srtt
+			v.usedRTT[p.index()] = q.index() + 1
 			return st.srtt
 		}
 	}
@@ -333,8 +335,13 @@ func (v *netView) shaped() []string {
 		}
 	}
 	for i := range numPaths {
-		if rtt := v.usedRTT[i]; rtt > 0 {
-			out = append(out, fmt.Sprintf("%s: RTT %s measured on this network: attempt delay 2×RTT (at least %s)", pathAt(i), durfmt.Format(rtt), durfmt.Format(hev3.MinRTTAttemptDelay)))
+		if from := v.usedRTT[i] - 1; from >= 0 {
+			of := ""
+			if from != i {
+				of = " of " + pathAt(from).String()
+			}
+			out = append(out, fmt.Sprintf("%s: attempt delay 2×RTT (at least %s), RTT%s %s measured on this network",
+				pathAt(i), durfmt.Format(hev3.MinRTTAttemptDelay), of, durfmt.Format(v.paths[from].srtt)))
 		}
 	}
 	return out

@@ -140,7 +140,7 @@ func TestNetLearnsRTT(t *testing.T) {
 		if addr, start := won(rep); addr != v4 || start != 142*time.Millisecond {
 			t.Errorf("%v won, started at %v; want IPv4 at 2ms + 2×70ms", addr, start)
 		}
-		if !learned(rep, "TCP over IPv6 to loopback: RTT 70.0ms") {
+		if !learned(rep, "TCP over IPv6 to loopback: attempt delay 2×RTT (at least 100.0ms), RTT 70.0ms measured") {
 			t.Errorf("the Report does not say what shaped the race: %q", rep.Learned)
 		}
 		cfg := defaultConfig()
