@@ -130,13 +130,14 @@ type raceNet struct {
 }
 
 // race runs one Happy Eyeballs race to completion. Every goroutine it starts
-// has ended when it returns; the only thing that outlives it is the winning
-// connection, which the caller owns.
+// has ended when it returns, but for the DNS queries a won race leaves
+// running to fill the cache, for at most hev3.DNSLinger (draft §6), which
+// the Dialer owns then (dnsLinger, ended by CloseIdleConnections); the
+// only thing that outlives it otherwise is the winning connection, which
+// the caller owns.
 //
 // The race reads what the Dialer learned on the network the host is on,
-// and teaches it what it showed (netstate.go). DNS queries still in flight
-// when it is won are left to fill the cache for up to hev3.DNSLinger
-// (draft §6): the Dialer owns them then (dnsLinger).
+// and teaches it what it showed (netstate.go).
 func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
 	r, err := d.newRacer(ctx, cfg, spec)
 	if err != nil {
@@ -562,8 +563,12 @@ func (r *racer) windDown() {
 			}
 		}
 	}
-	if linger {
+	switch {
+	case !linger:
+	case r.liveQueries > 0:
 		r.lingerer.take(r.events, r.liveQueries, r.lingerUntil, r.dnsStop)
+	default: // answered while the attempts ended
+		r.dnsStop()
 	}
 }
 

@@ -166,14 +166,31 @@ func fuzzConfig(r *fuzzReader) Config {
 	if b4&128 != 0 {
 		cfg.RTT[IPv4] = time.Duration(b5) * ms / 2
 	}
+	// b3 bit 1: a History (what the caller learned on the network): b5's
+	// bits 0-3 say which paths are broken, bit 4 whether QUIC works, and
+	// QUIC over IPv6 and TCP over IPv4 get RTTs of their own.
+	if b3&2 != 0 {
+		h := &fakeHistory{broken: map[pathOf]bool{}, quicWorks: b5&16 != 0, rtt: map[pathOf]time.Duration{
+			v6QUIC: time.Duration(b5) * 2 * ms,
+			v4TCP:  time.Duration(b5) * ms,
+		}}
+		for i, p := range []pathOf{v6TCP, v6QUIC, v4TCP, v4QUIC} {
+			h.broken[p] = b5>>i&1 != 0
+		}
+		cfg.History = h
+	}
 	return cfg
 }
 
 // fuzzDelay is the attempt delay the race must keep for an attempt on
 // family f, from the configuration alone (the oracle of delayFor).
-func fuzzDelay(cfg Config, f Family) time.Duration {
-	if cfg.AttemptDelay == 0 && cfg.RTT[f] > 0 {
-		return min(max(2*cfg.RTT[f], MinRTTAttemptDelay), MaxAttemptDelay)
+func fuzzDelay(cfg Config, e Endpoint) time.Duration {
+	rtt := cfg.RTT[FamilyOf(e.Addr.Addr())]
+	if cfg.History != nil && cfg.History.RTT(e) > 0 {
+		rtt = cfg.History.RTT(e)
+	}
+	if cfg.AttemptDelay == 0 && rtt > 0 {
+		return min(max(2*rtt, MinRTTAttemptDelay), MaxAttemptDelay)
 	}
 	delay := cfg.AttemptDelay
 	if delay == 0 {
@@ -349,7 +366,7 @@ func fuzzRace(data []byte) error {
 				}
 				lastStart = now
 				f := FamilyOf(a.Endpoint.Addr.Addr())
-				attempts[a.ID] = &simAttempt{start: now, state: connecting, proto: a.Endpoint.Proto, fam: f, end: now.Add(fuzzDelay(cfg, f))}
+				attempts[a.ID] = &simAttempt{start: now, state: connecting, proto: a.Endpoint.Proto, fam: f, ep: a.Endpoint, end: now.Add(fuzzDelay(cfg, a.Endpoint))}
 				if cfg.MaxLive > 0 && len(attempts) > cfg.MaxLive {
 					return fail("%d attempts live, bound %d", len(attempts), cfg.MaxLive)
 				}
@@ -470,7 +487,7 @@ func fuzzRace(data []byte) error {
 			if ids := liveIDs(); len(ids) > 0 {
 				id := pick(ids)
 				b := attempts[id]
-				end := now.Add(fuzzDelay(cfg, b.fam))
+				end := now.Add(fuzzDelay(cfg, b.ep))
 				if cap := b.start.Add(MaxAttemptDelay); end.After(cap) {
 					end = cap
 				}

@@ -25,6 +25,7 @@ type simAttempt struct {
 	fam   Family
 	state attemptState // as the driver knows it
 	proto Proto
+	ep    Endpoint
 }
 
 // randomRace runs one race with random config and inputs, then settles
@@ -67,6 +68,16 @@ func randomRace(rnd *rand.Rand) error {
 		if rnd.IntN(2) == 0 {
 			cfg.RTT[f] = time.Duration(rnd.IntN(400)) * ms
 		}
+	}
+	if rnd.IntN(2) == 0 { // what the caller learned on this network
+		h := &fakeHistory{broken: map[pathOf]bool{}, rtt: map[pathOf]time.Duration{}, quicWorks: rnd.IntN(2) == 0}
+		for _, p := range []pathOf{v6TCP, v6QUIC, v4TCP, v4QUIC} {
+			h.broken[p] = rnd.IntN(3) == 0
+			if rnd.IntN(2) == 0 {
+				h.rtt[p] = time.Duration(rnd.IntN(400)) * ms
+			}
+		}
+		cfg.History = h
 	}
 	versions := cfg.Versions
 	if versions == 0 {
@@ -131,7 +142,7 @@ func randomRace(rnd *rand.Rand) error {
 					attempts = append(attempts, nil)
 				}
 				f := FamilyOf(a.Endpoint.Addr.Addr())
-				attempts = append(attempts, &simAttempt{start: now, end: now.Add(fuzzDelay(cfg, f)), fam: f, proto: p})
+				attempts = append(attempts, &simAttempt{start: now, end: now.Add(fuzzDelay(cfg, a.Endpoint)), fam: f, proto: p, ep: a.Endpoint})
 			case Cancel:
 				b := attemptAt(attempts, a.ID)
 				if b == nil || !b.state.live() || cancelledIDs[a.ID] {
@@ -248,7 +259,7 @@ func randomRace(rnd *rand.Rand) error {
 		}
 		if rnd.IntN(3) == 0 {
 			// Progress: the slot may grow, never past the cap.
-			end := now.Add(fuzzDelay(cfg, b.fam))
+			end := now.Add(fuzzDelay(cfg, b.ep))
 			if cap := b.start.Add(MaxAttemptDelay); end.After(cap) {
 				end = cap
 			}
