@@ -179,7 +179,9 @@ func (n *netMemory) view(id netID, now time.Time) *netView {
 // A path was silent when an attempt on it heard nothing for minSilence or
 // longer and ended (failed, or lost to another) while an attempt of the
 // same class that started no earlier answered: it had as much time as the
-// other and got no answer. A silent TCP attempt blames its family: both
+// other and got no answer; unless another attempt on the same path
+// answered in the same race (one address was silent, not the path). A
+// silent TCP attempt blames its family: both
 // transports over it go last. A silent QUIC attempt blames QUIC over its
 // family only: whether the family or UDP is at fault cannot be told, and
 // TCP over the other family, which works in both cases, then goes first.
@@ -225,18 +227,29 @@ func (n *netMemory) learn(id netID, now time.Time, rep *Report) {
 }
 
 // silentAmong reports whether attempt a went silent while an attempt of
-// its class among all, started no earlier, answered. See learn.
+// its class among all, started no earlier, answered, and no attempt on
+// what a's silence would blame answered: then one address was silent, not
+// the path (a server whose AAAA record points nowhere on a network where
+// IPv6 works). See learn.
 func silentAmong(a attemptResult, all []attemptResult) bool {
 	if a.heard() || a.end-a.start < minSilence || (a.outcome != outcomeFailed && a.outcome != outcomeLost) {
 		return false
 	}
-	class := pathTo(a.addr.Addr(), false).class
+	p := pathTo(a.addr.Addr(), a.proto.QUIC())
+	other := false
 	for _, b := range all {
-		if b.heard() && b.start >= a.start && pathTo(b.addr.Addr(), false).class == class {
-			return true
+		if !b.heard() {
+			continue
+		}
+		q := pathTo(b.addr.Addr(), b.proto.QUIC())
+		if q.class == p.class && q.fam == p.fam && (q.quic == p.quic || !p.quic) {
+			return false // the path (TCP: the family) answered
+		}
+		if q.class == p.class && b.start >= a.start {
+			other = true
 		}
 	}
-	return false
+	return other
 }
 
 // heard reports whether the attempt heard from the server's host.

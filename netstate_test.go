@@ -276,6 +276,12 @@ func TestNetLearnRules(t *testing.T) {
 			[]check{{routed6, false}}},
 		{"nothing answered", []attemptResult{silent(r6, false, 0, 260*ms), silent(r4, false, 250*ms, 500*ms)},
 			[]check{{routed6, false}, {path{routed, hev3.IPv4, false}, false}}},
+		{"another address of the family answered", []attemptResult{silent(r6, false, 0, 260*ms), up(netip.MustParseAddrPort("[2001:db8::2]:443"), 250*ms, 255*ms)},
+			[]check{{routed6, false}, {routed6q, false}}},
+		{"QUIC answered over the family: TCP silent", []attemptResult{silent(r6, false, 0, 260*ms), {addr: r6, proto: hev3.ProtoH3, start: 250 * ms, connected: true, connectedAt: 255 * ms, outcome: outcomeWon}},
+			[]check{{routed6, false}}},
+		{"TCP answered over the family: QUIC silent", []attemptResult{silent(r6, true, 0, 260*ms), up(r6, 250*ms, 255*ms)},
+			[]check{{routed6q, true}, {routed6, false}}},
 		{"refused is an answer", []attemptResult{{addr: r6, proto: hev3.ProtoH2OrH1, start: 0, end: 260 * ms, outcome: outcomeFailed, err: refused()}, up(r4, 250*ms, 255*ms)},
 			[]check{{routed6, false}}},
 	} {
