@@ -48,7 +48,8 @@ const (
 	netWorksFor = time.Hour
 	// netLookEvery is how long one look at the host's network (its
 	// interfaces and routes) is used before the next: the check before
-	// each race costs one look per second at most.
+	// each race costs one look per second at most (about 150 µs on a
+	// host with a few interfaces; BenchmarkLook) and 70 ns otherwise.
 	netLookEvery = time.Second
 	// minSilence is the least time an attempt must have gone unanswered
 	// to count as silent: the floor of an RTT-derived attempt delay

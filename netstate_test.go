@@ -507,3 +507,18 @@ func TestLookHost(t *testing.T) {
 		t.Error("the cached look changed")
 	}
 }
+
+// BenchmarkLook: one look at the host's network (at most one per second
+// per process), and the cached one every race takes.
+func BenchmarkLook(b *testing.B) {
+	b.Run("look", func(b *testing.B) {
+		for b.Loop() {
+			look()
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			lookHost()
+		}
+	})
+}
