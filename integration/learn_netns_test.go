@@ -325,7 +325,7 @@ func newLearnWorld(t testing.TB, oneWay time.Duration) *learnWorld {
 		t.Fatal(err)
 	}
 	for _, l := range ls {
-		hs, err := testkit.StartServer(l, &http.Server{Handler: handler(), TLSConfig: conf})
+		hs, err := testkit.StartServer(l, &http.Server{Handler: handler(), TLSConfig: conf.Clone()})
 		if err != nil {
 			l.Close()
 			t.Fatal(err)
@@ -333,7 +333,7 @@ func newLearnWorld(t testing.TB, oneWay time.Duration) *learnWorld {
 		t.Cleanup(func() { hs.Close() })
 	}
 	for _, pc := range pcs {
-		s, err := testkit.StartH3(pc, conf, handler())
+		s, err := testkit.StartH3(pc, conf.Clone(), handler())
 		if err != nil {
 			pc.Close()
 			t.Fatal(err)
