@@ -143,25 +143,30 @@ func (c *caps) learn(key poolKey, need hev3.Need, rep *Report) {
 	defer c.mu.Unlock()
 	now := c.clock()
 	o := c.entryLocked(key, now)
-	// tcpUp is when the first TCP attempt to connect had started: a QUIC
-	// attempt that started no later and still never heard from the server
-	// while TCP got through marks h3 as broken (blocked UDP), as browsers
-	// do.
-	var tcpUp time.Duration = -1
+	// tcpUp is, per family, when the first TCP attempt over it to
+	// connect had started: a QUIC attempt over the same family that
+	// started no later and still never heard from the server while TCP
+	// got through marks h3 as broken (blocked UDP), as browsers do. TCP
+	// over the other family says nothing about h3: a silent QUIC over
+	// IPv6 and a TCP success over IPv4 may as well be a broken IPv6, which
+	// is the network's to learn, not the origin's (netstate.go).
+	tcpUp := [2]time.Duration{-1, -1}
 	for _, a := range rep.results {
-		if a.connected && !a.proto.QUIC() && (tcpUp < 0 || a.start < tcpUp) {
-			tcpUp = a.start
+		f := hev3.FamilyOf(a.addr.Addr())
+		if a.connected && !a.proto.QUIC() && (tcpUp[f] < 0 || a.start < tcpUp[f]) {
+			tcpUp[f] = a.start
 		}
 	}
 	for _, a := range rep.results {
 		silent := a.proto.QUIC() && !a.connected && (a.outcome == outcomeFailed || a.outcome == outcomeLost)
+		up := tcpUp[hev3.FamilyOf(a.addr.Addr())]
 		switch {
 		case a.outcome == outcomeWon && a.version == hev3.H3:
 			o.h3Good, o.h3Bad = now.Add(capsGoodFor), time.Time{}
 		case a.outcome == outcomeIncapable && a.version == hev3.H3 && need != hev3.NeedWebTransport:
 			// (An h3 server without WebTransport may still carry WebSockets.)
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
-		case silent && tcpUp >= 0 && a.start <= tcpUp:
+		case silent && up >= 0 && a.start <= up:
 			o.h3Bad, o.h3Good = now.Add(capsBadFor), time.Time{}
 		case a.outcome == outcomeIncapable && a.version == hev3.H2 && need == hev3.NeedWebSocket:
 			o.h2NoExt = now.Add(capsBadFor)

@@ -147,3 +147,31 @@ func TestCapsBounded(t *testing.T) {
 		t.Errorf("%d entries, want %d", n, maxCapsEntries)
 	}
 }
+
+// TestCapsSilentQUICOtherFamily (issue 16): a silent QUIC attempt over
+// IPv6 and a TCP success over IPv4 do not mark h3 broken for the origin:
+// IPv6 may be what is broken, which the Dialer learns per network
+// (netstate.go). The same silence with TCP over IPv6 getting through does.
+func TestCapsSilentQUICOtherFamily(t *testing.T) {
+	now := time.Unix(1000, 0)
+	key := poolKey{origin: "x.test:443"}
+	quic6 := attemptResult{addr: v6, proto: hev3.ProtoH3, start: 0, end: 250 * time.Millisecond, outcome: outcomeLost}
+	tcp4 := attemptResult{addr: v4, proto: hev3.ProtoH2OrH1, version: hev3.H2, start: 250 * time.Millisecond, connected: true, outcome: outcomeWon}
+	tcp6 := tcp4
+	tcp6.addr = v6
+	for _, tc := range []struct {
+		name   string
+		tcp    attemptResult
+		broken bool
+	}{
+		{"TCP over IPv4", tcp4, false},
+		{"TCP over IPv6", tcp6, true},
+	} {
+		c := &caps{now: func() time.Time { return now }}
+		c.learn(key, hev3.NeedWebSocket, raced(quic6, tc.tcp))
+		h := c.apply(key, hev3.NeedWebSocket, raceHints{versions: hev3.AllVersions, knownH3: true})
+		if broken := !h.versions.Has(hev3.H3); broken != tc.broken {
+			t.Errorf("silent QUIC over IPv6, %s: h3 broken for the origin %v, want %v", tc.name, broken, tc.broken)
+		}
+	}
+}

@@ -28,6 +28,11 @@ type Dialer struct {
 	attempts tokens
 	// queries holds a token per DNS query in flight (race.go).
 	queries tokens
+	// netmem is what the Dialer learned about the network the host is on
+	// (netstate.go); lingering holds the DNS queries won races left
+	// running to fill the cache (raceio.go).
+	netmem    netMemory
+	lingering dnsLinger
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
@@ -109,12 +114,15 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 }
 
 // CloseIdleConnections closes the HTTP/2 and HTTP/3 connections the Dialer
-// keeps for reuse that carry no session or request. Connections still in
+// keeps for reuse that carry no session or request, and ends the DNS
+// queries that finished dials left running for up to a second to fill the
+// Dialer's DNS cache. Connections still in
 // use are not affected; once their last session ends they idle for the
 // idle timeout (WithIdleTimeout, 90 s) unless this is called again.
 func (d *Dialer) CloseIdleConnections() {
 	d.init()
 	d.pool.closeIdle()
+	d.lingering.stop()
 }
 
 // resolver returns the Dialer's resolver for cfg's nameservers, creating it

@@ -38,7 +38,8 @@ package dialer
 //	           error of a race without a winner.
 //	raceio.go  the goroutines of a race (racer.query, racer.dial) and the
 //	           raceEvent they send: the only code of a race that runs off
-//	           the dialing goroutine
+//	           the dialing goroutine; dnsLinger, which keeps the queries a
+//	           won race leaves running for a second (draft §6)
 //	result.go  typed results: outcome, attemptResult (kept in the Report
 //	           beside each Attempt), missing, winReason, heardFrom
 //	internal/hev3  the Happy Eyeballs state machine itself: sans-IO, time
@@ -56,6 +57,9 @@ package dialer
 //
 //	pool.go, flights.go   reuse of h2 and h3 connections; one dial per origin at a time
 //	caps.go               what the Dialer learned per origin (reads attemptResult)
+//	netstate.go           what the Dialer learned per network: silent paths,
+//	                      QUIC that works, RTTs (hev3.History); the look at
+//	                      the host's network that keys it
 //	altsvc.go             Alt-Svc headers
 //	trust.go              keys that partition everything reused by trust
 //	wsconnect.go, wth2.go, wth3.go, session.go  the sessions on a carrier

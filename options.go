@@ -37,23 +37,27 @@ type Option func(*config)
 
 // config is the resolved set of options for one dial.
 type config struct {
-	tls             *tls.Config
-	nameservers     []string
-	hostsFile       string
-	header          http.Header
-	host            string // Host / :authority of the request; "": the URL's
-	subprotocols    []string
+	tls          *tls.Config
+	nameservers  []string
+	hostsFile    string
+	header       http.Header
+	host         string // Host / :authority of the request; "": the URL's
+	subprotocols []string
+	// attemptDelay is WithAttemptDelay's, 0 when not set: the race
+	// then times attempts by the RTT it measured, or 250 ms.
 	attemptDelay    time.Duration
 	resolutionDelay time.Duration
-	timeout         time.Duration
-	compression     websocket.CompressionMode
-	readLimit       int64
-	preferIPv4      bool
-	onlyFamily      bool
-	family          hev3.Family
-	report          func(*Report)
-	trace           *Trace
-	logger          *slog.Logger
+	// resolutionDelaySet: WithResolutionDelay was used (0 means 0).
+	resolutionDelaySet bool
+	timeout            time.Duration
+	compression        websocket.CompressionMode
+	readLimit          int64
+	preferIPv4         bool
+	onlyFamily         bool
+	family             hev3.Family
+	report             func(*Report)
+	trace              *Trace
+	logger             *slog.Logger
 	// versions limits the HTTP versions (0: all); knownH3 tries QUIC even
 	// without an HTTPS record advertising h3.
 	versions hev3.Versions
@@ -74,7 +78,6 @@ const (
 
 func defaultConfig() config {
 	return config{
-		attemptDelay:    hev3.DefaultAttemptDelay,
 		resolutionDelay: hev3.DefaultResolutionDelay,
 		timeout:         DefaultTimeout,
 	}
@@ -156,17 +159,26 @@ func WithSubprotocols(protos ...string) Option {
 }
 
 // WithAttemptDelay sets the Happy Eyeballs connection attempt delay: how
-// long an attempt runs alone before the next one starts. The default is
-// 250 ms; values are clamped to 10 ms .. 2 s as the draft requires.
+// long an attempt runs alone before the next one starts. Values are
+// clamped to 10 ms .. 2 s as the draft requires.
+//
+// Without it, the delay follows the round-trip times the Dialer measured
+// on the network the host is on: twice the smoothed RTT of the attempt's
+// path (its family and transport), at least 100 ms and at most 2 s, and
+// one more delay from the moment TCP connects while TLS goes on; 250 ms on
+// a path without history (draft-ietf-happy-happyeyeballs-v3 §6, §6.1).
 func WithAttemptDelay(d time.Duration) Option {
 	return func(c *config) { c.attemptDelay = clamp(d, hev3.MinAttemptDelay, hev3.MaxAttemptDelay) }
 }
 
 // WithResolutionDelay sets how long the dialer waits for the preferred
 // family's (AAAA) and HTTPS answers after the first DNS answer arrives.
-// The default is 50 ms.
+// The default is 50 ms; zero means no wait: the race starts with the
+// first answer that gives an address. Values are clamped to 0 .. 2 s.
 func WithResolutionDelay(d time.Duration) Option {
-	return func(c *config) { c.resolutionDelay = clamp(d, 0, 2*time.Second) }
+	return func(c *config) {
+		c.resolutionDelay, c.resolutionDelaySet = clamp(d, 0, 2*time.Second), true
+	}
 }
 
 // WithTimeout bounds a whole dial when the context has no earlier deadline.

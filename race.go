@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -76,8 +77,14 @@ func (s raceSpec) serverName() string {
 	return s.host
 }
 
-// machine returns the configuration of the race's state machine.
-func (s raceSpec) machine(cfg config) hev3.Config {
+// machine returns the configuration of the race's state machine on the
+// host's network hn, with what the Dialer learned there (h).
+//
+// The attempt delay is passed only when the user set one
+// (WithAttemptDelay): otherwise the machine derives it from the RTT the
+// Dialer measured on the attempt's path, or uses the draft's 250 ms
+// (draft §6). The resolution delay is passed as set, zero included.
+func (s raceSpec) machine(cfg config, hn hostNet, h hev3.History) hev3.Config {
 	c := hev3.Config{
 		Host:            s.host,
 		Literal:         s.literal,
@@ -94,6 +101,12 @@ func (s raceSpec) machine(cfg config) hev3.Config {
 		AttemptDelay:    cfg.attemptDelay,
 		OnlyFamily:      cfg.onlyFamily,
 		Only:            cfg.family,
+
+		ResolutionDelaySet: cfg.resolutionDelaySet,
+		Connectivity:       hn.conn,
+		LocalAddrs:         hn.local,
+		History:            h,
+		Shuffle:            rand.Shuffle,
 	}
 	if cfg.preferIPv4 {
 		c.Prefer = hev3.IPv4
@@ -111,11 +124,22 @@ type raceNet struct {
 	dialTCP, dialQUIC dialFunc
 	// settings waits for the server's SETTINGS on an h2 or h3 carrier.
 	settings func(ctx context.Context, c *carrier) (hev3.Settings, error)
+	// host looks at the host's network before a race: its identity,
+	// which keys what the Dialer learns (netstate.go), its addresses
+	// and its families. Tests change its identity to simulate a move to
+	// another network.
+	host func() hostNet
 }
 
 // race runs one Happy Eyeballs race to completion. Every goroutine it starts
-// has ended when it returns; the only thing that outlives it is the winning
-// connection, which the caller owns.
+// has ended when it returns, but for the DNS queries a won race leaves
+// running to fill the cache, for at most hev3.DNSLinger (draft §6), which
+// the Dialer owns then (dnsLinger, ended by CloseIdleConnections); the
+// only thing that outlives it otherwise is the winning connection, which
+// the caller owns.
+//
+// The race reads what the Dialer learned on the network the host is on,
+// and teaches it what it showed (netstate.go).
 func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
 	r, err := d.newRacer(ctx, cfg, spec)
 	if err != nil {
@@ -123,7 +147,9 @@ func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier,
 		rep := &Report{URL: spec.url, Kind: spec.kind, Start: time.Now(), Winner: -1, Err: derr.Error()}
 		return nil, rep, derr
 	}
-	return r.run()
+	car, rep, err := r.run()
+	d.netmem.learn(r.host.id, time.Now(), rep)
+	return car, rep, err
 }
 
 // newRacer prepares a race of spec on the Dialer's network.
@@ -134,7 +160,13 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 	if err != nil {
 		return nil, err
 	}
+	hn := n.host()
+	view := d.netmem.view(hn.id, start)
 	raceCtx, stop := context.WithCancel(ctx)
+	// DNS queries run on a context of their own: the caller's ends them
+	// while the race runs, but a won race may hand them to the Dialer.
+	dnsCtx, dnsStop := context.WithCancel(context.WithoutCancel(ctx))
+	detach := context.AfterFunc(ctx, dnsStop)
 	return &racer{
 		ctx:           ctx,
 		spec:          spec,
@@ -142,14 +174,20 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 		queryTokens:   &d.queries,
 		attemptTokens: &d.attempts,
 		raceCtx:       raceCtx,
+		dnsCtx:        dnsCtx,
 		events:        make(chan raceEvent),
+		lingerer:      &d.lingering,
+		host:          hn,
+		view:          view,
 		socks:         socks,
 		obs:           newObserver(cfg),
 		dns:           newDNSTrace(ctx, spec.host),
 		start:         start,
-		m:             hev3.New(spec.machine(cfg), start),
+		m:             hev3.New(spec.machine(cfg, hn, view), start),
 		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1},
 		stop:          stop,
+		dnsStop:       dnsStop,
+		dnsDetach:     detach,
 		queries:       make(map[int]int),
 		attempts:      make(map[int]*attemptState),
 	}, nil
@@ -178,6 +216,9 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
 	}
+	if n.host == nil {
+		n.host = lookHost
+	}
 	return n, nil
 }
 
@@ -194,24 +235,37 @@ type racer struct {
 	net           raceNet
 	queryTokens   *tokens         // the Dialer's DNS queries in flight
 	attemptTokens *tokens         // the Dialer's attempts in flight
-	raceCtx       context.Context // ends with the race: every goroutine of the race watches it
+	raceCtx       context.Context // ends with the race: every attempt of the race watches it
+	dnsCtx        context.Context // the DNS queries': ends with the race, or after DNSLinger
 	events        chan raceEvent
+	lingerer      *dnsLinger // takes the queries in flight after a win
+	host          hostNet    // the host's network when the race started
+	view          *netView   // what the Dialer learned on it
 
 	// Owned by the dialing goroutine.
-	socks    *udpSockets // the race's UDP sockets: the winner keeps its own
-	obs      observer
-	dns      dnsTrace
-	start    time.Time
-	m        *hev3.Machine
-	rep      *Report
-	stop     context.CancelFunc // cancels raceCtx
-	live     int                // goroutines yet to send their last event
-	queries  map[int]int        // query ID -> index in rep.DNS
-	attempts map[int]*attemptState
-	win      *carrier
-	failed   bool // the machine gave up, for failure
-	failure  hev3.FailReason
-	aborted  bool // the caller's context ended first
+	socks *udpSockets // the race's UDP sockets: the winner keeps its own
+	obs   observer
+	dns   dnsTrace
+	start time.Time
+	m     *hev3.Machine
+	rep   *Report
+	stop  context.CancelFunc // cancels raceCtx
+	// dnsStop cancels dnsCtx; dnsDetach stops the caller's context from
+	// doing so (false: it already has).
+	dnsStop   context.CancelFunc
+	dnsDetach func() bool
+	// liveQueries and liveAttempts count the goroutines yet to send
+	// their last event.
+	liveQueries, liveAttempts int
+	// lingerUntil is Succeed.KeepDNSUntil: the queries in flight at the
+	// win may run until then.
+	lingerUntil time.Time
+	queries     map[int]int // query ID -> index in rep.DNS
+	attempts    map[int]*attemptState
+	win         *carrier
+	failed      bool // the machine gave up, for failure
+	failure     hev3.FailReason
+	aborted     bool // the caller's context ended first
 }
 
 // attemptState is the racer's hold on one attempt.
@@ -286,7 +340,7 @@ func (r *racer) startQuery(a hev3.StartQuery) {
 	r.queries[a.ID] = len(r.rep.DNS)
 	r.rep.DNS = append(r.rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: r.since()})
 	r.obs.dnsStart(r.rep.DNS[len(r.rep.DNS)-1])
-	r.live++
+	r.liveQueries++
 	go r.query(a)
 }
 
@@ -305,9 +359,14 @@ func (r *racer) startAttempt(a hev3.StartAttempt) {
 		ECH:    len(ep.ECH) > 0,
 		Start:  r.since(),
 	})
-	r.rep.results = append(r.rep.results, attemptResult{proto: ep.Proto, start: r.rep.Attempts[st.i].Start})
+	r.rep.results = append(r.rep.results, attemptResult{
+		addr:  ep.Addr,
+		proto: ep.Proto,
+		plain: r.spec.tls == nil && !ep.Proto.QUIC(),
+		start: r.rep.Attempts[st.i].Start,
+	})
 	r.obs.attemptStart(r.rep.Attempts[st.i])
-	r.live++
+	r.liveAttempts++
 	dial := r.net.dialTCP
 	if ep.Proto.QUIC() {
 		dial = r.net.dialQUIC
@@ -323,6 +382,7 @@ func (r *racer) cancel(c hev3.Cancel) {
 	r.drop(st)
 	a, res := r.attempt(st)
 	a.End = r.since()
+	res.end = a.End
 	switch c.Reason {
 	case hev3.LostRace:
 		res.outcome = outcomeLost
@@ -355,7 +415,9 @@ func (r *racer) succeed(s hev3.Succeed) {
 	a, res := r.attempt(st)
 	res.outcome = outcomeWon
 	a.Outcome, a.End = res.outcome.String(), r.since()
+	res.end = a.End
 	r.rep.Winner = st.i
+	r.lingerUntil = s.KeepDNSUntil
 	r.rep.Reason = winReason(r.spec, a, res.version)
 	r.obs.won(*a, r.rep.Reason)
 }
@@ -372,9 +434,7 @@ func (r *racer) drop(st *attemptState) {
 // attempt that is over (cancelled, failed) are ignored; a connection one
 // brings is closed.
 func (r *racer) on(ev raceEvent) {
-	if ev.last {
-		r.live--
-	}
+	r.ended(ev)
 	now := time.Now()
 	if ev.kind == evAnswer {
 		r.onAnswer(now, ev.id, ev.answer)
@@ -389,7 +449,7 @@ func (r *racer) on(ev raceEvent) {
 	}
 	switch ev.kind {
 	case evTCPUp:
-		r.onTCPUp(st)
+		r.onTCPUp(now, st)
 	case evConnected:
 		r.onConnected(now, st, ev.car)
 	case evSettings:
@@ -410,10 +470,14 @@ func (r *racer) onAnswer(now time.Time, id int, ans hev3.Answer) {
 }
 
 // onTCPUp records that a TCP+TLS attempt's TCP connection is up: a stalled
-// TLS handshake can then be told from a blackholed path.
-func (r *racer) onTCPUp(st *attemptState) {
+// TLS handshake can then be told from a blackholed path. The handshake
+// made progress: the attempt keeps the slot for one more attempt delay
+// (draft §6.1).
+func (r *racer) onTCPUp(now time.Time, st *attemptState) {
 	a, res := r.attempt(st)
 	a.TCP, res.tcpUp = r.since(), true
+	res.tcpAt = a.TCP
+	r.m.OnProgress(now, st.id)
 }
 
 // onConnected takes hold of an attempt's connection, whose transport
@@ -423,6 +487,7 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
+	res.connectedAt = a.Connected
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
 }
@@ -443,6 +508,7 @@ func (r *racer) onFailed(now time.Time, st *attemptState, err error) {
 	a, res := r.attempt(st)
 	res.outcome, res.err = outcomeFailed, err
 	a.End, a.Outcome, a.Err = r.since(), res.outcome.String(), err.Error()
+	res.end = a.End
 	r.obs.failed(*a)
 	r.m.OnFailed(now, st.id, err)
 }
@@ -453,19 +519,42 @@ func (r *racer) onAbort() {
 	r.m.Abort(time.Now())
 }
 
+// ended counts the last event of a goroutine of the race.
+func (r *racer) ended(ev raceEvent) {
+	switch {
+	case !ev.last:
+	case ev.kind == evAnswer:
+		r.liveQueries--
+	default:
+		r.liveAttempts--
+	}
+}
+
 // windDown ends every goroutine of the race and closes what losers still
 // hold. Answers that come in meanwhile still tell what DNS did (a reply
 // ignored as malformed, say).
+//
+// A race won while DNS queries were in flight leaves them running until
+// Succeed.KeepDNSUntil, so that their answers fill the Dialer's cache
+// (draft §6: "SHOULD still process DNS replies from the network for a
+// short period of time (recommended to be 1 second)"): the Dialer takes
+// them over (dnsLinger) once every attempt has ended, and the dial
+// returns without waiting for them.
 func (r *racer) windDown() {
 	r.stop()
 	for _, st := range r.attempts {
 		st.cancel()
 	}
-	for r.live > 0 {
+	// The caller's context no longer ends the queries; if it already
+	// has, they are ending and nothing lingers.
+	detached := r.dnsDetach()
+	linger := detached && !r.lingerUntil.IsZero() && r.liveQueries > 0
+	if !linger {
+		r.dnsStop()
+	}
+	for r.liveAttempts > 0 || (!linger && r.liveQueries > 0) {
 		ev := <-r.events
-		if ev.last {
-			r.live--
-		}
+		r.ended(ev)
 		if ev.car != nil {
 			ev.car.Close()
 		}
@@ -476,12 +565,20 @@ func (r *racer) windDown() {
 			}
 		}
 	}
+	switch {
+	case !linger:
+	case r.liveQueries > 0:
+		r.lingerer.take(r.events, r.liveQueries, r.lingerUntil, r.dnsStop)
+	default: // answered while the attempts ended
+		r.dnsStop()
+	}
 }
 
 // finish completes the Report, hands the winner its UDP socket and closes
 // the others, and returns the winner or the race's error.
 func (r *racer) finish() (*carrier, *Report, error) {
 	r.rep.Duration = r.since()
+	r.rep.Learned = r.view.shaped()
 	if r.failed && r.failure == hev3.FailDNS {
 		r.dns.end(ErrNoAddress)
 	} else {

@@ -3,6 +3,8 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -32,16 +34,18 @@ type raceEvent struct {
 }
 
 // query asks one DNS question, within the Dialer's bound on queries in
-// flight, and reports the answer. It runs on its own goroutine.
+// flight, and reports the answer. It runs on its own goroutine, until the
+// race ends or, when the race hands it to the Dialer, DNSLinger after the
+// win (see windDown).
 func (r *racer) query(q hev3.StartQuery) {
 	var ans hev3.Answer
-	release, err := r.queryTokens.acquire(r.raceCtx, maxQueriesPerDialer)
+	release, err := r.queryTokens.acquire(r.dnsCtx, maxQueriesPerDialer)
 	if err != nil {
 		ans.Err = fmt.Errorf("dns: %s %s: waiting for one of the Dialer's %d queries in flight: %w", q.Type, q.Name, maxQueriesPerDialer, err)
 	} else {
 		// DNS traffic is not the caller's connection: keep httptrace's
 		// connect hooks out of it.
-		ans = r.net.lookup(valueless{r.raceCtx}, q.Name, q.Type)
+		ans = r.net.lookup(valueless{r.dnsCtx}, q.Name, q.Type)
 		release()
 	}
 	r.events <- raceEvent{kind: evAnswer, id: q.ID, answer: ans, last: true}
@@ -77,4 +81,66 @@ func (r *racer) connect(ctx context.Context, id int, ep hev3.Endpoint, dial dial
 		return raceEvent{kind: evFailed, id: id, err: err, last: true}
 	}
 	return raceEvent{kind: evSettings, id: id, settings: s, last: true}
+}
+
+// dnsLinger owns the DNS queries that won races left running so that
+// their answers fill the cache (draft §6; see racer.windDown): the dial
+// has returned, so a goroutine of the Dialer drains their events until
+// they end. They are cancelled at their deadline (hev3.DNSLinger after the
+// win) or by CloseIdleConnections, whichever comes first. The zero value
+// is ready.
+type dnsLinger struct {
+	mu     sync.Mutex
+	active map[*lingering]struct{}
+}
+
+// lingering is one race's queries left running.
+type lingering struct {
+	cancel context.CancelFunc // ends the queries
+	done   chan struct{}      // closed once they all have
+}
+
+// take drains the last events of n queries from events until they end,
+// cancelling them (cancel) at until.
+func (l *dnsLinger) take(events <-chan raceEvent, n int, until time.Time, cancel context.CancelFunc) {
+	g := &lingering{cancel: cancel, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.active == nil {
+		l.active = make(map[*lingering]struct{})
+	}
+	l.active[g] = struct{}{}
+	l.mu.Unlock()
+	go func() {
+		defer close(g.done)
+		t := time.NewTimer(time.Until(until))
+		defer t.Stop()
+		for n > 0 {
+			select {
+			case ev := <-events:
+				if ev.last {
+					n--
+				}
+			case <-t.C:
+				cancel()
+			}
+		}
+		cancel()
+		l.mu.Lock()
+		delete(l.active, g)
+		l.mu.Unlock()
+	}()
+}
+
+// stop cancels every query left running and waits for them to end.
+func (l *dnsLinger) stop() {
+	l.mu.Lock()
+	var gs []*lingering
+	for g := range l.active {
+		g.cancel()
+		gs = append(gs, g)
+	}
+	l.mu.Unlock()
+	for _, g := range gs {
+		<-g.done
+	}
 }

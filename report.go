@@ -41,6 +41,13 @@ type Report struct {
 	Reason string `json:"reason"`
 	// Err is the dial's error, if it failed.
 	Err string `json:"error,omitempty"`
+	// Learned lists, one line each, what the Dialer had learned on the
+	// network the host is on that shaped this race: a path that went
+	// silent before and was tried last, QUIC known to work (h3 first on
+	// both families), an attempt delay from a measured RTT
+	// (draft-ietf-happy-happyeyeballs-v3 §5.3, §6). Empty: the race ran
+	// as on a network never seen.
+	Learned []string `json:"learned,omitempty"`
 
 	// results holds the typed record of each attempt, in the order of
 	// Attempts: what the Dialer learns from. It is not encoded.
@@ -130,6 +137,9 @@ func (r *Report) String() string {
 			fill = '='
 		}
 		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), x.bar(a.Start, a.End, fill), durfmt.Format(a.End-a.Start), a.summary())
+	}
+	for _, l := range r.Learned {
+		fmt.Fprintf(&b, "  learned: %s\n", l)
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  => %s\n", r.Reason)

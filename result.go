@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"syscall"
 	"time"
@@ -49,16 +50,21 @@ func (o outcome) String() string {
 // Report keeps one beside each Attempt, which says the same in strings for
 // people; the race, its error and the Dialer's learning read these.
 type attemptResult struct {
+	addr  netip.AddrPort
 	proto hev3.Proto
-	// start is when the attempt started, as an offset from the race's
-	// start (Attempt.Start).
-	start time.Duration
-	// tcpUp: a TCP+TLS attempt's TCP connection was up.
+	// plain: a TCP attempt without TLS.
+	plain bool
+	// start is when the attempt started, end when it ended, as offsets
+	// from the race's start (Attempt.Start, Attempt.End).
+	start, end time.Duration
+	// tcpUp: a TCP+TLS attempt's TCP connection was up, at tcpAt.
 	tcpUp bool
-	// connected: the transport handshake (TCP, TLS or QUIC) finished, and
-	// version is the HTTP version it negotiated.
-	connected bool
-	version   hev3.Version
+	tcpAt time.Duration
+	// connected: the transport handshake (TCP, TLS or QUIC) finished, at
+	// connectedAt, and version is the HTTP version it negotiated.
+	connected   bool
+	connectedAt time.Duration
+	version     hev3.Version
 	// settings are the capability bits of the server's SETTINGS, if they
 	// arrived.
 	settings *hev3.Settings

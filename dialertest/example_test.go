@@ -14,9 +14,10 @@ import (
 )
 
 // Test that a client falls back to IPv4 when IPv6 is blackholed: the
-// dialer tries IPv6 first and, when nothing answers within the attempt
-// delay (250 ms), IPv4. In a test pass t instead of nil, and the kit closes
-// everything when the test ends.
+// dialer tries IPv6 first (HTTP/3) and, when nothing answers within the
+// attempt delay (250 ms), IPv4 over TCP, which works whatever the fault
+// (Happy Eyeballs v3's diagonal order). In a test pass t instead of nil,
+// and the kit closes everything when the test ends.
 func Example_fallback() {
 	srv := dialertest.NewServer(nil, dialertest.Options{Names: []string{"chat.test"}},
 		dialertest.BlackholeTCP(dialertest.IPv6), dialertest.BlackholeUDP(dialertest.IPv6))
@@ -42,7 +43,7 @@ func Example_fallback() {
 	fmt.Println("first attempt:", rep.Attempts[0].Proto, rep.Attempts[0].Family, rep.Attempts[0].Outcome)
 	c.Close(websocket.StatusNormalClosure, "")
 	// Output:
-	// WebSocket over HTTP/3 to IPv4
+	// WebSocket over HTTP/2 to IPv4
 	// first attempt: h3 IPv6 lost
 }
 

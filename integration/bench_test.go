@@ -2,9 +2,11 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -53,9 +55,13 @@ func BenchmarkDialWebSocket(b *testing.B) {
 }
 
 // BenchmarkFallbackIPv6Blackholed measures the time to a ready WebSocket
-// when [::1] drops SYNs and 127.0.0.1 serves: this dialer (attempt delay
-// 250 ms) against coder/websocket over Go's net.Dialer (fallback delay
-// 300 ms), both resolving the name through the same test DNS server.
+// when [::1] drops SYNs and 127.0.0.1 serves, both resolving the name
+// through the same test DNS server: coder/websocket over Go's net.Dialer
+// (fallback delay 300 ms, nothing learned), this dialer's first dial (a
+// new Dialer each time: attempt delay 250 ms), and a repeat dial from a
+// Dialer that has dialed before on this network (issue 16: IPv6 went
+// silent, IPv4 goes first), to the same origin and to a new one. ms/dial
+// counts the dial alone; every dial races (pooled connections are closed).
 func BenchmarkFallbackIPv6Blackholed(b *testing.B) {
 	e := newEnv(b, true, serve, blackhole)
 	e.dns.A(host, "127.0.0.1")
@@ -66,26 +72,111 @@ func BenchmarkFallbackIPv6Blackholed(b *testing.B) {
 			return nd.DialContext(ctx, network, e.dns.Addr())
 		}}
 		nd := &net.Dialer{Resolver: res}
-		client := &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, TLSClientConfig: e.ca.ClientConfig()}}
-		for b.Loop() {
+		tr := &http.Transport{DialContext: nd.DialContext, TLSClientConfig: e.ca.ClientConfig()}
+		client := &http.Client{Transport: tr}
+		benchDials(b, func() (func(), error) {
 			c, _, err := websocket.Dial(context.Background(), e.url(true), &websocket.DialOptions{HTTPClient: client})
 			if err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
-			c.CloseNow()
-		}
-		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dial")
+			return func() { c.CloseNow(); tr.CloseIdleConnections() }, nil
+		})
 	})
-	b.Run("dialer", func(b *testing.B) {
-		d := e.dialer()
-		for b.Loop() {
-			c, _, err := d.DialWebSocket(context.Background(), e.url(true))
+	learnBenches(b, e, nil)
+}
+
+// BenchmarkLearnUDPBlocked measures the time to a ready WebSocket from a
+// dual-stack origin whose HTTPS record says h3,h2 while UDP is blackholed
+// on both families: this dialer's first dial (QUIC over IPv6, then TCP
+// over IPv4 one attempt delay later, the diagonal order), and repeat dials
+// from a Dialer that learned QUIC is silent here (issue 16), to the same
+// origin and to a new one; against a plain h2 dial (an origin without
+// HTTPS record: TCP only) and coder/websocket over HTTP/1.1.
+func BenchmarkLearnUDPBlocked(b *testing.B) {
+	e := newEnv(b, true, serve, serve)
+	e.quic(udpBlackhole, udpBlackhole)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.AAAA(host, "::1")
+	e.dns.HTTPS(host, "1 . alpn=h3,h2")
+	const plain = "plain.example.test"
+	e.dns.A(plain, "127.0.0.1")
+	e.dns.AAAA(plain, "::1")
+	b.Run("coder-h1", func(b *testing.B) {
+		tr := &http.Transport{TLSClientConfig: e.ca.ClientConfig()}
+		client := &http.Client{Transport: tr}
+		url := "wss://127.0.0.1:" + itoa(e.port) + "/echo"
+		benchDials(b, func() (func(), error) {
+			c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPClient: client})
 			if err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
-			c.CloseNow()
-			d.CloseIdleConnections() // a fresh race each time
-		}
-		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dial")
+			return func() { c.CloseNow(); tr.CloseIdleConnections() }, nil
+		})
 	})
+	b.Run("dialer-plain-h2", func(b *testing.B) {
+		d := e.dialer()
+		url := "wss://" + plain + ":" + itoa(e.port) + "/echo"
+		benchDials(b, func() (func(), error) { return wsDial(d, url) })
+	})
+	learnBenches(b, e, func(name string) { e.dns.HTTPS(name, "1 . alpn=h3,h2") })
+}
+
+// learnBenches runs the first and repeat dials of a fault (see
+// BenchmarkFallbackIPv6Blackholed) on e's servers. setup adds a new
+// origin's records beyond A and AAAA.
+func learnBenches(b *testing.B, e *env, setup func(name string)) {
+	url := func(name string) string { return "wss://" + name + ":" + itoa(e.port) + "/echo" }
+	b.Run("dialer-first", func(b *testing.B) {
+		benchDials(b, func() (func(), error) { return wsDial(e.dialer(), url(host)) })
+	})
+	b.Run("dialer-repeat-same-origin", func(b *testing.B) {
+		d := e.dialer()
+		if done, err := wsDial(d, url(host)); err == nil {
+			done() // learns
+		}
+		benchDials(b, func() (func(), error) { return wsDial(d, url(host)) })
+	})
+	b.Run("dialer-repeat-new-origin", func(b *testing.B) {
+		d := e.dialer()
+		if done, err := wsDial(d, url(host)); err == nil {
+			done()
+		}
+		n := 0
+		benchDials(b, func() (func(), error) {
+			n++
+			name := fmt.Sprintf("n%d-%s", n, host) // under *.example.test
+			e.dns.A(name, "127.0.0.1")
+			e.dns.AAAA(name, "::1")
+			if setup != nil {
+				setup(name)
+			}
+			return wsDial(d, url(name))
+		})
+	})
+}
+
+// wsDial dials a WebSocket with d and returns what closes it and d's
+// pooled connections.
+func wsDial(d *dialer.Dialer, url string) (func(), error) {
+	c, _, err := d.DialWebSocket(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	return func() { c.CloseNow(); d.CloseIdleConnections() }, nil
+}
+
+// benchDials runs dial b.N times, closing what each opened, and reports
+// the mean time of the dials alone in ms/dial.
+func benchDials(b *testing.B, dial func() (done func(), err error)) {
+	var total time.Duration
+	for b.Loop() {
+		start := time.Now()
+		done, err := dial()
+		total += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done()
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/dial")
 }

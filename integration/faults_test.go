@@ -265,18 +265,23 @@ var faults = []fault{
 		wt: succeeds(faultSlack, "h3", ""),
 	},
 	{
+		// WebSocket and the Transport deal h3 and TCP diagonally (draft
+		// -ietf-happy-happyeyeballs-v3, as internal/hev3 orders it): h3
+		// to [::1] first, TCP to 127.0.0.1 one attempt delay later, which
+		// wins before h3 to 127.0.0.1 would start. WebTransport tries h3
+		// on both families before TCP.
 		name: "udp blackhole [::1]", udp: [2]slot{good, hole}, h3: true,
-		ws: succeeds(attemptDelay+faultSlack, "h3", "IPv4"),
-		tr: succeeds(attemptDelay+faultSlack, "h3", "IPv4"),
+		ws: succeeds(attemptDelay+faultSlack, "h2", "IPv4"),
+		tr: succeeds(attemptDelay+faultSlack, "h2", "IPv4"),
 		wt: succeeds(attemptDelay+faultSlack, "h3", "IPv4"),
 	},
 	{
-		// QUIC to [::1] and to 127.0.0.1 start one attempt delay apart,
-		// TCP one more delay later.
+		// The diagonal again: TCP to 127.0.0.1 starts one attempt delay
+		// after h3 to [::1], and wins. WebTransport falls back to HTTP/2
+		// after its two QUIC attempts, one delay apart.
 		name: "udp blackhole all", udp: [2]slot{hole, hole}, h3: true,
-		ws: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
-		tr: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
-		// WebTransport falls back to HTTP/2 after the two QUIC attempts.
+		ws: succeeds(attemptDelay+faultSlack, "h2", "IPv4"),
+		tr: succeeds(attemptDelay+faultSlack, "h2", "IPv4"),
 		wt: succeeds(2*attemptDelay+faultSlack, "h2", "IPv6"),
 	},
 	{

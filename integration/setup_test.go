@@ -136,7 +136,7 @@ func (e *env) listen() (l4, l6 net.Listener) {
 }
 
 func (e *env) serverTLS() *tls.Config {
-	conf, err := e.ca.ServerConfig(host, "localhost", "127.0.0.1", "::1")
+	conf, err := e.ca.ServerConfig(host, otherHost, "*.example.test", "localhost", "127.0.0.1", "::1")
 	if err != nil {
 		e.t.Fatal(err)
 	}

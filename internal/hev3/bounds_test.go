@@ -14,24 +14,29 @@ import (
 // makes, and that a Poll without a new input does not rebuild the
 // endpoint list.
 
-// drain fails every attempt as soon as it starts, polling at base, and
+// drain fails every attempt as soon as it starts, polling from base and
+// following the wake times (attempts are MinAttemptDelay apart), and
 // returns the attempts in order as "addr proto", and the final action.
 func drain(t *testing.T, m *Machine) ([]string, string) {
 	t.Helper()
 	var got []string
+	now := base
 	for range 10000 {
-		acts, _ := m.Poll(base)
+		acts, wake := m.Poll(now)
 		for _, a := range acts {
 			switch a := a.(type) {
 			case StartAttempt:
 				got = append(got, fmt.Sprintf("%s %s", a.Endpoint.Addr, a.Endpoint.Proto))
-				m.OnFailed(base, a.ID, errTest)
+				m.OnFailed(now, a.ID, errTest)
 			case Fail, Succeed:
 				return got, describe(a)
 			}
 		}
 		if m.Done() {
 			break
+		}
+		if !wake.IsZero() {
+			now = wake
 		}
 	}
 	t.Fatalf("the race did not end after %d attempts", len(got))
@@ -211,23 +216,24 @@ func TestBoundAttempts(t *testing.T) {
 	m.OnDNS(base, 1, Answer{})
 	m.OnDNS(base, 2, Answer{})
 	last := -1
-	for n := 0; n < MaxAttempts; {
-		acts, _ := m.Poll(base)
+	now := base
+	for n := 0; n < MaxAttempts; now = now.Add(MinAttemptDelay) {
+		acts, _ := m.Poll(now)
 		for _, a := range acts {
 			if s, ok := a.(StartAttempt); ok {
 				n++
 				last = s.ID
 				if n < MaxAttempts {
-					m.OnFailed(base, s.ID, errTest)
+					m.OnFailed(now, s.ID, errTest)
 				}
 			}
 		}
 	}
-	if acts, wake := m.Poll(base.Add(10 * ms)); len(acts) != 0 || !wake.IsZero() {
+	if acts, wake := m.Poll(now.Add(10 * ms)); len(acts) != 0 || !wake.IsZero() {
 		t.Fatalf("with the last attempt live: %v, wake %v", describeAll(acts), wake)
 	}
-	m.OnFailed(base.Add(20*ms), last, errTest)
-	if acts, _ := m.Poll(base.Add(20 * ms)); !slices.Equal(describeAll(acts), []string{"fail connect"}) {
+	m.OnFailed(now.Add(20*ms), last, errTest)
+	if acts, _ := m.Poll(now.Add(20 * ms)); !slices.Equal(describeAll(acts), []string{"fail connect"}) {
 		t.Errorf("after the last attempt failed: %v", describeAll(acts))
 	}
 }

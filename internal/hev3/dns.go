@@ -82,10 +82,11 @@ func (m *Machine) filterAddrs(addrs []netip.Addr, f Family, max int) []netip.Add
 }
 
 // normalizeServices returns the MaxServices ServiceMode records of lowest
-// priority, sorted stably by priority, each copied with its usable hints
-// (MaxHints per family) and the ALPN IDs the machine knows. AliasMode
-// records (priority 0) are the resolver's to follow: one that gets here is
-// ignored (RFC 9460 §2.4.1).
+// priority, sorted by priority, records of equal priority shuffled by
+// Config.Shuffle (draft §5.2) or else in answer order, each copied with
+// its usable hints (MaxHints per family) and the ALPN IDs the machine
+// knows. AliasMode records (priority 0) are the resolver's to follow: one
+// that gets here is ignored (RFC 9460 §2.4.1).
 func (m *Machine) normalizeServices(in []ServiceInfo) []ServiceInfo {
 	recs := make([]ServiceInfo, 0, len(in))
 	for _, s := range in {
@@ -96,6 +97,18 @@ func (m *Machine) normalizeServices(in []ServiceInfo) []ServiceInfo {
 	slices.SortStableFunc(recs, func(a, b ServiceInfo) int {
 		return cmp.Compare(a.Priority, b.Priority)
 	})
+	if m.cfg.Shuffle != nil {
+		for i := 0; i < len(recs); {
+			j := i + 1
+			for j < len(recs) && recs[j].Priority == recs[i].Priority {
+				j++
+			}
+			if run := recs[i:j]; len(run) > 1 {
+				m.cfg.Shuffle(len(run), func(a, b int) { run[a], run[b] = run[b], run[a] })
+			}
+			i = j
+		}
+	}
 	recs = recs[:min(len(recs), MaxServices)]
 	out := make([]ServiceInfo, len(recs))
 	for i, s := range recs {
@@ -178,10 +191,14 @@ func (m *Machine) issueQueries(acts []Action) []Action {
 	return acts
 }
 
-// askAddrs decides AAAA then A for name, skipping an excluded family.
+// askAddrs decides AAAA then A for name, skipping an excluded family and
+// a family the host has no connectivity for (draft §4.1: "On a network
+// with only IPv4 connectivity, it will send a query for A records"; on
+// an IPv6-only network the draft allows AAAA alone, which is what the
+// machine does: it synthesizes no NAT64 addresses, §8).
 func (m *Machine) askAddrs(name, key string) {
 	for _, f := range [...]Family{IPv6, IPv4} {
-		if m.allowed(f) {
+		if m.allowed(f) && (m.cfg.OnlyFamily || m.cfg.Connectivity == 0 || m.cfg.Connectivity.Has(f)) {
 			m.ask(name, key, typeOfFamily(f))
 		}
 	}

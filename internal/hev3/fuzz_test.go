@@ -14,7 +14,9 @@ import (
 // and addresses, AliasMode records, attempt results, the passing of time),
 // feeds them to a Machine and checks the bounds of bounds.go after every
 // step: the queries sent and in flight, the endpoints known, the attempts
-// made and live, and the work of each step (a Poll without input rebuilds
+// made and live, the spacing of attempts (each live attempt's slot, RTT
+// derived and extended by progress, and MinAttemptDelay between any two
+// starts), and the work of each step (a Poll without input rebuilds
 // nothing; no step takes long). The race is then settled and must end.
 func FuzzBounds(f *testing.F) {
 	for _, seed := range fuzzSeeds() {
@@ -35,7 +37,7 @@ const fuzzStepTime = 500 * time.Millisecond
 
 // Input format, byte by byte (a missing byte reads as 0):
 //
-//	config: 4 bytes (see fuzzConfig)
+//	config: 6 bytes (see fuzzConfig)
 //	then up to fuzzMaxOps operations, each an op byte and its arguments:
 //	  0, 1: answer an outstanding query: pick, then an answer spec
 //	  2:    the clock moves: n, by n*4 ms
@@ -44,6 +46,7 @@ const fuzzStepTime = 500 * time.Millisecond
 //	  5:    an attempt's SETTINGS: pick, bits
 //	  6:    inputs with IDs the machine never issued
 //	  7:    Abort if the next byte is 0xff
+//	  8:    an attempt makes progress: pick
 //
 // An answer spec for A or AAAA is mode (0 error, 1 NODATA, 2-3 addresses),
 // count (2 bytes) and pattern; for HTTPS it is mode, record count (2
@@ -102,9 +105,17 @@ func fuzzAddrs(n int, pattern byte) []netip.Addr {
 	return out
 }
 
-// fuzzConfig decodes 4 bytes into a race configuration.
+// fuzzLocal are the host address sets fuzzConfig chooses from.
+var fuzzLocal = [][]netip.Addr{
+	nil,
+	parseAddrs("198.18.0.200", "127.0.0.1"),
+	parseAddrs("fe80::1", "198.18.0.200", "::1", "127.0.0.1"),
+	parseAddrs("2001:db8::ff", "fd00::1", "198.18.0.200", "::", "ff02::1"),
+}
+
+// fuzzConfig decodes 6 bytes into a race configuration.
 func fuzzConfig(r *fuzzReader) Config {
-	b0, b1, b2, b3 := r.next(), r.next(), r.next(), r.next()
+	b0, b1, b2, b3, b4, b5 := r.next(), r.next(), r.next(), r.next(), r.next(), r.next()
 	cfg := Config{
 		Host:           "example.com",
 		Port:           443,
@@ -132,7 +143,60 @@ func fuzzConfig(r *fuzzReader) Config {
 	for i := range int(b2>>4) % 4 {
 		cfg.Avoid = append(cfg.Avoid, netip.AddrPortFrom(fuzzAddr(i, b2>>2), 443))
 	}
+	// b4: connectivity (bits 0-1), ResolutionDelaySet (2), Shuffle (3),
+	// local addresses (4-5), RTT per family (6, 7); b5: the RTT and the
+	// resolution delay.
+	cfg.Connectivity = Families(b4 & 3)
+	if b4&4 != 0 {
+		cfg.ResolutionDelaySet = true
+		cfg.ResolutionDelay = time.Duration(b5%8) * 10 * ms
+	}
+	if b4&8 != 0 {
+		rot := int(b5)
+		cfg.Shuffle = func(n int, swap func(i, j int)) { // a rotation
+			for i := range n - 1 {
+				swap(i, (i+rot)%n)
+			}
+		}
+	}
+	cfg.LocalAddrs = fuzzLocal[b4>>4&3]
+	if b4&64 != 0 {
+		cfg.RTT[IPv6] = time.Duration(b5) * 3 * ms
+	}
+	if b4&128 != 0 {
+		cfg.RTT[IPv4] = time.Duration(b5) * ms / 2
+	}
+	// b3 bit 1: a History (what the caller learned on the network): b5's
+	// bits 0-3 say which paths are broken, bit 4 whether QUIC works, and
+	// QUIC over IPv6 and TCP over IPv4 get RTTs of their own.
+	if b3&2 != 0 {
+		h := &fakeHistory{broken: map[pathOf]bool{}, quicWorks: b5&16 != 0, rtt: map[pathOf]time.Duration{
+			v6QUIC: time.Duration(b5) * 2 * ms,
+			v4TCP:  time.Duration(b5) * ms,
+		}}
+		for i, p := range []pathOf{v6TCP, v6QUIC, v4TCP, v4QUIC} {
+			h.broken[p] = b5>>i&1 != 0
+		}
+		cfg.History = h
+	}
 	return cfg
+}
+
+// fuzzDelay is the attempt delay the race must keep for an attempt on
+// family f, from the configuration alone (the oracle of delayFor).
+func fuzzDelay(cfg Config, e Endpoint) time.Duration {
+	rtt := cfg.RTT[FamilyOf(e.Addr.Addr())]
+	if cfg.History != nil && cfg.History.RTT(e) > 0 {
+		rtt = cfg.History.RTT(e)
+	}
+	if cfg.AttemptDelay == 0 && rtt > 0 {
+		return min(max(2*rtt, MinRTTAttemptDelay), MaxAttemptDelay)
+	}
+	delay := cfg.AttemptDelay
+	if delay == 0 {
+		delay = DefaultAttemptDelay
+	}
+	return min(max(delay, MinAttemptDelay), MaxAttemptDelay)
 }
 
 // fuzzAnswer decodes an answer spec for a query of type typ.
@@ -215,12 +279,6 @@ func fuzzRace(data []byte) error {
 	if maxLiveQueries == 0 {
 		maxLiveQueries = DefaultMaxLiveQueries
 	}
-	delay := cfg.AttemptDelay
-	if delay == 0 {
-		delay = DefaultAttemptDelay
-	}
-	delay = min(max(delay, MinAttemptDelay), MaxAttemptDelay)
-
 	now := base
 	m := New(cfg, now)
 	var (
@@ -231,6 +289,7 @@ func fuzzRace(data []byte) error {
 		made      int
 		tried     = map[endpointKey]bool{}
 		ended     bool
+		lastStart time.Time
 		inputs    int // since the last Poll
 		wake      time.Time
 		trace     []string
@@ -271,6 +330,9 @@ func fuzzRace(data []byte) error {
 				if a.ID != nextID {
 					return fail("query id %d, want %d", a.ID, nextID)
 				}
+				if f := familyOfType(a.Type); a.Type != HTTPS && cfg.Connectivity != 0 && !cfg.Connectivity.Has(f) && !cfg.OnlyFamily {
+					return fail("query %s without %v connectivity", a.Type, f)
+				}
 				nextID++
 				sent++
 				queries[a.ID] = a.Type
@@ -295,11 +357,16 @@ func fuzzRace(data []byte) error {
 				}
 				tried[k] = true
 				for id, b := range attempts {
-					if now.Sub(b.start) < delay {
-						return fail("attempt %d started %v after live attempt %d", a.ID, now.Sub(b.start), id)
+					if now.Before(b.end) {
+						return fail("attempt %d started %v after live attempt %d, whose slot ends %v after it", a.ID, now.Sub(b.start), id, b.end.Sub(b.start))
 					}
 				}
-				attempts[a.ID] = &simAttempt{start: now, state: connecting, proto: a.Endpoint.Proto}
+				if made > 1 && now.Sub(lastStart) < MinAttemptDelay {
+					return fail("attempt %d started %v after the previous one", a.ID, now.Sub(lastStart))
+				}
+				lastStart = now
+				f := FamilyOf(a.Endpoint.Addr.Addr())
+				attempts[a.ID] = &simAttempt{start: now, state: connecting, proto: a.Endpoint.Proto, fam: f, ep: a.Endpoint, end: now.Add(fuzzDelay(cfg, a.Endpoint))}
 				if cfg.MaxLive > 0 && len(attempts) > cfg.MaxLive {
 					return fail("%d attempts live, bound %d", len(attempts), cfg.MaxLive)
 				}
@@ -311,6 +378,10 @@ func fuzzRace(data []byte) error {
 			case Succeed:
 				if attempts[a.ID] == nil || len(attempts) != 1 {
 					return fail("succeed %d with live attempts %v", a.ID, attempts)
+				}
+				if want := len(queries) > 0; want != !a.KeepDNSUntil.IsZero() ||
+					want && !a.KeepDNSUntil.Equal(now.Add(DNSLinger)) {
+					return fail("succeed with %d queries in flight: KeepDNSUntil %v", len(queries), a.KeepDNSUntil)
 				}
 				delete(attempts, a.ID)
 				ended = true
@@ -372,7 +443,7 @@ func fuzzRace(data []byte) error {
 	}
 	for op := 0; op < fuzzMaxOps && !r.done() && !ended; op++ {
 		var err error
-		switch r.next() % 8 {
+		switch r.next() % 9 {
 		case 0, 1:
 			if ids := queryIDs(); len(ids) > 0 {
 				id := pick(ids)
@@ -411,6 +482,19 @@ func fuzzRace(data []byte) error {
 		case 7:
 			if r.next() == 0xff {
 				err = step(func() { m.Abort(now) })
+			}
+		case 8:
+			if ids := liveIDs(); len(ids) > 0 {
+				id := pick(ids)
+				b := attempts[id]
+				end := now.Add(fuzzDelay(cfg, b.ep))
+				if cap := b.start.Add(MaxAttemptDelay); end.After(cap) {
+					end = cap
+				}
+				if end.After(b.end) {
+					b.end = end
+				}
+				err = step(func() { m.OnProgress(now, id) })
 			}
 		}
 		if err != nil {
@@ -473,7 +557,7 @@ func (s fuzzSpec) addrs(pick byte, n int, pattern byte) fuzzSpec {
 func (s fuzzSpec) nodata(pick byte) fuzzSpec { return s.b(0, pick, 1) }
 
 func fuzzSeeds() [][]byte {
-	cfg := fuzzSpec{0, 0, 0, 0} // defaults: HTTPS, AAAA, A queried (IDs 0, 1, 2)
+	cfg := fuzzSpec{0, 0, 0, 0, 0, 0} // defaults: HTTPS, AAAA, A queried (IDs 0, 1, 2)
 	fails := func(s fuzzSpec, n int) fuzzSpec {
 		for range n {
 			s = s.b(4, 0)
@@ -491,14 +575,23 @@ func fuzzSeeds() [][]byte {
 		fails(cfg.https(0, 1, 0|64, 4000, 1).nodata(0).nodata(0), 40),
 		// 8,000 A and AAAA addresses, duplicates and invalid ones among
 		// them, QUIC known, h3 on another port.
-		fails(fuzzSpec{8, 0, 0, 1}.nodata(0).addrs(0, 8000, 0|4|8).addrs(0, 8000, 1), 80),
+		fails(fuzzSpec{8, 0, 0, 1, 0, 0}.nodata(0).addrs(0, 8000, 0|4|8).addrs(0, 8000, 1), 80),
 		// AliasMode records among 2,000 records sharing three targets,
 		// with ports and ECH; one query in flight at a time.
-		fails(fuzzSpec{0, 0, 1, 0}.https(0, 2000, 2|12|16|32, 16, 3).nodata(0).nodata(0).nodata(0), 30),
+		fails(fuzzSpec{0, 0, 1, 0, 0, 0}.https(0, 2000, 2|12|16|32, 16, 3).nodata(0).nodata(0).nodata(0), 30),
 		// 1,024 records with 32 hints each and long ALPN lists, a
 		// WebTransport race, two attempts live at most, time passing.
-		fails(fuzzSpec{0x60, 2 << 3, 0, 0}.https(0, 1024, 3|4|16|128, 32, 0x81).b(2, 100).nodata(0).b(2, 200), 70),
+		fails(fuzzSpec{0x60, 2 << 3, 0, 0, 0, 0}.https(0, 1024, 3|4|16|128, 32, 0x81).b(2, 100).nodata(0).b(2, 200), 70),
 		// IPv4 only, avoided addresses, a literal.
-		fuzzSpec{0x86, 0, 0xb0, 5}.b(2, 10, 4, 0),
+		fuzzSpec{0x86, 0, 0xb0, 5, 0, 0}.b(2, 10, 4, 0),
+		// An IPv4-only host with its addresses known, RTTs for both
+		// families, a zero resolution delay, shuffled records with IPv6
+		// hints; attempts make progress, then fail.
+		fuzzSpec{8, 0, 0, 0, 2 | 4 | 8 | 16 | 64 | 128, 40}.https(0, 6, 0, 2, 0).
+			addrs(0, 3, 1).b(8, 0, 2, 30, 8, 0, 2, 100, 4, 0, 2, 10, 4, 0, 8, 0),
+		// A dual-stack host with link-local IPv6 only, progress on every
+		// attempt as time passes, a win with a query in flight.
+		fuzzSpec{0, 0, 0, 0, 32 | 64, 20}.addrs(1, 2, 2).
+			b(8, 0, 2, 20, 8, 0, 2, 50, 8, 0, 2, 100, 3, 0, 1),
 	}
 }

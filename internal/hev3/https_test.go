@@ -5,16 +5,20 @@ import (
 	"time"
 )
 
-// chain fails each attempt as soon as it starts and expects the next one at
-// once, then expects final after the last failure.
+// chain fails each attempt MinAttemptDelay after the previous failure and
+// expects the next one at once, then expects final after the last
+// failure. The first failure is at d, at least MinAttemptDelay after the
+// first attempt started. (Draft §6: attempts never start within 10 ms of
+// each other, however fast the previous one failed.)
 func (r *race) chain(d time.Duration, first int, want []string, final ...string) *race {
 	r.t.Helper()
 	for i := range want {
 		id := first + i
+		at := d + time.Duration(i)*MinAttemptDelay
 		if i+1 < len(want) {
-			r.failed(d, id).expect(want[i+1])
+			r.failed(at, id).expect(want[i+1])
 		} else {
-			r.failed(d, id).expect(final...)
+			r.failed(at, id).expect(final...)
 		}
 	}
 	return r
@@ -33,14 +37,14 @@ func TestECHPropagated(t *testing.T) {
 }
 
 // §5.4 #37: hints stay as addresses after a negative answer for their
-// family, interleaved with the other family.
+// family, interleaved with the other family (diagonally, issue 16).
 func TestHintsKeptOnNegativeAnswer(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.addrs(0, 2, v4).negative(0, 1).https(0, 0, withHints(rec(1, "", "h3", "h2"), v6))
 	r.expect("attempt 3 [2001:db8::1]:443 h3 hint").wakeAt(250 * ms)
-	r.at(250 * ms).expect("attempt 4 192.0.2.1:443 h3").wakeAt(500 * ms)
-	r.at(500 * ms).expect("attempt 5 [2001:db8::1]:443 h2 hint").wakeAt(750 * ms)
-	r.at(750 * ms).expect("attempt 6 192.0.2.1:443 h2").wakeAt(1000 * ms)
+	r.at(250 * ms).expect("attempt 4 192.0.2.1:443 h2").wakeAt(500 * ms)
+	r.at(500 * ms).expect("attempt 5 192.0.2.1:443 h3").wakeAt(750 * ms)
+	r.at(750 * ms).expect("attempt 6 [2001:db8::1]:443 h2 hint").wakeAt(1000 * ms)
 	r.at(1000 * ms).expect("attempt 7 192.0.2.1:443 h2,h1").idle()
 
 	cfg := config()
@@ -48,9 +52,9 @@ func TestHintsKeptOnNegativeAnswer(t *testing.T) {
 	r = newRace(t, cfg).queries()
 	r.addrs(0, 1, v6).negative(0, 2).https(0, 0, withHints(rec(1, "", "h3", "h2"), v4))
 	r.expect("attempt 3 192.0.2.1:443 h3 hint").wakeAt(250 * ms)
-	r.at(250 * ms).expect("attempt 4 [2001:db8::1]:443 h3").wakeAt(500 * ms)
-	r.at(500 * ms).expect("attempt 5 192.0.2.1:443 h2 hint").wakeAt(750 * ms)
-	r.at(750 * ms).expect("attempt 6 [2001:db8::1]:443 h2").wakeAt(1000 * ms)
+	r.at(250 * ms).expect("attempt 4 [2001:db8::1]:443 h2").wakeAt(500 * ms)
+	r.at(500 * ms).expect("attempt 5 [2001:db8::1]:443 h3").wakeAt(750 * ms)
+	r.at(750 * ms).expect("attempt 6 192.0.2.1:443 h2 hint").wakeAt(1000 * ms)
 	r.at(1000 * ms).expect("attempt 7 [2001:db8::1]:443 h2,h1").idle()
 }
 
@@ -142,7 +146,7 @@ func TestPortAppliesToResolved(t *testing.T) {
 	r.https(0, 0, withPort(rec(1, "", "h3", "h2"), 8443)).addrs(0, 1, v6).
 		expect("attempt 3 [2001:db8::1]:8443 h3").wakeAt(250 * ms)
 	r.addrs(10*ms, 2, v4).expect().wakeAt(250 * ms)
-	r.failed(20*ms, 3).expect("attempt 4 192.0.2.1:8443 h3")
+	r.failed(20*ms, 3).expect("attempt 4 192.0.2.1:8443 h2")
 }
 
 // §5.4 #50: the record's port applies to its endpoints; fallback stays on
@@ -151,9 +155,9 @@ func TestPortFallbackOnOriginPort(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.https(0, 0, withPort(rec(1, "", "h3", "h2"), 8443)).addrs(0, 1, v6).addrs(0, 2, v4)
 	r.expect("attempt 3 [2001:db8::1]:8443 h3").wakeAt(250 * ms)
-	r.at(250 * ms).expect("attempt 4 192.0.2.1:8443 h3").wakeAt(500 * ms)
-	r.at(500 * ms).expect("attempt 5 [2001:db8::1]:8443 h2").wakeAt(750 * ms)
-	r.at(750 * ms).expect("attempt 6 192.0.2.1:8443 h2").wakeAt(1000 * ms)
+	r.at(250 * ms).expect("attempt 4 192.0.2.1:8443 h2").wakeAt(500 * ms)
+	r.at(500 * ms).expect("attempt 5 192.0.2.1:8443 h3").wakeAt(750 * ms)
+	r.at(750 * ms).expect("attempt 6 [2001:db8::1]:8443 h2").wakeAt(1000 * ms)
 	r.at(1000 * ms).expect("attempt 7 [2001:db8::1]:443 h2,h1").wakeAt(1250 * ms)
 	r.at(1250 * ms).expect("attempt 8 192.0.2.1:443 h2,h1").idle()
 }
@@ -167,13 +171,13 @@ func TestTwoRecordsDifferentPorts(t *testing.T) {
 	).addrs(0, 1, v6).addrs(0, 2, v4)
 	want := []string{
 		"attempt 3 [2001:db8::1]:20007 h3",
-		"attempt 4 192.0.2.1:20007 h3",
-		"attempt 5 [2001:db8::1]:20007 h2",
-		"attempt 6 192.0.2.1:20007 h2",
+		"attempt 4 192.0.2.1:20007 h2",
+		"attempt 5 192.0.2.1:20007 h3",
+		"attempt 6 [2001:db8::1]:20007 h2",
 		"attempt 7 [2001:db8::1]:20008 h3",
-		"attempt 8 192.0.2.1:20008 h3",
-		"attempt 9 [2001:db8::1]:20008 h2",
-		"attempt 10 192.0.2.1:20008 h2",
+		"attempt 8 192.0.2.1:20008 h2",
+		"attempt 9 192.0.2.1:20008 h3",
+		"attempt 10 [2001:db8::1]:20008 h2",
 		"attempt 11 [2001:db8::1]:443 h2,h1",
 		"attempt 12 192.0.2.1:443 h2,h1",
 	}
@@ -181,16 +185,16 @@ func TestTwoRecordsDifferentPorts(t *testing.T) {
 	r.chain(10*ms, 3, want, "fail connect")
 }
 
-// §5.4 #52: failures chain through every endpoint without waiting, then
-// the race fails.
+// §5.4 #52: failures chain through every endpoint without waiting for the
+// attempt delay (but MinAttemptDelay apart), then the race fails.
 func TestFailuresChain(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.https(0, 0, rec(1, "", "h3", "h2")).addrs(0, 1, v6).addrs(0, 2, v4)
 	want := []string{
 		"attempt 3 [2001:db8::1]:443 h3",
-		"attempt 4 192.0.2.1:443 h3",
-		"attempt 5 [2001:db8::1]:443 h2",
-		"attempt 6 192.0.2.1:443 h2",
+		"attempt 4 192.0.2.1:443 h2",
+		"attempt 5 192.0.2.1:443 h3",
+		"attempt 6 [2001:db8::1]:443 h2",
 		"attempt 7 [2001:db8::1]:443 h2,h1",
 		"attempt 8 192.0.2.1:443 h2,h1",
 	}
@@ -207,13 +211,13 @@ func TestSecondTargetAddsEndpoints(t *testing.T) {
 	r.addrs(0, 3, v6b).addrs(0, 4, v4b).addrs(0, 1, v6).addrs(0, 2, v4)
 	want := []string{
 		"attempt 5 [2001:db8::1]:443 h3",
-		"attempt 6 192.0.2.1:443 h3",
-		"attempt 7 [2001:db8::1]:443 h2",
-		"attempt 8 192.0.2.1:443 h2",
+		"attempt 6 192.0.2.1:443 h2",
+		"attempt 7 192.0.2.1:443 h3",
+		"attempt 8 [2001:db8::1]:443 h2",
 		"attempt 9 [2001:db8::2]:443 h3",
-		"attempt 10 192.0.2.2:443 h3",
-		"attempt 11 [2001:db8::2]:443 h2",
-		"attempt 12 192.0.2.2:443 h2",
+		"attempt 10 192.0.2.2:443 h2",
+		"attempt 11 192.0.2.2:443 h3",
+		"attempt 12 [2001:db8::2]:443 h2",
 		"attempt 13 [2001:db8::1]:443 h2,h1",
 		"attempt 14 192.0.2.1:443 h2,h1",
 	}
@@ -285,7 +289,8 @@ func TestRootTargetHints(t *testing.T) {
 }
 
 // §5.5 #79: KnownH3 (standing in for alt-svc h3) interleaves protocols and
-// families.
+// families, diagonally in the first round (issue 16: h3 on the preferred
+// family, TCP on the other, h3 on the other, TCP on the preferred).
 func TestInterleaveProtocolsAndFamilies(t *testing.T) {
 	cfg := config()
 	cfg.KnownH3 = true
@@ -293,9 +298,9 @@ func TestInterleaveProtocolsAndFamilies(t *testing.T) {
 	r.negative(0, 0).addrs(0, 1, v6, v6b, v6c).addrs(0, 2, v4)
 	want := []string{
 		"attempt 3 [2001:db8::1]:443 h3",
-		"attempt 4 192.0.2.1:443 h3",
-		"attempt 5 [2001:db8::1]:443 h2,h1",
-		"attempt 6 192.0.2.1:443 h2,h1",
+		"attempt 4 192.0.2.1:443 h2,h1",
+		"attempt 5 192.0.2.1:443 h3",
+		"attempt 6 [2001:db8::1]:443 h2,h1",
 		"attempt 7 [2001:db8::2]:443 h3",
 		"attempt 8 [2001:db8::2]:443 h2,h1",
 		"attempt 9 [2001:db8::3]:443 h3",
@@ -314,9 +319,9 @@ func TestInterleaveIPv4Preferred(t *testing.T) {
 	r.negative(0, 0).addrs(0, 2, v4, v4b).addrs(0, 1, v6)
 	want := []string{
 		"attempt 3 192.0.2.1:443 h3",
-		"attempt 4 [2001:db8::1]:443 h3",
-		"attempt 5 192.0.2.1:443 h2,h1",
-		"attempt 6 [2001:db8::1]:443 h2,h1",
+		"attempt 4 [2001:db8::1]:443 h2,h1",
+		"attempt 5 [2001:db8::1]:443 h3",
+		"attempt 6 192.0.2.1:443 h2,h1",
 		"attempt 7 192.0.2.2:443 h3",
 		"attempt 8 192.0.2.2:443 h2,h1",
 	}

@@ -25,8 +25,11 @@ type attempt struct {
 	id    int
 	ep    Endpoint
 	start time.Time
-	state attemptState
-	ver   Version // negotiated, once connected
+	// slotEnd is when the attempt stops holding the slot: its start plus
+	// its attempt delay, later if OnProgress extended it.
+	slotEnd time.Time
+	state   attemptState
+	ver     Version // negotiated, once connected
 }
 
 // Machine is the state of one race. It is not safe for concurrent use.
@@ -38,7 +41,11 @@ type Machine struct {
 	versions Versions
 	prefer   Family // effective preferred family
 	resDelay time.Duration
-	attDelay time.Duration
+	attDelay time.Duration // fixed delay: configured, or the default
+	// local is Config.LocalAddrs, valid ones unmapped, at most
+	// MaxLocalAddrs; haveLocal says which families it holds.
+	local     []netip.Addr
+	haveLocal [2]bool
 
 	nextID  int
 	queried bool                // origin queries decided
@@ -56,9 +63,13 @@ type Machine struct {
 	servicesNew bool
 
 	attempts []*attempt // in start (and id) order
-	byID     map[int]*attempt
-	tried    map[endpointKey]bool
-	avoid    map[netip.AddrPort]bool // Config.Avoid
+	// triedFam and triedQUIC record the families and the transports
+	// (TCP: 0, QUIC: 1) attempted so far, for pick.
+	triedFam  [2]bool
+	triedQUIC [2]bool
+	byID      map[int]*attempt
+	tried     map[endpointKey]bool
+	avoid     map[netip.AddrPort]bool // Config.Avoid
 	// reachable holds the addresses whose transport (TCP or QUIC) came up
 	// in this race; their endpoints of the same transport go first (see
 	// pending).
@@ -66,9 +77,10 @@ type Machine struct {
 
 	// pend is the endpoints not attempted yet, best first. It is rebuilt
 	// by Poll when an input has changed it (dirty), and otherwise consumed
-	// from the front: a Poll without input does not look at every
-	// endpoint again. rebuilds counts the rebuilds, for tests.
-	pend     []Endpoint
+	// from the front (pick may take one from further into the head's
+	// group): a Poll without input does not look at every endpoint again.
+	// rebuilds counts the rebuilds, for tests.
+	pend     []cand
 	dirty    bool
 	rebuilds int
 
@@ -89,8 +101,9 @@ type Machine struct {
 
 // New returns a machine for one race. Nothing happens until the first Poll.
 //
-// Zero or negative ResolutionDelay means DefaultResolutionDelay; zero
-// AttemptDelay means DefaultAttemptDelay, and any AttemptDelay is clamped to
+// Zero or negative ResolutionDelay means DefaultResolutionDelay unless
+// ResolutionDelaySet; zero AttemptDelay means RTT-derived or
+// DefaultAttemptDelay, and any AttemptDelay is clamped to
 // [MinAttemptDelay, MaxAttemptDelay]. Zero Versions means AllVersions.
 func New(cfg Config, now time.Time) *Machine {
 	m := &Machine{
@@ -122,10 +135,31 @@ func New(cfg Config, now time.Time) *Machine {
 	if cfg.Need == NeedWebTransport {
 		m.versions &^= Versions(H1)
 	}
-	if cfg.OnlyFamily {
+	switch {
+	case cfg.OnlyFamily:
 		m.prefer = cfg.Only
+	case cfg.Connectivity == HaveIPv6:
+		m.prefer = IPv6
+	case cfg.Connectivity == HaveIPv4:
+		m.prefer = IPv4
 	}
-	if m.resDelay <= 0 {
+	if m.prefer != IPv4 {
+		m.prefer = IPv6
+	}
+	for _, a := range cfg.LocalAddrs {
+		if len(m.local) == MaxLocalAddrs {
+			break
+		}
+		if a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() {
+			a = a.Unmap()
+			m.local = append(m.local, a)
+			m.haveLocal[FamilyOf(a)] = true
+		}
+	}
+	switch {
+	case cfg.ResolutionDelaySet:
+		m.resDelay = max(m.resDelay, 0)
+	case m.resDelay <= 0:
 		m.resDelay = DefaultResolutionDelay
 	}
 	if m.attDelay == 0 {
@@ -135,6 +169,7 @@ func New(cfg Config, now time.Time) *Machine {
 	if cfg.Literal.IsValid() {
 		m.cfg.Literal = cfg.Literal.Unmap()
 	}
+	m.cfg.LocalAddrs = nil // m.local holds the copy
 	return m
 }
 
@@ -180,6 +215,61 @@ func (m *Machine) OnDNS(now time.Time, id int, ans Answer) {
 	}
 }
 
+// OnProgress reports that attempt id moved forward in its handshake
+// without completing it: TCP connected and TLS started, or a QUIC
+// Handshake packet arrived. Draft §6.1: "When the connection
+// establishment makes progress, but has not completed, the timer SHOULD
+// be extended to a new value that represents an estimated time for the
+// full connection establishment to complete." The attempt keeps the slot
+// until one attempt delay (for its family, see Config.RTT) after now, if
+// that is later than before, and never past MaxAttemptDelay after its
+// start (the draft's Maximum Connection Attempt Delay), however many
+// times progress is reported. A failure still frees the slot at once.
+//
+// Without OnProgress a slot lasts one attempt delay from the start.
+func (m *Machine) OnProgress(now time.Time, id int) {
+	a := m.attempt(id)
+	if a == nil {
+		return
+	}
+	end := now.Add(m.delayFor(a.ep))
+	end = minTime(end, a.start.Add(MaxAttemptDelay))
+	if end.After(a.slotEnd) {
+		a.slotEnd = end
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// delayFor returns the attempt delay of an attempt on e: the configured
+// one, else 2×RTT of e's path (Config.History) or of its family
+// (Config.RTT) clamped to [MinRTTAttemptDelay, MaxAttemptDelay] when the
+// caller knows the RTT, else DefaultAttemptDelay.
+func (m *Machine) delayFor(e Endpoint) time.Duration {
+	if m.cfg.AttemptDelay != 0 {
+		return m.attDelay
+	}
+	var rtt time.Duration
+	if m.cfg.History != nil {
+		rtt = m.cfg.History.RTT(e)
+	}
+	if rtt <= 0 {
+		rtt = m.cfg.RTT[FamilyOf(e.Addr.Addr())]
+	}
+	if rtt <= 0 {
+		return m.attDelay
+	}
+	if rtt > MaxAttemptDelay/2 {
+		return MaxAttemptDelay
+	}
+	return min(max(2*rtt, MinRTTAttemptDelay), MaxAttemptDelay)
+}
+
 // OnConnected reports that the transport of attempt id is up and that v is
 // the negotiated HTTP version. Depending on Config.Need the attempt wins at
 // once, waits for OnSettings, or is cancelled as Incapable.
@@ -198,11 +288,11 @@ func (m *Machine) OnConnected(now time.Time, id int, v Version) {
 	}
 	switch m.cfg.Need {
 	case NeedTransport:
-		m.win(a)
+		m.win(now, a)
 	case NeedWebSocket, NeedHTTP:
 		switch v {
 		case H1:
-			m.win(a)
+			m.win(now, a)
 		case H2, H3:
 			a.state = awaitingSettings
 		default:
@@ -235,7 +325,7 @@ func (m *Machine) OnSettings(now time.Time, id int, s Settings) {
 		}
 	}
 	if ok {
-		m.win(a)
+		m.win(now, a)
 	} else {
 		m.reject(a)
 	}
@@ -301,11 +391,16 @@ func (m *Machine) attempt(id int) *attempt {
 }
 
 // win makes a the winner: every other live attempt is cancelled, in attempt
-// order, then Succeed is queued.
-func (m *Machine) win(a *attempt) {
+// order, then Succeed is queued, asking the caller to keep the queries in
+// flight for DNSLinger (draft §6).
+func (m *Machine) win(now time.Time, a *attempt) {
 	a.state = won
 	m.cancelLive(a, LostRace)
-	m.out = append(m.out, Succeed{ID: a.id})
+	s := Succeed{ID: a.id}
+	if m.liveQueries > 0 {
+		s.KeepDNSUntil = now.Add(DNSLinger)
+	}
+	m.out = append(m.out, s)
 	m.decided = true
 }
 

@@ -21,8 +21,11 @@ func TestRandomRaces(t *testing.T) {
 
 type simAttempt struct {
 	start time.Time
+	end   time.Time // slot end, for FuzzBounds
+	fam   Family
 	state attemptState // as the driver knows it
 	proto Proto
+	ep    Endpoint
 }
 
 // randomRace runs one race with random config and inputs, then settles
@@ -54,11 +57,28 @@ func randomRace(rnd *rand.Rand) error {
 	if rnd.IntN(8) == 0 {
 		cfg.Literal = pool[rnd.IntN(len(pool))]
 	}
-	delay := cfg.AttemptDelay
-	if delay == 0 {
-		delay = DefaultAttemptDelay
+	// Issue 16 inputs.
+	cfg.Connectivity = Families(rnd.IntN(4))
+	cfg.ResolutionDelaySet = rnd.IntN(4) == 0
+	if rnd.IntN(3) == 0 {
+		cfg.Shuffle = rnd.Shuffle
 	}
-	delay = min(max(delay, MinAttemptDelay), MaxAttemptDelay)
+	cfg.LocalAddrs = fuzzLocal[rnd.IntN(len(fuzzLocal))]
+	for f := range cfg.RTT {
+		if rnd.IntN(2) == 0 {
+			cfg.RTT[f] = time.Duration(rnd.IntN(400)) * ms
+		}
+	}
+	if rnd.IntN(2) == 0 { // what the caller learned on this network
+		h := &fakeHistory{broken: map[pathOf]bool{}, rtt: map[pathOf]time.Duration{}, quicWorks: rnd.IntN(2) == 0}
+		for _, p := range []pathOf{v6TCP, v6QUIC, v4TCP, v4QUIC} {
+			h.broken[p] = rnd.IntN(3) == 0
+			if rnd.IntN(2) == 0 {
+				h.rtt[p] = time.Duration(rnd.IntN(400)) * ms
+			}
+		}
+		cfg.History = h
+	}
 	versions := cfg.Versions
 	if versions == 0 {
 		versions = AllVersions
@@ -71,7 +91,7 @@ func randomRace(rnd *rand.Rand) error {
 	var attempts []*simAttempt
 	tried := map[endpointKey]bool{}
 	cancelledIDs := map[int]bool{}
-	var wake time.Time
+	var wake, lastStart time.Time
 	ended := false
 	var trace []string
 
@@ -100,10 +120,14 @@ func randomRace(rnd *rand.Rand) error {
 				}
 				tried[k] = true
 				for id, b := range attempts {
-					if b != nil && b.state.live() && now.Sub(b.start) < delay {
+					if b != nil && b.state.live() && now.Before(b.end) {
 						return fmt.Errorf("attempt %d started %v after live attempt %d", a.ID, now.Sub(b.start), id)
 					}
 				}
+				if !lastStart.IsZero() && now.Sub(lastStart) < MinAttemptDelay {
+					return fmt.Errorf("attempt %d started %v after the previous one", a.ID, now.Sub(lastStart))
+				}
+				lastStart = now
 				p := a.Endpoint.Proto
 				if cfg.Need == NeedWebTransport && (p == ProtoH1 || p == ProtoH2OrH1) {
 					return fmt.Errorf("WebTransport attempt with %v", p)
@@ -117,7 +141,8 @@ func randomRace(rnd *rand.Rand) error {
 				for len(attempts) < a.ID {
 					attempts = append(attempts, nil)
 				}
-				attempts = append(attempts, &simAttempt{start: now, proto: p})
+				f := FamilyOf(a.Endpoint.Addr.Addr())
+				attempts = append(attempts, &simAttempt{start: now, end: now.Add(fuzzDelay(cfg, a.Endpoint)), fam: f, proto: p, ep: a.Endpoint})
 			case Cancel:
 				b := attemptAt(attempts, a.ID)
 				if b == nil || !b.state.live() || cancelledIDs[a.ID] {
@@ -230,6 +255,18 @@ func randomRace(rnd *rand.Rand) error {
 		if settle || rnd.IntN(3) == 0 {
 			b.state = failed
 			m.OnFailed(now, id, errTest)
+			return
+		}
+		if rnd.IntN(3) == 0 {
+			// Progress: the slot may grow, never past the cap.
+			end := now.Add(fuzzDelay(cfg, b.ep))
+			if cap := b.start.Add(MaxAttemptDelay); end.After(cap) {
+				end = cap
+			}
+			if end.After(b.end) {
+				b.end = end
+			}
+			m.OnProgress(now, id)
 			return
 		}
 		if b.state == connecting {

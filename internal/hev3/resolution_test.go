@@ -314,28 +314,32 @@ func TestLateAAAAAfterFailure(t *testing.T) {
 }
 
 // A late HTTPS answer (after fallback attempts started) puts its endpoints
-// ahead of the remaining fallback endpoints.
+// ahead of the remaining fallback endpoints without breaking family
+// interleaving (draft §7; issue 16: it used to give IPv6 at 50 and 300 ms
+// and the first IPv4 at 550 ms). The IPv6 TCP attempt already running
+// counts: the next one is h3 on IPv4, new in both family and transport.
 func TestLateHTTPS(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.addrs(0, 1, v6).addrs(0, 2, v4).expect().wakeAt(50 * ms)
 	r.at(50 * ms).expect("attempt 3 [2001:db8::1]:443 h2,h1").wakeAt(300 * ms)
 	r.https(100*ms, 0, rec(1, "", "h3", "h2")).expect().wakeAt(300 * ms)
-	r.at(300 * ms).expect("attempt 4 [2001:db8::1]:443 h3").wakeAt(550 * ms)
-	r.at(550 * ms).expect("attempt 5 192.0.2.1:443 h3").wakeAt(800 * ms)
-	r.at(800 * ms).expect("attempt 6 [2001:db8::1]:443 h2").wakeAt(1050 * ms)
-	r.at(1050 * ms).expect("attempt 7 192.0.2.1:443 h2").wakeAt(1300 * ms)
+	r.at(300 * ms).expect("attempt 4 192.0.2.1:443 h3").wakeAt(550 * ms)
+	r.at(550 * ms).expect("attempt 5 [2001:db8::1]:443 h3").wakeAt(800 * ms)
+	r.at(800 * ms).expect("attempt 6 192.0.2.1:443 h2").wakeAt(1050 * ms)
+	r.at(1050 * ms).expect("attempt 7 [2001:db8::1]:443 h2").wakeAt(1300 * ms)
 	r.at(1300 * ms).expect("attempt 8 192.0.2.1:443 h2,h1").idle()
 }
 
 // A late HTTPS answer with ECH drops the remaining fallback endpoints but
-// does not cancel a running fallback attempt.
+// does not cancel a running fallback attempt. The running IPv6 attempt
+// counts for interleaving: IPv4 goes next (draft §7).
 func TestLateHTTPSWithECH(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.addrs(0, 1, v6).addrs(0, 2, v4).expect().wakeAt(50 * ms)
 	r.at(50 * ms).expect("attempt 3 [2001:db8::1]:443 h2,h1").wakeAt(300 * ms)
 	r.https(100*ms, 0, withECH(rec(1, "", "h3"), "E")).expect().wakeAt(300 * ms)
-	r.at(300 * ms).expect("attempt 4 [2001:db8::1]:443 h3 ech=E").wakeAt(550 * ms)
-	r.at(550 * ms).expect("attempt 5 192.0.2.1:443 h3 ech=E").idle()
+	r.at(300 * ms).expect("attempt 4 192.0.2.1:443 h3 ech=E").wakeAt(550 * ms)
+	r.at(550 * ms).expect("attempt 5 [2001:db8::1]:443 h3 ech=E").idle()
 	r.connected(600*ms, 3, H2).expect("cancel 4 lost", "cancel 5 lost", "succeed 3")
 }
 

@@ -245,7 +245,9 @@ func TestFailReasonPrecedence(t *testing.T) {
 	r.expect("attempt 3 [2001:db8::1]:443 h2,h1")
 	r.connected(10*ms, 3, H2).settings(20*ms, 3, noEC).
 		expect("cancel 3 incapable", "attempt 4 [2001:db8::1]:443 h1")
-	r.failed(25*ms, 4).expect("attempt 5 192.0.2.1:443 h1")
+	// Attempt 4 started at 20 ms: the next waits until 30 ms (draft §6).
+	r.failed(25*ms, 4).expect().wakeAt(30 * ms)
+	r.at(30 * ms).expect("attempt 5 192.0.2.1:443 h1")
 	r.settings(30*ms, 3, ecOnly).connected(30*ms, 3, H1).expect().idle()
 	r.failed(40*ms, 3).expect().idle()
 	r.failed(50*ms, 5).expect("fail unsupported")

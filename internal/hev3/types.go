@@ -22,8 +22,32 @@ const (
 	DefaultAttemptDelay    = 250 * time.Millisecond
 	// MinAttemptDelay and MaxAttemptDelay bound a configured attempt delay
 	// (draft §6: never below 10 ms, recommended cap 2 s).
+	//
+	// MinAttemptDelay is also the least time between the starts of any
+	// two attempts, whatever happened in between: draft §6 "a subsequent
+	// connection MUST NOT be started within 10 milliseconds of the
+	// previous attempt". A failure frees the slot of the failed attempt,
+	// but the next one still waits until 10 ms after the previous start,
+	// so a chain of fast failures (RST, ICMP unreachable) is spaced out.
 	MinAttemptDelay = 10 * time.Millisecond
 	MaxAttemptDelay = 2 * time.Second
+
+	// MinRTTAttemptDelay is the floor of an attempt delay derived from a
+	// measured RTT (Config.RTT): draft §6 and §9 "Minimum Connection
+	// Attempt Delay", recommended 100 ms, "required to avoid congestion
+	// collapse in the presence of high packet-loss rates", and the lower
+	// bound matters "especially if it is computed using historical data".
+	MinRTTAttemptDelay = 100 * time.Millisecond
+
+	// DNSLinger is how long after a win the caller should keep the DNS
+	// queries still in flight and let their answers fill its cache
+	// (draft §6: the resolver "SHOULD still process DNS replies from the
+	// network for a short period of time (recommended to be 1 second)").
+	// See Succeed.KeepDNSUntil.
+	DNSLinger = time.Second
+
+	// MaxLocalAddrs is how many of Config.LocalAddrs the machine uses.
+	MaxLocalAddrs = 64
 )
 
 // Family is an IP address family.
@@ -40,6 +64,17 @@ func (f Family) String() string {
 	}
 	return "IPv6"
 }
+
+// Families is a set of address families.
+type Families uint8
+
+const (
+	HaveIPv6 Families = 1 << IPv6
+	HaveIPv4 Families = 1 << IPv4
+)
+
+// Has reports whether f is in s.
+func (s Families) Has(f Family) bool { return s&(1<<f) != 0 }
 
 // FamilyOf reports the family of a.
 func FamilyOf(a netip.Addr) Family {
@@ -247,8 +282,105 @@ type Config struct {
 	// for an answer to make room; it is not dropped.
 	MaxLiveQueries int
 
-	ResolutionDelay time.Duration // 0: DefaultResolutionDelay
-	AttemptDelay    time.Duration // 0: DefaultAttemptDelay
+	// ResolutionDelay is the draft's Resolution Delay (§4.2). Zero or
+	// negative means DefaultResolutionDelay unless ResolutionDelaySet.
+	ResolutionDelay time.Duration
+	// ResolutionDelaySet says ResolutionDelay is meant as given, zero
+	// included: with ResolutionDelay 0 the machine moves on with the
+	// first answer that gives an address, without waiting for the
+	// preferred family or the HTTPS record (WithResolutionDelay(0)). A
+	// negative value then means zero.
+	ResolutionDelaySet bool
+
+	// AttemptDelay is the Connection Attempt Delay (§6), clamped to
+	// [MinAttemptDelay, MaxAttemptDelay]. Zero means: derived from RTT
+	// for a family with history, DefaultAttemptDelay otherwise. A caller
+	// that wants RTT-derived delays must pass zero unless the user set a
+	// delay explicitly.
+	AttemptDelay time.Duration
+
+	// RTT is the smoothed round-trip time measured on this network
+	// before, per family (RTT[IPv6], RTT[IPv4]); zero means no history
+	// for that family. Draft §6: a delay "should correspond to the time
+	// when the previous attempt is retrying its handshake (such as
+	// sending a second TCP SYN or a second QUIC Initial)", and historical
+	// RTT "can ... influence its delay". When AttemptDelay is zero, an
+	// attempt on a family with history holds the slot for 2×RTT (about
+	// the first retransmission timeout once an RTT is known, RFC 6298,
+	// RFC 9002), clamped to [MinRTTAttemptDelay, MaxAttemptDelay]. The
+	// draft asks that such history be partitioned per network; that is
+	// the caller's.
+	RTT [2]time.Duration
+
+	// Connectivity is the set of families the host has connectivity for
+	// (draft §4.1: a local address of the family and a non-link-local
+	// route for it). Zero means unknown: both. With one family only, the
+	// machine does not ask for the other family's addresses (no AAAA on
+	// an IPv4-only host, §4.1), takes the one it has as the preferred
+	// family whatever Prefer says (§4.2: "If only one of IPv6 or IPv4 has
+	// a default route, that address family should be considered the
+	// preferred address family"), and tries addresses of the other family
+	// (hints, a literal) only after every other endpoint (RFC 6724 rule 1,
+	// avoid unusable destinations). OnlyFamily wins over it.
+	Connectivity Families
+
+	// LocalAddrs are the host's own unicast addresses, if known
+	// (interface addresses, loopback included), for the RFC 6724 rules
+	// that need a source address (draft §5.3): rule 1 (a family without
+	// a source address is unusable), rule 2 (matching scope), rule 5
+	// (matching label) and rule 9 (longest matching prefix, IPv6 only).
+	// Nil: those rules are skipped and addresses are ordered by
+	// precedence (rule 6) and scope (rule 8) alone. At most MaxLocalAddrs
+	// are used.
+	LocalAddrs []netip.Addr
+
+	// History, when set, is what the caller learned about the paths of
+	// the network the host is on before this race (draft §5.3,
+	// historical data): paths found silent go last, measured RTTs time
+	// the attempts, and a network where QUIC works gets h3 first. Nil:
+	// no history, the draft's defaults.
+	History History
+
+	// Shuffle, when set, shuffles the HTTPS ServiceMode records of equal
+	// SvcPriority (draft §5.2: "When there are multiple services, and
+	// thus multiple groups, with the same priority, the client SHOULD
+	// shuffle these groups randomly"). It is called as math/rand's
+	// Shuffle, once per run of equal priority, before MaxServices records
+	// are kept; pass rand.Shuffle. Nil keeps the answer's order (tests,
+	// deterministic replays).
+	Shuffle func(n int, swap func(i, j int))
+}
+
+// History is what a caller learned on the network the host is on, from
+// earlier races, about the path to an endpoint: its family and transport
+// (and whatever else the caller keys paths by, such as loopback or not).
+// Draft §5.3: "Clients that use historical data MUST ensure that clients
+// with different historical data will eventually converge toward the same
+// behaviors"; the history must be partitioned per network and flushed when
+// the network changes. Both are the caller's: the machine only reads it.
+//
+// Its answers must not change during a race (a snapshot), so that a race
+// stays a deterministic function of its inputs. The machine asks while it
+// orders endpoints (Broken, QUICWorks) and when an attempt starts or
+// progresses (RTT).
+type History interface {
+	// Broken reports whether e's path was silent on this network lately
+	// while another path answered (a blackholed family, blocked UDP). Its
+	// endpoints go after every other endpoint that the host can use,
+	// avoided ones included, in their order: tried last, never dropped, so
+	// a race whose other paths fail or are slow still tries them and a
+	// repaired network is noticed.
+	Broken(e Endpoint) bool
+	// RTT returns the smoothed round-trip time measured on e's path, or
+	// zero when there is none. It takes the place of Config.RTT for e's
+	// attempt delay (see Config.RTT for the bounds).
+	RTT(e Endpoint) time.Duration
+	// QUICWorks reports whether QUIC handshakes on the path to a completed
+	// on this network lately. A group whose best address has it is dealt
+	// h3 on both families first (the WebTransport order, see interleave)
+	// instead of diagonally: the TCP attempt the diagonal puts second
+	// hedges against blocked UDP, which this network does not have.
+	QUICWorks(a netip.Addr) bool
 }
 
 // Action is something the caller must do. It is one of StartQuery,
@@ -304,6 +436,12 @@ func (r CancelReason) String() string {
 // once, after the Cancel actions for every other live attempt.
 type Succeed struct {
 	ID int
+	// KeepDNSUntil is set when DNS queries were still in flight at the
+	// win: the caller should let them run until then (DNSLinger after
+	// the win) so that their answers fill its DNS cache, and cancel them
+	// afterwards (draft §6). The machine ignores those answers; nothing
+	// new is asked. Zero: no query was in flight.
+	KeepDNSUntil time.Time
 }
 
 // Fail says the race is over without a winner. It is emitted once.
