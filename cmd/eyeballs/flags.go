@@ -92,7 +92,7 @@ func (c *common) register(fs *flag.FlagSet, timeout time.Duration, timeoutUsage 
 	fs.BoolVar(&c.ipv6, "ipv6", false, "use IPv6 addresses only")
 	alias(fs, "6", "ipv6")
 	fs.Var(&c.protos, "proto", "HTTP `VERSIONS` to try: h1, h2, h3, comma-separated or repeated (default all)")
-	fs.DurationVar(&c.attemptDelay, "attempt-delay", 250*time.Millisecond, "Happy Eyeballs connection attempt delay (10ms..2s)")
+	fs.DurationVar(&c.attemptDelay, "attempt-delay", 0, "Happy Eyeballs connection attempt delay (10ms..2s; default: from the network's measured RTT, else 250ms)")
 	fs.DurationVar(&c.timeout, "timeout", timeout, timeoutUsage)
 	fs.Var(&c.nameservers, "nameserver", "DNS server `IP:PORT` to query instead of /etc/resolv.conf (repeatable)")
 	fs.StringVar(&c.cacert, "cacert", "", "PEM `FILE` of CA certificates to trust instead of the system roots")
@@ -156,7 +156,10 @@ func checkNameservers(ns []string) error {
 // --resolve, --connect-to, headers), into dialer options. Waterfalls go to
 // p, JSON reports to o.
 func (c *common) options(p *progress, o *output) []dialer.Option {
-	opts := []dialer.Option{dialer.WithAttemptDelay(c.attemptDelay), dialer.WithTimeout(c.timeout)}
+	opts := []dialer.Option{dialer.WithTimeout(c.timeout)}
+	if c.attemptDelay != 0 {
+		opts = append(opts, dialer.WithAttemptDelay(c.attemptDelay))
+	}
 	if c.ipv4 {
 		opts = append(opts, dialer.WithIPv4Only())
 	}
