@@ -91,18 +91,7 @@ func listenBacklog(ap netip.AddrPort, backlog int) (fd int, bound netip.AddrPort
 	if err = unix.Listen(fd, backlog); err != nil {
 		return fd, bound, fmt.Errorf("listen: %w", err)
 	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		return fd, bound, fmt.Errorf("getsockname: %w", err)
-	}
-	switch got := got.(type) {
-	case *unix.SockaddrInet4:
-		bound = netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port))
-	case *unix.SockaddrInet6:
-		bound = netip.AddrPortFrom(netip.AddrFrom16(got.Addr), uint16(got.Port))
-	default:
-		err = fmt.Errorf("getsockname: unexpected %T", got)
-	}
+	bound, err = sockname(fd)
 	return fd, bound, err
 }
 

@@ -63,17 +63,21 @@ func bindOnly(ap netip.AddrPort) (fd int, bound netip.AddrPort, err error) {
 	if err = unix.Bind(fd, sa); err != nil {
 		return fd, bound, fmt.Errorf("bind: %w", err)
 	}
+	bound, err = sockname(fd)
+	return fd, bound, err
+}
+
+// sockname returns the address a socket is bound to.
+func sockname(fd int) (netip.AddrPort, error) {
 	got, err := unix.Getsockname(fd)
 	if err != nil {
-		return fd, bound, fmt.Errorf("getsockname: %w", err)
+		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", err)
 	}
 	switch got := got.(type) {
 	case *unix.SockaddrInet4:
-		bound = netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port)), nil
 	case *unix.SockaddrInet6:
-		bound = netip.AddrPortFrom(netip.AddrFrom16(got.Addr), uint16(got.Port))
-	default:
-		err = fmt.Errorf("getsockname: unexpected %T", got)
+		return netip.AddrPortFrom(netip.AddrFrom16(got.Addr), uint16(got.Port)), nil
 	}
-	return fd, bound, err
+	return netip.AddrPort{}, fmt.Errorf("getsockname: unexpected %T", got)
 }
