@@ -117,11 +117,11 @@ type rttDial func(context.Context) (*websocket.Conn, *http.Response, error)
 // handshakes' crypto on both ends and scheduling, which under -race on two
 // CPUs add 10 to 15 ms to a fresh dial (0.25 to 0.4 of a 40 ms round trip)
 // and 2 to 4 ms to a reused one. So fresh dials get three quarters of a
-// round trip above their minimum and reused ones half of one; in runs of 10
-// the fastest of rttTries dials stayed at least 0.3 round trips inside
-// them. That is tighter than one might guess for HTTP/3 (2.75, which stays
-// below the 3 round trips any TCP + TLS case cannot go under) and looser
-// for HTTP/2 (4.75, for the SETTINGS round trip above). The minimum would
+// round trip above their minimum and reused ones half of one. Under a
+// full CI load (race detector, other packages' tests on both CPUs) an
+// HTTP/3 dial once took 2.81 round trips, so fresh dials get 0.9 of a
+// round trip (HTTP/3: 2.95, still below the 3 round trips no TCP + TLS case
+// can go under; an extra round trip in any case still fails). The minimum would
 // only be undercut by 0-RTT or TCP Fast Open, which the dialer does not use.
 func rttCases() []rttCase {
 	viaDialer := func(protos ...string) func(w *rttWorld) (rttDial, func(), func()) {
@@ -139,7 +139,7 @@ func rttCases() []rttCase {
 	}
 	return []rttCase{
 		{
-			name: "coder-h1", major: 1, min: 3, max: 3.75,
+			name: "coder-h1", major: 1, min: 3, max: 3.9,
 			start: func(w *rttWorld) (rttDial, func(), func()) {
 				tr := &http.Transport{TLSClientConfig: w.h1.ca.ClientConfig()}
 				client := &http.Client{Transport: tr}
@@ -150,11 +150,11 @@ func rttCases() []rttCase {
 			},
 			proxy: func(w *rttWorld) *testkit.Proxy { return w.h1TCP },
 		},
-		{name: "dialer-h1", major: 1, min: 3, max: 3.75, start: viaDialer("h1"),
+		{name: "dialer-h1", major: 1, min: 3, max: 3.9, start: viaDialer("h1"),
 			proxy: func(w *rttWorld) *testkit.Proxy { return w.h1TCP }},
-		{name: "dialer-h2-fresh", major: 2, min: 4, max: 4.75, start: viaDialer("h2", "h1"),
+		{name: "dialer-h2-fresh", major: 2, min: 4, max: 4.9, start: viaDialer("h2", "h1"),
 			proxy: func(w *rttWorld) *testkit.Proxy { return w.tcp }},
-		{name: "dialer-h3-fresh", major: 3, min: 2, max: 2.75, start: viaDialer("h3"),
+		{name: "dialer-h3-fresh", major: 3, min: 2, max: 2.95, start: viaDialer("h3"),
 			proxy: func(w *rttWorld) *testkit.Proxy { return w.udp }},
 		{name: "dialer-h2-reuse", major: 2, min: 1, max: 1.5, reuse: true, start: viaDialer("h2", "h1"),
 			proxy: func(w *rttWorld) *testkit.Proxy { return w.tcp }},
