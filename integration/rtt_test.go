@@ -116,12 +116,11 @@ type rttDial func(context.Context) (*websocket.Conn, *http.Response, error)
 // The maximum allows for what is not a round trip: the TLS and QUIC
 // handshakes' crypto on both ends and scheduling, which under -race on two
 // CPUs add 10 to 15 ms to a fresh dial (0.25 to 0.4 of a 40 ms round trip)
-// and 2 to 4 ms to a reused one. So fresh dials get three quarters of a
-// round trip above their minimum and reused ones half of one. Under a
-// full CI load (race detector, other packages' tests on both CPUs) an
-// HTTP/3 dial once took 2.81 round trips, so fresh dials get 0.9 of a
-// round trip (HTTP/3: 2.95, still below the 3 round trips no TCP + TLS case
-// can go under; an extra round trip in any case still fails). The minimum would
+// and 2 to 4 ms to a reused one. Reused dials get half a round trip above
+// their minimum and fresh ones 0.9 of one: under a full CI load (race
+// detector, other packages' tests on both CPUs) an HTTP/3 dial once took
+// 2.81. HTTP/3's 2.95 stays below the 3 round trips no TCP + TLS case can
+// go under, and an extra round trip fails every case. The minimum would
 // only be undercut by 0-RTT or TCP Fast Open, which the dialer does not use.
 func rttCases() []rttCase {
 	viaDialer := func(protos ...string) func(w *rttWorld) (rttDial, func(), func()) {
