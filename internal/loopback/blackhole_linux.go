@@ -59,40 +59,14 @@ func Blackhole(addr string) (*Fault, error) {
 // listenBacklog creates a TCP socket bound to ap and listening with the given
 // backlog, which net.Listen does not let us choose (it uses somaxconn).
 func listenBacklog(ap netip.AddrPort, backlog int) (fd int, bound netip.AddrPort, err error) {
-	var sa unix.Sockaddr
-	family := unix.AF_INET
-	if ap.Addr().Is4() {
-		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-	}
-	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, bound, fmt.Errorf("socket: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-			fd = -1
-		}
-	}()
-	if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fd, bound, fmt.Errorf("SO_REUSEADDR: %w", err)
-	}
-	if family == unix.AF_INET6 {
-		if err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			return fd, bound, fmt.Errorf("IPV6_V6ONLY: %w", err)
-		}
-	}
-	if err = unix.Bind(fd, sa); err != nil {
-		return fd, bound, fmt.Errorf("bind: %w", err)
+	if fd, bound, err = bindTCP(ap, true); err != nil {
+		return fd, bound, err
 	}
 	if err = unix.Listen(fd, backlog); err != nil {
-		return fd, bound, fmt.Errorf("listen: %w", err)
+		unix.Close(fd)
+		return -1, bound, fmt.Errorf("listen: %w", err)
 	}
-	bound, err = sockname(fd)
-	return fd, bound, err
+	return fd, bound, nil
 }
 
 // fillAcceptQueue connects to the listener on fd until its accept queue is

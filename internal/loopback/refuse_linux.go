@@ -37,6 +37,13 @@ func Refuse(addr string) (*Fault, error) {
 
 // bindOnly creates a TCP socket bound to ap that does not listen.
 func bindOnly(ap netip.AddrPort) (fd int, bound netip.AddrPort, err error) {
+	return bindTCP(ap, false)
+}
+
+// bindTCP creates a TCP socket bound to ap (IPv6 sockets IPv6 only), with
+// SO_REUSEADDR when reuseAddr is set, and returns it with the address it
+// is bound to.
+func bindTCP(ap netip.AddrPort, reuseAddr bool) (fd int, bound netip.AddrPort, err error) {
 	var sa unix.Sockaddr
 	family := unix.AF_INET
 	if ap.Addr().Is4() {
@@ -55,6 +62,11 @@ func bindOnly(ap netip.AddrPort) (fd int, bound netip.AddrPort, err error) {
 			fd = -1
 		}
 	}()
+	if reuseAddr {
+		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fd, bound, fmt.Errorf("SO_REUSEADDR: %w", err)
+		}
+	}
 	if family == unix.AF_INET6 {
 		if err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
 			return fd, bound, fmt.Errorf("IPV6_V6ONLY: %w", err)
