@@ -274,8 +274,8 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-// checkHost checks the Host given through WithHeader.
-func (c config) checkHost() error {
+// checkHostHeader checks the Host given through WithHeader.
+func (c config) checkHostHeader() error {
 	if c.host != "" && !httpguts.ValidHostHeader(c.host) {
 		return fmt.Errorf("invalid Host header %q", c.host)
 	}

@@ -52,7 +52,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
-	if err := cfg.checkHost(); err != nil {
+	if err := cfg.checkHostHeader(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
 	ctx, cancel := cfg.dialContext(ctx)

@@ -59,7 +59,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	if err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
-	if err := cfg.checkHost(); err != nil {
+	if err := cfg.checkHostHeader(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
 	ctx, cancel := cfg.dialContext(ctx)
