@@ -2,7 +2,8 @@
 # Installs the independent servers of the interop suite (interop/*_test.go)
 # from Debian's packages: Apache httpd (mod_http2, mod_proxy_wstunnel),
 # HAProxy, nginx, h2o, Caddy, the ngtcp2 example server, and curl as the
-# reference client. node comes with the machine.
+# reference client; Knot (with kdig) and unbound for DNS, Squid and Dante
+# as HTTP CONNECT and SOCKS5 proxies. node comes with the machine.
 #
 # Run as root on Debian (.ci/run does). It never starts a service: where
 # no /usr/sbin/policy-rc.d forbids it already, one that does is put in
@@ -12,9 +13,9 @@
 # and the interop tests whose server is missing skip.
 set -u
 
-packages=(apache2 haproxy nginx h2o caddy ngtcp2-server curl)
+packages=(apache2 haproxy nginx h2o caddy ngtcp2-server curl knot knot-dnsutils unbound squid dante-server)
 # The program each package brings, as the tests look for it.
-programs=(apache2 haproxy nginx h2o caddy gtlsserver curl)
+programs=(apache2 haproxy nginx h2o caddy gtlsserver curl knotd kdig unbound squid danted)
 
 missing=()
 for i in "${!packages[@]}"; do
@@ -62,6 +63,10 @@ for pkg in "${missing[@]}"; do
 	haproxy) files=(/run/haproxy.pid) ;;
 	nginx) files=(/run/nginx.pid) ;;
 	h2o) files=(/run/h2o.pid) ;;
+	knot) files=(/run/knot/knot.pid) ;;
+	unbound) files=(/run/unbound.pid) ;;
+	squid) files=(/run/squid.pid) ;;
+	dante-server) files=(/run/danted.pid) ;;
 	*) files=() ;;
 	esac
 	for f in "${files[@]}"; do
