@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
 
 	"github.com/eyeballs/dialer/internal/hev3"
@@ -134,7 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A request goes out at most maxSends times: again only when the
 	// connection broke under it before an answer and it is safe to repeat.
 	const maxSends = 3
-	for sends := 0; ; {
+	for sends, refused := 0, 0; ; {
 		pc := t.d.pool.get(key, (*carrier).servesHTTP)
 		if pc == nil {
 			if t.d.caps.h1Only(key) {
@@ -152,8 +153,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				continue // another request's race ended: look again
 			}
 		}
-		sends++
 		resp, broken, err := t.send(pc, req)
+		if err != nil && unprocessed(err) && refused < maxRefused {
+			// The server or the client refused the request before it was
+			// processed: it may go again whatever its method.
+			refused++
+			if again, ok := rewindAny(req); ok && pause(req.Context(), refused) {
+				req = again
+				continue
+			}
+		}
+		sends++
 		if err != nil && broken && sends < maxSends {
 			// The connection died under the request before it got an
 			// answer; send it again on a new one where that is safe, as
@@ -201,6 +211,12 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 			resp.Body.Close()
 		}
 		err = &timeoutError{fmt.Sprintf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)}
+	}
+	if err != nil && unprocessed(err) {
+		cancel()
+		pc.release()
+		return nil, false, &DialError{URL: req.URL.String(), Stage: "request",
+			Err: fmt.Errorf("%s %s: request refused before it was processed: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
 	if err != nil {
 		cancel()
@@ -365,6 +381,50 @@ func connLevel(err error) bool {
 		errors.As(err, &away) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
+// maxRefused bounds how often one request goes again after a refusal
+// that proves it was not processed.
+const maxRefused = 8
+
+// unprocessed reports whether err proves that the server never processed
+// the request, so that it may be sent again whatever its method:
+// REFUSED_STREAM on HTTP/2 (RFC 9113 §8.7), H3_REQUEST_REJECTED on HTTP/3
+// (RFC 9114 §4.1.1), or x/net refusing to open the stream because the
+// connection was full or going away ("client conn not usable", which
+// net/http retries too). x/net does not export that last error, so it is
+// matched by its text.
+func unprocessed(err error) bool {
+	var (
+		se http2.StreamError
+		he *http3.Error
+	)
+	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	if errors.As(err, &he) && he.ErrorCode == http3.ErrCodeRequestRejected {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "http2: client conn not usable" {
+			return true
+		}
+	}
+	return false
+}
+
+// pause waits before the nth resend of a refused request (1 ms, doubling
+// to 64 ms), so that the connection's finished streams are counted out
+// first; it reports false if ctx ends meanwhile.
+func pause(ctx context.Context, n int) bool {
+	t := time.NewTimer(time.Millisecond << min(n-1, 6))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // releaseBody ends a request's reservation on its connection when the
 // body is read to the end or closed.
 type releaseBody struct {
@@ -396,6 +456,12 @@ func rewind(req *http.Request) (*http.Request, bool) {
 			return nil, false
 		}
 	}
+	return rewindAny(req)
+}
+
+// rewindAny is rewind for a request the server did not process, which may
+// go again whatever its method.
+func rewindAny(req *http.Request) (*http.Request, bool) {
 	again := req.Clone(req.Context())
 	if req.Body == nil || req.Body == http.NoBody {
 		return again, true
