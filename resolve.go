@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -99,4 +100,30 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 		derr.Err = fmt.Errorf("%w: no DNS answer for %s", context.DeadlineExceeded, name)
 	}
 	return res, derr
+}
+
+// httpsQueryName is the name of host's HTTPS records for port (RFC 9460
+// §9.1): host itself for port 443, otherwise host with a port prefix,
+// "_8443._https.host". An http:// origin asks as its https:// form does
+// (§9.5), so port 80 never reaches here: plain dials ask no HTTPS query.
+func httpsQueryName(host string, port uint16) string {
+	if port == 443 || port == 0 {
+		return host
+	}
+	return "_" + strconv.Itoa(int(port)) + "._https." + host
+}
+
+// httpsPortName returns lookup with its HTTPS queries asked under the
+// name for port (httpsQueryName). The answer's ServiceMode TargetName "."
+// still stands for the origin host (see resolver.resolveHTTPS).
+func httpsPortName(lookup func(context.Context, string, hev3.RecordType) hev3.Answer, port uint16) func(context.Context, string, hev3.RecordType) hev3.Answer {
+	if port == 443 || port == 0 {
+		return lookup
+	}
+	return func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
+		if t == hev3.HTTPS {
+			name = httpsQueryName(name, port)
+		}
+		return lookup(ctx, name, t)
+	}
 }
