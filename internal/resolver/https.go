@@ -101,6 +101,21 @@ func (r *Resolver) resolveHTTPS(ctx context.Context, qname string) (hev3.Answer,
 	}
 }
 
+// portPrefixed returns the host of a port-prefixed HTTPS query name
+// ("_8443._https.example.com", RFC 9460 §9.1), and whether name is one.
+func portPrefixed(name string) (string, bool) {
+	port, rest, ok := strings.Cut(name, "._https.")
+	if !ok || len(port) < 2 || len(port) > 6 || port[0] != '_' || rest == "" {
+		return "", false
+	}
+	for _, c := range port[1:] {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	return rest, true
+}
+
 // effectiveTarget is the name a ServiceMode TargetName of "." stands for
 // in records owned by owner at the end of an AliasMode chain: the owner
 // name (RFC 9460 §2.5.2).

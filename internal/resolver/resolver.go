@@ -207,6 +207,11 @@ func (r *Resolver) LookupRecords(ctx context.Context, name string, t hev3.Record
 	if addrs, ok := r.hosts[host]; ok {
 		return bound(local(addrs, t)), Records{}
 	}
+	if h, ok := portPrefixed(host); ok && t == hev3.HTTPS {
+		if _, ok := r.hosts[h]; ok {
+			return hev3.Answer{}, Records{} // NODATA, as for the name itself
+		}
+	}
 	fqdn := dns.Fqdn(host)
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}, Records{}

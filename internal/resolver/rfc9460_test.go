@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -189,3 +191,21 @@ func TestLookupRecords(t *testing.T) {
 func dnsTypeOf(t hev3.RecordType) uint16 { return dnsType(t) }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// A hosts file name answers HTTPS at its port-prefixed names too, without
+// DNS, as it does at the name itself (NODATA).
+func TestPortPrefixHostsFile(t *testing.T) {
+	s := dnstest.Start(t)
+	path := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(path, []byte("127.0.0.1 h.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newResolver(t, Config{HostsFile: path}, s.Addr())
+	if ans := lookup(t, r, "_8443._https.h.test", hev3.HTTPS); ans.Err != nil || ans.Services != nil || s.Total() != 0 {
+		t.Errorf("%+v after %d queries, want NODATA without DNS", ans, s.Total())
+	}
+	lookup(t, r, "_8443._https.other.test", hev3.HTTPS)
+	if s.Total() != 1 {
+		t.Errorf("%d queries for a name not in the hosts file, want 1", s.Total())
+	}
+}
