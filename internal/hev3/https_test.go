@@ -267,8 +267,8 @@ func TestTargetBeforeFallback(t *testing.T) {
 		expect("query 3 AAAA cdn.example.com", "query 4 A cdn.example.com")
 	r.addrs(0, 1, v6).addrs(0, 2, v4).expect().wakeAt(50 * ms)
 	r.addrs(20*ms, 3, v6b).expect("attempt 5 [2001:db8::2]:443 h2,h1").wakeAt(50 * ms)
-	r.at(50*ms).expect().wakeAt(270 * ms)
-	r.at(270*ms).expect("attempt 6 192.0.2.1:443 h2,h1").wakeAt(520 * ms)
+	r.at(50 * ms).expect().wakeAt(270 * ms)
+	r.at(270 * ms).expect("attempt 6 192.0.2.1:443 h2,h1").wakeAt(520 * ms)
 }
 
 // §5.4 #56: the fallback tier uses the origin port and TCP only.

@@ -217,7 +217,7 @@ func TestTargetNameQueried(t *testing.T) {
 	r.addrs(10*ms, 1, v6).expect("attempt 5 [2001:db8::2]:443 h3 hint").wakeAt(50 * ms)
 	// Next is the origin's own address: it waits for the target's
 	// answers up to the resolution delay (RFC 9460 §3), then for the slot.
-	r.at(50*ms).expect().wakeAt(260 * ms)
+	r.at(50 * ms).expect().wakeAt(260 * ms)
 }
 
 // Targets are queried once per name and type, whatever their spelling, and
