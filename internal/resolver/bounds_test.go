@@ -106,7 +106,7 @@ func TestCacheBytes(t *testing.T) {
 		t.Errorf("%d entries, %d bytes; want 3 and %d", c.len(), c.size(), 3*size)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
-		if _, _, ok := c.get(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, now); ok != want {
+		if _, _, ok := c.get(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, now, false); ok != want {
 			t.Errorf("a%d cached: %v, want %v", i, ok, want)
 		}
 	}
@@ -118,7 +118,7 @@ func TestCacheBytes(t *testing.T) {
 	// An answer with a 64 KiB ECH configuration is larger than the budget.
 	big := hev3.Answer{Services: []hev3.ServiceInfo{{Priority: 1, ALPN: []string{"h2"}, ECH: make([]byte, 64<<10)}}}
 	c.put(cacheKey{"big.test.", hev3.HTTPS}, big, Records{}, now, later)
-	if _, _, ok := c.get(cacheKey{"big.test.", hev3.HTTPS}, now); ok || c.len() != 3 {
+	if _, _, ok := c.get(cacheKey{"big.test.", hev3.HTTPS}, now, false); ok || c.len() != 3 {
 		t.Errorf("an answer over the byte budget was cached (%d entries)", c.len())
 	}
 

@@ -41,9 +41,10 @@ func newCache(max, maxBytes int) *cache {
 	return &cache{max: max, maxBytes: maxBytes, m: make(map[cacheKey]*list.Element)}
 }
 
-// get returns k's answer and records, the records' TTLs lowered by the
-// time they spent in the cache, unless k's entry expired.
-func (c *cache) get(k cacheKey, now time.Time) (hev3.Answer, Records, bool) {
+// get returns k's answer and, when withRecords is set, its records, their
+// TTLs lowered by the time they spent in the cache, unless k's entry
+// expired.
+func (c *cache) get(k cacheKey, now time.Time, withRecords bool) (hev3.Answer, Records, bool) {
 	if c == nil {
 		return hev3.Answer{}, Records{}, false
 	}
@@ -59,6 +60,9 @@ func (c *cache) get(k cacheKey, now time.Time) (hev3.Answer, Records, bool) {
 		return hev3.Answer{}, Records{}, false
 	}
 	c.lru.MoveToFront(el)
+	if !withRecords {
+		return cloneAnswer(e.ans), Records{}, true
+	}
 	return cloneAnswer(e.ans), e.recs.clone(uint32(max(now.Sub(e.stored), 0) / time.Second)), true
 }
 

@@ -84,11 +84,6 @@ func (r *Resolver) resolveHTTPS(ctx context.Context, qname string) (hev3.Answer,
 			}
 			return hev3.Answer{Services: ss, Omitted: omitted}, ttl, trail
 		}
-		if alias != res.rrs[0] || len(res.rrs) > 1 {
-			// Print only the alias followed, as the ServiceMode
-			// records beside it are ignored.
-			trail = append(trail[:len(trail)-len(res.rrs)], alias)
-		}
 		next := dns.CanonicalName(alias.Target)
 		if next == "." {
 			return hev3.Answer{}, ttl, trail // the service does not exist (RFC 9460 §2.5.1)

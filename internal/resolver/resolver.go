@@ -182,7 +182,7 @@ func (r *Resolver) Hosts(name string) ([]netip.Addr, bool) {
 // IP literals and hosts file names are answered without DNS: A and AAAA
 // with the addresses of their family, HTTPS with NODATA.
 func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
-	ans, _ := r.LookupRecords(ctx, name, t)
+	ans, _ := r.lookupName(ctx, name, t, false)
 	return ans
 }
 
@@ -194,6 +194,12 @@ func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) h
 // so the records are those of the answer a dial uses. Answers from IP
 // literals and the hosts file have no records.
 func (r *Resolver) LookupRecords(ctx context.Context, name string, t hev3.RecordType) (hev3.Answer, Records) {
+	return r.lookupName(ctx, name, t, true)
+}
+
+// lookupName is Lookup, with the records when withRecords is set (copying
+// them costs, and a race does not read them).
+func (r *Resolver) lookupName(ctx context.Context, name string, t hev3.RecordType, withRecords bool) (hev3.Answer, Records) {
 	if t != hev3.A && t != hev3.AAAA && t != hev3.HTTPS {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}, Records{}
 	}
@@ -216,7 +222,7 @@ func (r *Resolver) LookupRecords(ctx context.Context, name string, t hev3.Record
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}, Records{}
 	}
-	return r.lookup(ctx, cacheKey{fqdn, t})
+	return r.lookup(ctx, cacheKey{fqdn, t}, withRecords)
 }
 
 // local answers from a literal or the hosts file.
@@ -235,9 +241,9 @@ func local(addrs []netip.Addr, t hev3.RecordType) hev3.Answer {
 
 // lookup answers from the cache, or joins an identical lookup in flight,
 // or resolves.
-func (r *Resolver) lookup(ctx context.Context, k cacheKey) (hev3.Answer, Records) {
+func (r *Resolver) lookup(ctx context.Context, k cacheKey, withRecords bool) (hev3.Answer, Records) {
 	for {
-		if ans, recs, ok := r.cache.get(k, r.now()); ok {
+		if ans, recs, ok := r.cache.get(k, r.now(), withRecords); ok {
 			return ans, recs
 		}
 		r.mu.Lock()
@@ -247,6 +253,9 @@ func (r *Resolver) lookup(ctx context.Context, k cacheKey) (hev3.Answer, Records
 			case <-c.done:
 				if c.canceled && ctx.Err() == nil {
 					continue // its caller gave up; try again
+				}
+				if !withRecords {
+					return cloneAnswer(c.ans), Records{}
 				}
 				return cloneAnswer(c.ans), c.recs.clone(0)
 			case <-ctx.Done():
