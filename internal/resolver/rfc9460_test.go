@@ -154,7 +154,8 @@ func TestCachePieceTTLs(t *testing.T) {
 }
 
 // LookupRecords returns the records as the server sent them, each under
-// its own owner name: CNAMEs, the alias followed, then the final records.
+// its own owner name: CNAMEs, the RRSet with the alias followed, then the
+// final records.
 func TestLookupRecords(t *testing.T) {
 	s := dnstest.Start(t)
 	s.Add("www.test. 120 IN CNAME edge.test.", "edge.test. 300 IN A 192.0.2.1")
@@ -170,7 +171,10 @@ func TestLookupRecords(t *testing.T) {
 	}{
 		{"www.test", hev3.A, []string{"www.test. 120 IN CNAME edge.test.", "edge.test. 300 IN A 192.0.2.1"}},
 		{"apex.test", hev3.HTTPS, []string{
+			// The whole RRSet, as dig shows it; the ServiceMode
+			// record beside the alias is not used (RFC 9460 §2.4.1).
 			"apex.test. 30 IN HTTPS 0 svc.test.",
+			`apex.test. 30 IN HTTPS 1 . alpn="h3"`,
 			`svc.test. 300 IN HTTPS 1 . alpn="h3,h2" port=8443 ipv4hint=192.0.2.1,192.0.2.2 ech=AAj+DQAEAQIDBA== ipv6hint=2001:db8::1`,
 			`svc.test. 300 IN HTTPS 2 . mandatory=key65000 alpn="h2" key65000="hello"`,
 			`svc.test. 300 IN HTTPS 3 . alpn="h3" no-default-alpn`,
