@@ -241,3 +241,28 @@ func BenchmarkLookupCached(b *testing.B) {
 		}
 	})
 }
+
+// Presentation escapes as RFC 9460 Appendix A says: a comma within an
+// alpn ID as "\,", inside a quoted char-string whose backslashes are
+// escaped again; bytes outside printable ASCII as \DDD.
+func TestPresentationEscapes(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`1 . alpn="h\\,2,h3"`, `1 . alpn="h\\,2,h3"`},
+		{`1 . key65001="a\034b\000"`, `1 . key65001="a\"b\000"`},
+		{`1 . dohpath=/q{?dns}`, `1 . dohpath="/q{?dns}"`},
+		{`0 alias.test.`, `0 alias.test.`},
+	} {
+		rr, err := dns.NewRR("a.test. 60 IN HTTPS " + c.in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if got := Presentation(rr); got != c.want {
+			t.Errorf("%s: %s, want %s", c.in, got, c.want)
+		}
+		// What it writes parses back to the same record.
+		back, err := dns.NewRR("a.test. 60 IN HTTPS " + Presentation(rr))
+		if err != nil || !dns.IsDuplicate(rr, back) {
+			t.Errorf("%s: %s parses back to %v, %v", c.in, Presentation(rr), back, err)
+		}
+	}
+}
