@@ -341,11 +341,7 @@ func (r *racer) do(act hev3.Action) {
 func (r *racer) startQuery(a hev3.StartQuery) {
 	r.dns.start()
 	r.queries[a.ID] = len(r.rep.DNS)
-	name := a.Name
-	if a.Type == hev3.HTTPS && !r.spec.noHTTPS {
-		name = httpsQueryName(name, r.spec.port) // as network's lookup asks it
-	}
-	r.rep.DNS = append(r.rep.DNS, DNSQuery{Name: name, Type: a.Type.String(), Start: r.since()})
+	r.rep.DNS = append(r.rep.DNS, DNSQuery{Name: a.Name, Type: a.Type.String(), Start: r.since()})
 	r.obs.dnsStart(r.rep.DNS[len(r.rep.DNS)-1])
 	r.liveQueries++
 	go r.query(a)

@@ -370,10 +370,6 @@ func TestKnotDial(t *testing.T) {
 		if rep == nil || rep.Winner < 0 || rep.Attempts[rep.Winner].Addr != c.want {
 			t.Errorf("GET %s: won on %+v, want %v", c.url, rep, c.want)
 		}
-		// The report names the HTTPS query as it was asked.
-		if rep != nil && (len(rep.DNS) == 0 || rep.DNS[0].Type != "HTTPS" || !strings.HasPrefix(rep.DNS[0].Name, fmt.Sprintf("_%d._https.", ports[0]))) {
-			t.Errorf("GET %s: report's first query %+v, want HTTPS _%d._https.NAME", c.url, rep.DNS, ports[0])
-		}
 		mu.Unlock()
 	}
 }
