@@ -24,7 +24,8 @@ package dialer
 //	websocket.go    DialWebSocket: the h3 → h2 → h1 ladder over races
 //	webtransport.go DialWebTransport: h3, then h2
 //	transport.go    Transport: http.RoundTripper over races and the pool
-//	resolve.go      Resolve: what a dial sees of DNS
+//	resolve.go      Resolve: what a dial sees of DNS, records as dig shows them
+//	plan.go         the endpoints a dial would try, from the race's machine
 //
 // One race (a dial makes one, or one per rung of the ladder):
 //

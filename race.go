@@ -207,6 +207,9 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 			n.lookup = res.Lookup
 		}
 	}
+	if n.lookup != nil && !spec.noHTTPS {
+		n.lookup = httpsPortName(n.lookup, spec.port)
+	}
 	if n.dialTCP == nil {
 		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
 	}

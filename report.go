@@ -67,6 +67,11 @@ type DNSQuery struct {
 	// answer that the dialer left out: past the bounds on what one race
 	// uses, they are neither used nor listed here.
 	Omitted int `json:"omitted,omitempty"`
+	// Records are the DNS records the answer was read from, as dig shows
+	// them (see DNSRecord); only Resolve fills them in, with
+	// RecordsOmitted counting those past resolver.MaxRecords.
+	Records        []DNSRecord `json:"records,omitempty"`
+	RecordsOmitted int         `json:"recordsOmitted,omitempty"`
 }
 
 // A ServiceEntry is one HTTPS (SVCB) ServiceMode record as the dialer used it.

@@ -142,7 +142,9 @@ func TestResolve(t *testing.T) {
 	e.dns.HTTPS(host, "1 . alpn=h2 port="+itoa(e.port))
 	d := e.dialer()
 	defer d.CloseIdleConnections()
-	res, err := d.Resolve(ctx(t), host)
+	// With the URL's port, as the dial asks: its HTTPS query is
+	// _PORT._https.host (RFC 9460 §9.1).
+	res, err := d.Resolve(ctx(t), net.JoinHostPort(host, itoa(e.port)))
 	if err != nil {
 		t.Fatal(err)
 	}

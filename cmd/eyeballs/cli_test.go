@@ -502,12 +502,21 @@ func TestBinaryResolve(t *testing.T) {
 	dns.A("v4only.example.test", "127.0.0.3")
 
 	r := eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "res.example.test")
+	// The records as dig prints them, then what a dial makes of them.
 	want := []string{
-		"A      127.0.0.1",
-		"A      127.0.0.2",
-		"AAAA   ::1",
-		"HTTPS  1 . alpn=h3,h2,http/1.1 port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 ech=yes",
-		"HTTPS  2 alt.example.test alpn=h2",
+		"res.example.test.\t300\tIN\tA\t127.0.0.1",
+		"res.example.test.\t300\tIN\tA\t127.0.0.2",
+		"res.example.test.\t300\tIN\tAAAA\t::1",
+		"res.example.test.\t300\tIN\tHTTPS\t1 . alpn=\"h3,h2\" port=8443 ipv4hint=127.0.0.1 ech=AAEC ipv6hint=::1",
+		"res.example.test.\t300\tIN\tHTTPS\t2 alt.example.test. alpn=\"h2\" no-default-alpn",
+		";; HTTPS 1 . alpn=h3,h2,http/1.1 port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 ech=yes",
+		";; HTTPS 2 alt.example.test alpn=h2",
+		";; endpoint [::1]:8443 h3 ech",
+		";; endpoint 127.0.0.1:8443 h2,h1 ech",
+		";; endpoint 127.0.0.1:8443 h3 ech",
+		";; endpoint [::1]:8443 h2,h1 ech",
+		";; endpoint 127.0.0.2:8443 h2,h1 ech",
+		";; endpoint 127.0.0.2:8443 h3 ech",
 	}
 	if r.code != 0 || !slices.Equal(lines(r.stdout), want) || r.stderr != "" {
 		t.Errorf("resolve: want\n%s\n%s", strings.Join(want, "\n"), r)
@@ -518,7 +527,10 @@ func TestBinaryResolve(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(lines(r.stdout)) != 1 {
 		t.Fatalf("resolve -json: want one line of JSON: %v\n%s", err, r)
 	}
-	if res.Host != "res.example.test" || len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 {
+	// Port 8443 asks for _8443._https.res.example.test (RFC 9460 §9.1),
+	// which the test server answers with res.example.test's records.
+	if res.Host != "res.example.test" || res.Port != 8443 || res.HTTPS.Name != "_8443._https.res.example.test" ||
+		len(res.A.Addrs) != 2 || len(res.AAAA.Addrs) != 1 || len(res.HTTPS.Services) != 2 || len(res.HTTPS.Records) != 2 || len(res.Endpoints) != 6 {
 		t.Fatalf("resolve -json: %+v", res)
 	}
 	s := res.HTTPS.Services[0]
@@ -528,7 +540,7 @@ func TestBinaryResolve(t *testing.T) {
 
 	// Some types empty: still exit 0, with the empty ones on stderr.
 	r = eyeballs(t, "", "resolve", "-nameserver", dns.Addr(), "v4only.example.test")
-	if r.code != 0 || r.stdout != "A      127.0.0.3\n" || !strings.Contains(r.stderr, "AAAA   no records") {
+	if r.code != 0 || r.stdout != "v4only.example.test.\t300\tIN\tA\t127.0.0.3\n;; endpoint 127.0.0.3:443 h2,h1\n" || !strings.Contains(r.stderr, "AAAA   no records") {
 		t.Errorf("resolve of an IPv4-only name: %s", r)
 	}
 	// Nothing at all: exit 3 with the errors and one line saying what to do.

@@ -27,7 +27,7 @@ func TestGet(t *testing.T) {
 func TestResolve(t *testing.T) {
 	_, ns, _ := httpServer(t)
 	code, out, errOut := runCmd(t, "", "resolve", "-nameserver", ns, "get.example.test")
-	if code != 0 || out != "A      127.0.0.1\n" || !strings.Contains(errOut, "HTTPS  no records") {
+	if code != 0 || out != "get.example.test.\t300\tIN\tA\t127.0.0.1\n;; endpoint 127.0.0.1:443 h2,h1\n" || !strings.Contains(errOut, "HTTPS  no records") {
 		t.Errorf("resolve: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 }

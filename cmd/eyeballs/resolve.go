@@ -14,13 +14,19 @@ import (
 
 const resolveSynopsis = `Usage: eyeballs resolve [flags] NAME
 
-Queries the A, AAAA and HTTPS records of NAME (a host name, or a URL whose
-host is used) with the dialer's own resolver, so the answers are those a
-dial sees: CNAMEs and HTTPS aliases followed, /etc/hosts consulted, and
-"http/1.1" added to an HTTPS record's alpn unless it has no-default-alpn.
-Records go to stdout, one a line; errors and empty answers to stderr.
-With -json, stdout holds one line of JSON (a dialer.Resolution) instead.
-Exits 3 when no type gave a record, 6 when no answer came in time.
+Queries the A, AAAA and HTTPS records of NAME (a host name, host:port, or a
+URL whose host and port are used) with the dialer's own resolver, so the
+answers are those a dial sees: CNAMEs and HTTPS AliasMode records followed
+(RFC 9460 §3), /etc/hosts consulted, and for a port other than 443 the
+HTTPS records of _PORT._https.NAME (RFC 9460 §9.1).
+
+stdout holds the records as dig prints them (owner, TTL, class, type,
+data; CNAMEs and aliases under their own names), then, on lines starting
+with ";;", what a dial makes of them: each HTTPS record as the dial uses it
+("http/1.1" added to its alpn unless it has no-default-alpn), and the
+endpoints it would try, first to last. Errors and empty answers go to
+stderr. With -json, stdout holds one line of JSON (a dialer.Resolution)
+instead. Exits 3 when no type gave a record, 6 when no answer came in time.
 `
 
 // runResolve is "eyeballs resolve NAME".
@@ -39,7 +45,15 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	name := args[0]
 	if u, err := url.Parse(name); err == nil && u.Host != "" {
-		name = u.Hostname()
+		name = u.Host
+		switch p := u.Port(); {
+		case p == "", p == "443" && (u.Scheme == "https" || u.Scheme == "wss"):
+			name = u.Hostname()
+		case p == "80" && (u.Scheme == "http" || u.Scheme == "ws"):
+			// An http origin on port 80 asks for the HTTPS records of
+			// its https form on port 443 (RFC 9460 §9.5).
+			name = u.Hostname()
+		}
 	}
 	if err := checkNameservers(nameservers); err != nil {
 		return err
@@ -76,33 +90,60 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
-// printAnswers prints one line per record of res on stdout, such as
+// printAnswers prints the records of res on stdout as dig does,
 //
-//	A      127.0.0.1
-//	HTTPS  1 . alpn=h3,h2,http/1.1 port=8443 ipv4hint=127.0.0.1 ech=yes
+//	example.test.	300	IN	A	127.0.0.1
+//	example.test.	30	IN	HTTPS	0 cdn.example.test.
+//
+// then what a dial makes of them, as dig comments:
+//
+//	;; HTTPS 1 cdn.example.test alpn=http/1.1
+//	;; endpoint 127.0.0.1:443 h2,h1
 //
 // and a line per failed or empty answer on stderr.
 func printAnswers(stdout, stderr io.Writer, res *dialer.Resolution) {
-	for _, q := range []dialer.DNSQuery{res.A, res.AAAA, res.HTTPS} {
+	queries := []dialer.DNSQuery{res.A, res.AAAA, res.HTTPS}
+	for _, q := range queries {
 		switch {
 		case q.Err != "":
 			fmt.Fprintf(stderr, "%-6s error: %s\n", q.Type, q.Err)
 		case len(q.Addrs) == 0 && len(q.Services) == 0:
 			fmt.Fprintf(stderr, "%-6s no records\n", q.Type)
 		}
-		for _, a := range q.Addrs {
-			fmt.Fprintf(stdout, "%-6s %s\n", q.Type, a)
+		for _, r := range q.Records {
+			fmt.Fprintln(stdout, r)
 		}
-		for _, s := range q.Services {
-			fmt.Fprintf(stdout, "%-6s %s\n", q.Type, formatService(s))
+		if q.RecordsOmitted > 0 {
+			fmt.Fprintf(stdout, ";; %s: %d more records left out\n", q.Name, q.RecordsOmitted)
 		}
+		if q.Records == nil {
+			// From the hosts file or an IP literal: no DNS records.
+			for _, a := range q.Addrs {
+				fmt.Fprintf(stdout, ";; %s %s (hosts file)\n", q.Type, a)
+			}
+		}
+	}
+	for _, s := range res.HTTPS.Services {
+		fmt.Fprintf(stdout, ";; HTTPS %s\n", formatService(s))
+	}
+	for _, q := range queries {
 		if q.Omitted > 0 {
-			fmt.Fprintf(stderr, "%-6s %d more left out (past what one dial uses)\n", q.Type, q.Omitted)
+			fmt.Fprintf(stdout, ";; %s: %d more left out (past what one dial uses)\n", q.Type, q.Omitted)
 		}
+	}
+	for _, e := range res.Endpoints {
+		line := fmt.Sprintf(";; endpoint %s %s", e.Addr, e.Proto)
+		if e.Hint {
+			line += " hint"
+		}
+		if e.ECH {
+			line += " ech"
+		}
+		fmt.Fprintln(stdout, line)
 	}
 }
 
-// formatService writes an HTTPS record in presentation format.
+// formatService writes an HTTPS record as the dial uses it.
 func formatService(s dialer.ServiceEntry) string {
 	target := s.Target
 	if target == "" {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -357,8 +358,8 @@ func (s *Server) serve(transport string) func(dns.ResponseWriter, *dns.Msg) {
 			return
 		}
 		q := m.Question[0]
-		name := canonical(q.Name)
 		s.mu.Lock()
+		name := s.served(q)
 		s.queries = append(s.queries, Query{Name: name, Type: q.Qtype, Transport: transport, Time: time.Now()})
 		h := s.handlers[key{name, q.Qtype}]
 		if h == nil {
@@ -428,20 +429,23 @@ func (s *Server) reply(req *dns.Msg) *dns.Msg {
 		m.SetEdns0(opt.UDPSize(), false)
 	}
 	q := req.Question[0]
-	name := canonical(q.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	name := s.served(q)
+	// owner is the name of the first records, which answer the name asked.
+	owner := canonical(q.Name)
 	seen := map[string]bool{name: true}
 	for {
 		if rrs := s.records[key{name, q.Qtype}]; len(rrs) > 0 {
-			m.Answer = append(m.Answer, copyRRs(rrs)...)
+			m.Answer = append(m.Answer, owned(copyRRs(rrs), owner)...)
 			return m
 		}
 		cname := s.records[key{name, TypeCNAME}]
 		if len(cname) == 0 {
 			break
 		}
-		m.Answer = append(m.Answer, copyRRs(cname)...)
+		m.Answer = append(m.Answer, owned(copyRRs(cname), owner)...)
+		owner = ""
 		name = canonical(cname[0].(*dns.CNAME).Target)
 		if seen[name] {
 			return m // a CNAME loop: serve the chain as it is
@@ -453,6 +457,36 @@ func (s *Server) reply(req *dns.Msg) *dns.Msg {
 	}
 	m.Ns = append(m.Ns, soa())
 	return m
+}
+
+// served is the name whose records and handlers answer q: q's own name,
+// except that the HTTPS records of a name answer its port-prefixed names
+// too ("_8443._https.a.test", RFC 9460 §9.1) that have no records or
+// handler of their own, so that tests on any port publish a name's HTTPS
+// records once. The query is logged under the served name. s.mu is held.
+func (s *Server) served(q dns.Question) string {
+	name := canonical(q.Name)
+	if q.Qtype != TypeHTTPS || s.hasName(name) || s.handlers[key{name, TypeHTTPS}] != nil || s.handlers[key{name, TypeAny}] != nil {
+		return name
+	}
+	labels := dns.SplitDomainName(name)
+	if len(labels) < 3 || labels[1] != "_https" || len(labels[0]) < 2 || labels[0][0] != '_' {
+		return name
+	}
+	if _, err := strconv.ParseUint(labels[0][1:], 10, 16); err != nil {
+		return name
+	}
+	return dns.Fqdn(strings.Join(labels[2:], "."))
+}
+
+// owned sets the owner name of rrs to owner, unless owner is "".
+func owned(rrs []dns.RR, owner string) []dns.RR {
+	if owner != "" {
+		for _, rr := range rrs {
+			rr.Header().Name = owner
+		}
+	}
+	return rrs
 }
 
 func (s *Server) hasName(name string) bool {

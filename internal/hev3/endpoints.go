@@ -39,6 +39,22 @@ func alpnVersions(alpn []string) Versions {
 	return v
 }
 
+// recordVersions returns the HTTP versions to offer at the endpoint of an
+// HTTPS record whose SVCB ALPN set is alpn. A set of the default
+// "http/1.1" alone (a record without alpn, or the endpoint RFC 9460 §3
+// appends after an AliasMode chain) gets h2 offered beside it: §7.1.2
+// builds the ProtocolNameList of each transport the set implies (TLS over
+// TCP here) from "all the client's supported ALPN protocols for that
+// transport, without regard to the SVCB ALPN set". Other sets are taken
+// as they are: their TCP attempt offers the TCP versions they name.
+func recordVersions(alpn []string) Versions {
+	v := alpnVersions(alpn)
+	if v == Versions(H1) {
+		v |= Versions(H2)
+	}
+	return v
+}
+
 // protos returns the attempts to make for the HTTP versions v, restricted to
 // the enabled ones, in preference order: QUIC first, then one TCP attempt
 // offering every enabled TCP version.
@@ -74,7 +90,7 @@ func (m *Machine) records() ([]ServiceInfo, bool) {
 		if ech && s.ECH == nil {
 			continue
 		}
-		if len(m.protos(alpnVersions(s.ALPN))) == 0 {
+		if len(m.protos(recordVersions(s.ALPN))) == 0 {
 			continue
 		}
 		out = append(out, s)
@@ -190,7 +206,7 @@ func (m *Machine) recordEndpoints(r ServiceInfo) []Endpoint {
 		port = m.cfg.Port
 	}
 	var lanes []lane
-	for _, p := range m.protos(alpnVersions(r.ALPN)) {
+	for _, p := range m.protos(recordVersions(r.ALPN)) {
 		lanes = append(lanes, lane{p, port})
 	}
 	return m.interleave(addrs, lanes, r.ECH)

@@ -241,18 +241,34 @@ func TestTargetNameAddresses(t *testing.T) {
 	r.chain(10*ms, 5, want, "fail connect")
 }
 
-// A target's answers arriving after the race started are tried next.
+// The origin's own addresses wait for a target's answers up to the
+// resolution delay (RFC 9460 §3: the records' endpoints come before the
+// fallback); a target's answers arriving after the race started are tried
+// next.
 func TestLateTargetAnswer(t *testing.T) {
 	r := newRace(t, config()).queries()
 	r.https(0, 0, rec(1, "svc1.example.com", "h3")).
 		expect("query 3 AAAA svc1.example.com", "query 4 A svc1.example.com")
-	r.addrs(0, 1, v6).addrs(0, 2, v4).expect("attempt 5 [2001:db8::1]:443 h2,h1").wakeAt(250 * ms)
-	r.addrs(100*ms, 3, v6b).expect().wakeAt(250 * ms)
-	r.at(250 * ms).expect("attempt 6 [2001:db8::2]:443 h3").wakeAt(500 * ms)
-	r.at(500 * ms).expect("attempt 7 192.0.2.1:443 h2,h1").idle()
+	r.addrs(0, 1, v6).addrs(0, 2, v4).expect().wakeAt(50 * ms)
+	r.at(50 * ms).expect("attempt 5 [2001:db8::1]:443 h2,h1").wakeAt(300 * ms)
+	r.addrs(100*ms, 3, v6b).expect().wakeAt(300 * ms)
+	r.at(300 * ms).expect("attempt 6 [2001:db8::2]:443 h3").wakeAt(550 * ms)
+	r.at(550 * ms).expect("attempt 7 192.0.2.1:443 h2,h1").idle()
 	// The target's A query still blocks failure.
-	r.failed(510*ms, 5).failed(510*ms, 6).failed(510*ms, 7).expect().idle().done(false)
+	r.failed(560*ms, 5).failed(560*ms, 6).failed(560*ms, 7).expect().idle().done(false)
 	r.negative(600*ms, 4).expect("fail connect")
+}
+
+// A target's answer within the resolution delay comes before the origin's
+// own addresses, which came first.
+func TestTargetBeforeFallback(t *testing.T) {
+	r := newRace(t, config()).queries()
+	r.https(0, 0, rec(1, "cdn.example.com", "http/1.1")).
+		expect("query 3 AAAA cdn.example.com", "query 4 A cdn.example.com")
+	r.addrs(0, 1, v6).addrs(0, 2, v4).expect().wakeAt(50 * ms)
+	r.addrs(20*ms, 3, v6b).expect("attempt 5 [2001:db8::2]:443 h2,h1").wakeAt(50 * ms)
+	r.at(50 * ms).expect().wakeAt(270 * ms)
+	r.at(270 * ms).expect("attempt 6 192.0.2.1:443 h2,h1").wakeAt(520 * ms)
 }
 
 // §5.4 #56: the fallback tier uses the origin port and TCP only.

@@ -40,7 +40,7 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	}
 	eps := m.pend
 	moved := m.movedOn(now)
-	if len(eps) > 0 && moved && !m.spent() && !m.slotBusy(now) && !m.capped() && !m.holdAvoided(now, eps[0].ep) {
+	if len(eps) > 0 && moved && !m.spent() && !m.slotBusy(now) && !m.capped() && !m.holdAvoided(now, eps[0].ep) && !m.holdForTargets(now, eps[0]) {
 		if i := m.pick(eps); i > 0 {
 			c := eps[i]
 			copy(eps[1:i+1], eps[:i])
@@ -61,7 +61,7 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 	if over {
 		return acts, time.Time{}
 	}
-	if !moved || m.holdAvoided(now, eps[0].ep) {
+	if !moved || m.holdAvoided(now, eps[0].ep) || m.holdForTargets(now, eps[0]) {
 		return acts, m.first.Add(m.resDelay)
 	}
 	if m.capped() {
@@ -79,6 +79,30 @@ func (m *Machine) Poll(now time.Time) ([]Action, time.Time) {
 func (m *Machine) holdAvoided(now time.Time, e Endpoint) bool {
 	return (m.avoid[e.Addr] || m.broken(e) || !m.usable(FamilyOf(e.Addr.Addr()))) &&
 		m.outstanding() && now.Before(m.first.Add(m.resDelay))
+}
+
+// holdForTargets reports whether c, the next endpoint, is one of the
+// origin's own addresses (the fallback tier) while the addresses of an
+// HTTPS record's TargetName are still being asked, within the resolution
+// delay: RFC 9460 §3 tries the records' endpoints, the one an AliasMode
+// chain ends in included, "before falling back to non-SVCB connection
+// modes". Without it, a zone apex aliased to a CDN name was dialed on the
+// apex's own address whenever its A answer came before the CDN name's.
+func (m *Machine) holdForTargets(now time.Time, c cand) bool {
+	if c.group < 0 || len(m.targets) == 0 || !now.Before(m.first.Add(m.resDelay)) {
+		return false
+	}
+	if recs, _ := m.records(); c.group != len(recs) {
+		return false
+	}
+	for key := range m.targets {
+		for _, t := range [...]RecordType{AAAA, A} {
+			if q := m.byName[nameType{key, t}]; q != nil && !q.done {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pick returns the index in eps of the endpoint to attempt next: the one

@@ -181,7 +181,8 @@ func TestEmptyAddressAnswersKeepHint(t *testing.T) {
 	cfg.ResolutionDelay = 25 * ms
 	r := newRace(t, cfg).queries()
 	r.https(0, 0, withHints(rec(1, "", "http/1.1"), v6)).expect().wakeAt(25 * ms)
-	r.nodata(25*ms, 1).nodata(25*ms, 2).expect("attempt 3 [2001:db8::1]:443 h1 hint").idle()
+	// "http/1.1" alone: TLS over TCP, offering h2 too (RFC 9460 §7.1.2).
+	r.nodata(25*ms, 1).nodata(25*ms, 2).expect("attempt 3 [2001:db8::1]:443 h2,h1 hint").idle()
 }
 
 // §5.1 #12: empty A and AAAA before HTTPS: the hint is used when HTTPS
@@ -191,7 +192,7 @@ func TestEmptyAddressAnswersBeforeHTTPS(t *testing.T) {
 	r.nodata(0, 1).expect().idle()
 	r.nodata(5*ms, 2).expect().idle()
 	r.https(10*ms, 0, withHints(rec(1, "", "http/1.1"), v6)).
-		expect("attempt 3 [2001:db8::1]:443 h1 hint").idle()
+		expect("attempt 3 [2001:db8::1]:443 h2,h1 hint").idle()
 	r.failed(20*ms, 3).expect("fail connect").done(true)
 }
 
@@ -213,7 +214,10 @@ func TestTargetNameQueried(t *testing.T) {
 		wakeAt(50 * ms)
 	// The origin's AAAA answer completes the preferred family: the hint
 	// is used at once.
-	r.addrs(10*ms, 1, v6).expect("attempt 5 [2001:db8::2]:443 h3 hint").wakeAt(260 * ms)
+	r.addrs(10*ms, 1, v6).expect("attempt 5 [2001:db8::2]:443 h3 hint").wakeAt(50 * ms)
+	// Next is the origin's own address: it waits for the target's
+	// answers up to the resolution delay (RFC 9460 §3), then for the slot.
+	r.at(50 * ms).expect().wakeAt(260 * ms)
 }
 
 // Targets are queried once per name and type, whatever their spelling, and

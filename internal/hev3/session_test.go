@@ -205,7 +205,8 @@ func TestWebTransportH2Missing(t *testing.T) {
 }
 
 // WebTransport never attempts h1: not from the fallback, not from an
-// HTTPS record, and an h1 negotiation is incapable.
+// HTTPS record (one of "http/1.1" alone is TLS over TCP, where h2 is
+// offered, RFC 9460 §7.1.2), and an h1 negotiation is incapable.
 func TestWebTransportNeverH1(t *testing.T) {
 	t.Run("h1 only", func(t *testing.T) {
 		r := resolved(t, sessionConfig(NeedWebTransport, Versions(H1)), list(v6), list(v4))
@@ -219,7 +220,8 @@ func TestWebTransportNeverH1(t *testing.T) {
 		).addrs(0, 1, v6).nodata(0, 2)
 		want := []string{
 			"attempt 3 [2001:db8::1]:443 h2",
-			"attempt 4 [2001:db8::3]:443 h2 hint",
+			"attempt 4 [2001:db8::2]:443 h2 hint",
+			"attempt 5 [2001:db8::3]:443 h2 hint",
 		}
 		r.expect(want[0])
 		r.chain(10*ms, 3, want, "fail connect")

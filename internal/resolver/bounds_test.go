@@ -97,7 +97,7 @@ func TestCacheBytes(t *testing.T) {
 	size := entrySize(&cacheEntry{key: cacheKey{"a0.test.", hev3.A}, ans: one})
 	c := newCache(1000, 3*size)
 	for i := range 5 {
-		c.put(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, one, later)
+		c.put(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, one, Records{}, now, later)
 		if c.size() > 3*size {
 			t.Fatalf("after %d entries: %d bytes, bound %d", i+1, c.size(), 3*size)
 		}
@@ -106,19 +106,19 @@ func TestCacheBytes(t *testing.T) {
 		t.Errorf("%d entries, %d bytes; want 3 and %d", c.len(), c.size(), 3*size)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
-		if _, ok := c.get(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, now); ok != want {
+		if _, _, ok := c.get(cacheKey{fmt.Sprintf("a%d.test.", i), hev3.A}, now, false); ok != want {
 			t.Errorf("a%d cached: %v, want %v", i, ok, want)
 		}
 	}
 	// Replacing an entry does not count it twice.
-	c.put(cacheKey{"a4.test.", hev3.A}, one, later)
+	c.put(cacheKey{"a4.test.", hev3.A}, one, Records{}, now, later)
 	if c.len() != 3 || c.size() != 3*size {
 		t.Errorf("after a replacement: %d entries, %d bytes", c.len(), c.size())
 	}
 	// An answer with a 64 KiB ECH configuration is larger than the budget.
 	big := hev3.Answer{Services: []hev3.ServiceInfo{{Priority: 1, ALPN: []string{"h2"}, ECH: make([]byte, 64<<10)}}}
-	c.put(cacheKey{"big.test.", hev3.HTTPS}, big, later)
-	if _, ok := c.get(cacheKey{"big.test.", hev3.HTTPS}, now); ok || c.len() != 3 {
+	c.put(cacheKey{"big.test.", hev3.HTTPS}, big, Records{}, now, later)
+	if _, _, ok := c.get(cacheKey{"big.test.", hev3.HTTPS}, now, false); ok || c.len() != 3 {
 		t.Errorf("an answer over the byte budget was cached (%d entries)", c.len())
 	}
 
@@ -126,7 +126,7 @@ func TestCacheBytes(t *testing.T) {
 	// and far fewer entries of the largest kind.
 	c = newCache(DefaultMaxCacheEntries, DefaultMaxCacheBytes)
 	for i := range DefaultMaxCacheEntries {
-		c.put(cacheKey{fmt.Sprintf("host%d.example.com.", i), hev3.AAAA}, hev3.Answer{Addrs: make([]netip.Addr, 4)}, later)
+		c.put(cacheKey{fmt.Sprintf("host%d.example.com.", i), hev3.AAAA}, hev3.Answer{Addrs: make([]netip.Addr, 4)}, Records{}, now, later)
 	}
 	if c.len() != DefaultMaxCacheEntries {
 		t.Errorf("%d ordinary entries cached, want %d (%d bytes)", c.len(), DefaultMaxCacheEntries, c.size())
@@ -138,7 +138,7 @@ func TestCacheBytes(t *testing.T) {
 			IPv4Hints: make([]netip.Addr, hev3.MaxHints), IPv6Hints: make([]netip.Addr, hev3.MaxHints)}
 	}
 	for i := range DefaultMaxCacheEntries {
-		c.put(cacheKey{fmt.Sprintf("huge%d.example.com.", i), hev3.HTTPS}, huge, later)
+		c.put(cacheKey{fmt.Sprintf("huge%d.example.com.", i), hev3.HTTPS}, huge, Records{}, now, later)
 	}
 	if c.size() > DefaultMaxCacheBytes {
 		t.Errorf("%d bytes, bound %d", c.size(), DefaultMaxCacheBytes)

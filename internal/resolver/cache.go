@@ -19,8 +19,10 @@ type cacheKey struct {
 type cacheEntry struct {
 	key     cacheKey
 	ans     hev3.Answer
-	expires time.Time
-	size    int // estimated bytes, see entrySize
+	recs    Records   // the records ans was read from
+	stored  time.Time // when recs were received, to count their TTLs down
+	expires time.Time // the shortest TTL of the records, CNAMEs and aliases
+	size    int       // estimated bytes, see entrySize
 }
 
 // cache is a least recently used cache of answers with expiry, bounded in
@@ -39,32 +41,39 @@ func newCache(max, maxBytes int) *cache {
 	return &cache{max: max, maxBytes: maxBytes, m: make(map[cacheKey]*list.Element)}
 }
 
-func (c *cache) get(k cacheKey, now time.Time) (hev3.Answer, bool) {
+// get returns k's answer and, when withRecords is set, its records, their
+// TTLs lowered by the time they spent in the cache, unless k's entry
+// expired.
+func (c *cache) get(k cacheKey, now time.Time, withRecords bool) (hev3.Answer, Records, bool) {
 	if c == nil {
-		return hev3.Answer{}, false
+		return hev3.Answer{}, Records{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.m[k]
 	if !ok {
-		return hev3.Answer{}, false
+		return hev3.Answer{}, Records{}, false
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.expires) {
 		c.remove(el)
-		return hev3.Answer{}, false
+		return hev3.Answer{}, Records{}, false
 	}
 	c.lru.MoveToFront(el)
-	return cloneAnswer(e.ans), true
+	if !withRecords {
+		return cloneAnswer(e.ans), Records{}, true
+	}
+	return cloneAnswer(e.ans), e.recs.clone(uint32(max(now.Sub(e.stored), 0) / time.Second)), true
 }
 
-// put caches ans for k until expires. An answer larger than the whole byte
-// budget is not cached.
-func (c *cache) put(k cacheKey, ans hev3.Answer, expires time.Time) {
+// put caches ans and the records it was read from (received at stored)
+// for k until expires. An answer larger than the whole byte budget is not
+// cached.
+func (c *cache) put(k cacheKey, ans hev3.Answer, recs Records, stored, expires time.Time) {
 	if c == nil {
 		return
 	}
-	e := &cacheEntry{key: k, ans: cloneAnswer(ans), expires: expires}
+	e := &cacheEntry{key: k, ans: cloneAnswer(ans), recs: recs.clone(0), stored: stored, expires: expires}
 	e.size = entrySize(e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -125,7 +134,7 @@ var (
 // count: the bound it serves is about orders of magnitude (an answer of
 // 16 records with 64 KiB ECH configurations against one of one address).
 func entrySize(e *cacheEntry) int {
-	n := entryOverhead + len(e.key.name) + len(e.ans.Addrs)*addrSize
+	n := entryOverhead + len(e.key.name) + len(e.ans.Addrs)*addrSize + e.recs.size()
 	if e.ans.Err != nil {
 		n += errSize + len(e.key.name)
 	}

@@ -422,6 +422,9 @@ func unusable(rr *dns.SVCB) string {
 	var mandatory []dns.SVCBKey
 	alpn := false
 	for _, kv := range rr.Value {
+		if keys[kv.Key()] {
+			return "key " + kv.Key().String() + " appears twice" // RFC 9460 §2.2
+		}
 		keys[kv.Key()] = true
 		switch v := kv.(type) {
 		case *dns.SVCBMandatory:

@@ -103,6 +103,7 @@ type Resolver struct {
 type call struct {
 	done     chan struct{}
 	ans      hev3.Answer
+	recs     Records
 	canceled bool // the lookup ended because its context did
 }
 
@@ -181,24 +182,47 @@ func (r *Resolver) Hosts(name string) ([]netip.Addr, bool) {
 // IP literals and hosts file names are answered without DNS: A and AAAA
 // with the addresses of their family, HTTPS with NODATA.
 func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
+	ans, _ := r.lookupName(ctx, name, t, false)
+	return ans
+}
+
+// LookupRecords is Lookup that also returns the DNS records the answer
+// was read from, as the servers sent them (each under its own owner name,
+// RFC 9460 §2.3): the CNAMEs and AliasMode records followed, then the
+// records of type t at the end of the chain, with TTLs counting down from
+// when they were received. It shares Lookup's cache and queries in flight,
+// so the records are those of the answer a dial uses. Answers from IP
+// literals and the hosts file have no records.
+func (r *Resolver) LookupRecords(ctx context.Context, name string, t hev3.RecordType) (hev3.Answer, Records) {
+	return r.lookupName(ctx, name, t, true)
+}
+
+// lookupName is Lookup, with the records when withRecords is set (copying
+// them costs, and a race does not read them).
+func (r *Resolver) lookupName(ctx context.Context, name string, t hev3.RecordType, withRecords bool) (hev3.Answer, Records) {
 	if t != hev3.A && t != hev3.AAAA && t != hev3.HTTPS {
-		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}
+		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}, Records{}
 	}
 	host := hostKey(name)
 	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
 		host = host[1 : len(host)-1]
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		return local([]netip.Addr{a}, t)
+		return local([]netip.Addr{a}, t), Records{}
 	}
 	if addrs, ok := r.hosts[host]; ok {
-		return bound(local(addrs, t))
+		return bound(local(addrs, t)), Records{}
+	}
+	if h, ok := portPrefixed(host); ok && t == hev3.HTTPS {
+		if _, ok := r.hosts[h]; ok {
+			return hev3.Answer{}, Records{} // NODATA, as for the name itself
+		}
 	}
 	fqdn := dns.Fqdn(host)
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
-		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}
+		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}, Records{}
 	}
-	return r.lookup(ctx, cacheKey{fqdn, t})
+	return r.lookup(ctx, cacheKey{fqdn, t}, withRecords)
 }
 
 // local answers from a literal or the hosts file.
@@ -217,10 +241,10 @@ func local(addrs []netip.Addr, t hev3.RecordType) hev3.Answer {
 
 // lookup answers from the cache, or joins an identical lookup in flight,
 // or resolves.
-func (r *Resolver) lookup(ctx context.Context, k cacheKey) hev3.Answer {
+func (r *Resolver) lookup(ctx context.Context, k cacheKey, withRecords bool) (hev3.Answer, Records) {
 	for {
-		if ans, ok := r.cache.get(k, r.now()); ok {
-			return ans
+		if ans, recs, ok := r.cache.get(k, r.now(), withRecords); ok {
+			return ans, recs
 		}
 		r.mu.Lock()
 		if c, ok := r.inflight[k]; ok {
@@ -230,26 +254,31 @@ func (r *Resolver) lookup(ctx context.Context, k cacheKey) hev3.Answer {
 				if c.canceled && ctx.Err() == nil {
 					continue // its caller gave up; try again
 				}
-				return cloneAnswer(c.ans)
+				if !withRecords {
+					return cloneAnswer(c.ans), Records{}
+				}
+				return cloneAnswer(c.ans), c.recs.clone(0)
 			case <-ctx.Done():
-				return hev3.Answer{Err: &Error{Name: k.name, Type: k.typ, Err: ctxErr(ctx)}}
+				return hev3.Answer{Err: &Error{Name: k.name, Type: k.typ, Err: ctxErr(ctx)}}, Records{}
 			}
 		}
 		c := &call{done: make(chan struct{})}
 		r.inflight[k] = c
 		r.mu.Unlock()
 
-		ans, ttl := r.resolve(ctx, k)
+		ans, ttl, rrs := r.resolve(ctx, k)
 		ans = bound(ans)
+		recs := boundRecords(rrs)
 		if ttl > 0 {
-			r.cache.put(k, ans, r.now().Add(ttl))
+			now := r.now()
+			r.cache.put(k, ans, recs, now, now.Add(ttl))
 		}
 		r.mu.Lock()
 		delete(r.inflight, k)
 		r.mu.Unlock()
-		c.ans, c.canceled = cloneAnswer(ans), ctx.Err() != nil
+		c.ans, c.recs, c.canceled = cloneAnswer(ans), recs.clone(0), ctx.Err() != nil
 		close(c.done)
-		return ans
+		return ans, recs
 	}
 }
 
@@ -260,9 +289,11 @@ func ctxErr(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// resolve queries DNS for k and returns the answer and how long it may be
-// cached (0: not at all).
-func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.Duration) {
+// resolve queries DNS for k and returns the answer, how long it may be
+// cached (0: not at all; the shortest TTL of the records, CNAMEs and
+// aliases it was read from, or the negative TTL, RFC 2308 §5), and those
+// records.
+func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.Duration, []dns.RR) {
 	if k.typ != hev3.HTTPS {
 		res := r.chase(ctx, k.name, k.typ, map[string]bool{k.name: true}, new(int))
 		var ans hev3.Answer
@@ -281,51 +312,18 @@ func (r *Resolver) resolve(ctx context.Context, k cacheKey) (hev3.Answer, time.D
 			}
 		}
 		ans.Err = res.err
-		return ans, res.ttl
+		return ans, res.ttl, res.trail
 	}
-
-	// HTTPS: follow AliasMode records to the ServiceMode records.
-	visited := map[string]bool{k.name: true}
-	hops := 0
-	ttl := MaxTTL
-	name := k.name
-	for {
-		res := r.chase(ctx, name, hev3.HTTPS, visited, &hops)
-		ttl = min(ttl, res.ttl)
-		if res.err != nil || len(res.rrs) == 0 {
-			return hev3.Answer{Err: res.err}, ttl
-		}
-		var alias *dns.HTTPS
-		for _, rr := range res.rrs {
-			if h, ok := rr.(*dns.HTTPS); ok && h.Priority == 0 {
-				alias = h
-				break
-			}
-		}
-		if alias == nil {
-			target := "" // "." means the origin
-			if name != k.name {
-				target = strings.TrimSuffix(name, ".")
-			}
-			ss, omitted := services(res.rrs, target)
-			return hev3.Answer{Services: ss, Omitted: omitted}, ttl
-		}
-		next := dns.CanonicalName(alias.Target)
-		if next == "." {
-			return hev3.Answer{}, ttl // the service does not exist (RFC 9460 §2.5.1)
-		}
-		if err := r.hop(visited, &hops, next); err != nil {
-			return hev3.Answer{Err: &Error{Name: name, Type: hev3.HTTPS, Err: err}}, 0
-		}
-		name = next
-	}
+	return r.resolveHTTPS(ctx, k.name)
 }
 
 // chased is the end of a CNAME chain.
 type chased struct {
-	rrs []dns.RR      // records of the type asked, at the end of the chain
-	ttl time.Duration // how long the result may be cached
-	err error
+	rrs   []dns.RR      // records of the type asked, at the end of the chain
+	owner string        // their owner name: the name asked or a CNAME's target
+	trail []dns.RR      // the CNAMEs followed, then rrs
+	ttl   time.Duration // how long the result may be cached
+	err   error
 }
 
 // chase queries name for t and follows CNAMEs, in the reply and by asking
@@ -333,6 +331,7 @@ type chased struct {
 func (r *Resolver) chase(ctx context.Context, name string, t hev3.RecordType, visited map[string]bool, hops *int) chased {
 	qtype := dnsType(t)
 	ttl := uint32(math.MaxUint32)
+	var trail []dns.RR
 	for {
 		resp, server, err := r.query(ctx, name, qtype)
 		if err != nil {
@@ -355,12 +354,13 @@ func (r *Resolver) chase(ctx context.Context, name string, t hev3.RecordType, vi
 				}
 			}
 			if len(rrs) > 0 {
-				return chased{rrs: rrs, ttl: capTTL(ttl)}
+				return chased{rrs: rrs, owner: owner, trail: append(trail, rrs...), ttl: capTTL(ttl)}
 			}
 			if cname == nil {
 				break
 			}
 			ttl = min(ttl, cname.Hdr.Ttl)
+			trail = append(trail, cname)
 			next := dns.CanonicalName(cname.Target)
 			if err := r.hop(visited, hops, next); err != nil {
 				return chased{err: &Error{Name: name, Type: t, Err: err}}
@@ -373,7 +373,7 @@ func (r *Resolver) chase(ctx context.Context, name string, t hev3.RecordType, vi
 			if resp.Rcode == dns.RcodeNameError {
 				err = &Error{Name: name, Type: t, Server: server, Err: ErrNXDomain}
 			}
-			return chased{ttl: capTTL(ttl), err: err}
+			return chased{owner: owner, trail: trail, ttl: capTTL(ttl), err: err}
 		}
 		name = owner // the reply stops at a CNAME: ask for its target
 	}

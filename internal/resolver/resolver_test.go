@@ -239,6 +239,8 @@ func TestHTTPSAlias(t *testing.T) {
 	want := []hev3.ServiceInfo{
 		{Priority: 1, Target: "other.test", ALPN: []string{"h2", "http/1.1"}},
 		{Priority: 2, Target: "svc.test", ALPN: []string{"h3", "http/1.1"}, Port: 8443},
+		// RFC 9460 §3: after an alias, the final name with no SvcParams.
+		{Priority: 3, Target: "svc.test", ALPN: []string{"http/1.1"}},
 	}
 	if !reflect.DeepEqual(ans.Services, want) {
 		t.Errorf("services\n%+v\nwant\n%+v", ans.Services, want)
@@ -279,7 +281,8 @@ func TestHTTPSAliasTooLong(t *testing.T) {
 	if ans := lookup(t, r, "h0.test", hev3.HTTPS); !errors.Is(ans.Err, ErrLoop) {
 		t.Errorf("%d aliases: %+v, want ErrLoop", MaxHops+1, ans)
 	}
-	if ans := lookup(t, r, "h1.test", hev3.HTTPS); ans.Err != nil || len(ans.Services) != 1 {
+	// The record, then the final name (RFC 9460 §3).
+	if ans := lookup(t, r, "h1.test", hev3.HTTPS); ans.Err != nil || len(ans.Services) != 2 {
 		t.Errorf("%d aliases: %+v", MaxHops, ans)
 	}
 }
