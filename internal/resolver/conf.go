@@ -208,7 +208,6 @@ func isSpecial(name string) bool {
 	return ok
 }
 
-
 // order returns the servers a query asks, in turn: each server attempts
 // times (options attempts), starting with the next one each query under
 // options rotate, as Go's net package does (dnsclient_unix.go, tryOneName).

@@ -108,18 +108,18 @@ type Resolver struct {
 	// From resolv.conf (conf.go): the search list and ndots (NameList),
 	// how many times each server is asked, and the options that shape
 	// each query (exchange.go).
-	search        []string
-	ndots         int
-	attempts      int
-	rotate        bool
-	useTCP        bool
-	trustAD       bool
-	single        chan struct{} // options single-request: one query at a time
-	next          atomic.Uint32 // options rotate: the next first server
-	hosts   map[string][]netip.Addr
-	now     func() time.Time
-	cache   *cache
-	dialer  net.Dialer
+	search   []string
+	ndots    int
+	attempts int
+	rotate   bool
+	useTCP   bool
+	trustAD  bool
+	single   chan struct{} // options single-request: one query at a time
+	next     atomic.Uint32 // options rotate: the next first server
+	hosts    map[string][]netip.Addr
+	now      func() time.Time
+	cache    *cache
+	dialer   net.Dialer
 
 	mu       sync.Mutex
 	inflight map[cacheKey]*call
