@@ -20,7 +20,8 @@ import (
 //
 //	option                               applies to
 //	WithTLSConfig, WithNameservers,      every dial, Resolve (name options), the Transport
-//	  WithHostsFile
+//	  WithHostsFile, WithResolvConf,
+//	  WithResolver
 //	WithHeader, WithSubprotocols         DialWebSocket, DialWebTransport
 //	WithCompression, WithReadLimit       DialWebSocket
 //	WithAttemptDelay, WithResolutionDelay,
@@ -40,6 +41,9 @@ type config struct {
 	tls          *tls.Config
 	nameservers  []string
 	hostsFile    string
+	resolvConf   string   // WithResolvConf; "": /etc/resolv.conf
+	resolver     Resolver // WithResolver; nil: the own DNS client
+	resolverID   any      // what partitions by resolver (trust.go)
 	header       http.Header
 	host         string // Host / :authority of the request; "": the URL's
 	subprotocols []string

@@ -34,7 +34,12 @@ type Report struct {
 	Duration time.Duration `json:"duration"`
 	Ready    time.Duration `json:"ready,omitempty"`
 	DNS      []DNSQuery    `json:"dns,omitempty"`
-	Attempts []Attempt     `json:"attempts,omitempty"`
+	// HTTPSUnavailable says why the race had no HTTPS records to ask
+	// for, when its resolver cannot give them: WithResolver, or Go's
+	// net.Resolver on macOS and Windows or where resolv.conf cannot be
+	// read. "" when they were asked for (or not wanted, as for ws://).
+	HTTPSUnavailable string    `json:"https_unavailable,omitempty"`
+	Attempts         []Attempt `json:"attempts,omitempty"`
 	// Winner is the index in Attempts of the winning attempt, or -1.
 	Winner int `json:"winner"`
 	// Reason says why the winner won, or why the race failed.
@@ -56,7 +61,10 @@ type Report struct {
 
 // A DNSQuery is one DNS question of a race and its answer.
 type DNSQuery struct {
-	Name     string         `json:"name"`
+	Name string `json:"name"`
+	// Found is the name that answered when the search list of
+	// resolv.conf made it differ from Name (see WithResolvConf).
+	Found    string         `json:"found,omitempty"`
 	Type     string         `json:"type"` // "HTTPS", "AAAA", "A"
 	Start    time.Duration  `json:"start"`
 	End      time.Duration  `json:"end"` // 0 if no answer came before the race ended
@@ -137,6 +145,9 @@ func (r *Report) String() string {
 			fill = '='
 		}
 		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), x.bar(a.Start, a.End, fill), durfmt.Format(a.End-a.Start), a.summary())
+	}
+	if r.HTTPSUnavailable != "" {
+		fmt.Fprintf(&b, "  dns: %s\n", r.HTTPSUnavailable)
 	}
 	for _, l := range r.Learned {
 		fmt.Fprintf(&b, "  learned: %s\n", l)

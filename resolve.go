@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 		}
 		return res, nil
 	}
+	if strings.HasSuffix(host, ".") {
+		name += "." // rooted: no search list
+	}
 	r, err := d.resolver(cfg)
 	if err != nil {
 		return res, &DialError{URL: host, Stage: "dns", Err: err}
@@ -72,7 +76,7 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 			if release, err := d.queries.acquire(ctx, maxQueriesPerDialer); err != nil {
 				ans.Err = err
 			} else {
-				ans = r.Lookup(ctx, name, q.t)
+				ans = r.lookup(ctx, name, q.t)
 				release()
 			}
 			q.dst.End = time.Since(start)

@@ -237,22 +237,10 @@ func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) h
 	if t != hev3.A && t != hev3.AAAA && t != hev3.HTTPS {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}
 	}
+	if ans, ok := Static(name, r.hosts, t); ok {
+		return ans
+	}
 	host := hostKey(name)
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return local([]netip.Addr{a}, t)
-	}
-	if addrs, ok := r.hosts[host]; ok {
-		return bound(local(addrs, t))
-	}
-	if addrs, err, ok := Special(host); ok {
-		if err != nil {
-			return hev3.Answer{Err: &Error{Name: name, Type: t, Err: err}}
-		}
-		return local(addrs, t)
-	}
 	fqdn := dns.Fqdn(host)
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/eyeballs/dialer/internal/hev3"
 )
 
 // ErrSpecialName is matched (errors.Is) by the error of a lookup of a
@@ -46,4 +48,34 @@ func Special(name string) (addrs []netip.Addr, err error, ok bool) {
 		return nil, fmt.Errorf("%w: %s is under .invalid, which never exists (RFC 6761 §6.4)", ErrSpecialName, n), true
 	}
 	return nil, nil, false
+}
+
+// Static answers name for t without DNS when it can, as Lookup does before
+// it queries: an IP literal, a name of hosts (nil: none), or a special-use
+// name. ok is false when name needs a resolver.
+func Static(name string, hosts Hosts, t hev3.RecordType) (ans hev3.Answer, ok bool) {
+	host := hostKey(name)
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return local([]netip.Addr{a}, t), true
+	}
+	if addrs, ok := hosts[host]; ok {
+		return bound(local(addrs, t)), true
+	}
+	if addrs, err, ok := Special(host); ok {
+		if err != nil {
+			return hev3.Answer{Err: &Error{Name: name, Type: t, Err: err}}, true
+		}
+		return local(addrs, t), true
+	}
+	return hev3.Answer{}, false
+}
+
+// AddrAnswer is the answer for t (A or AAAA) made of the addresses of
+// t's family in addrs, within the bounds of a race (bound): for addresses
+// that come from elsewhere than DNS, such as Go's net.Resolver.
+func AddrAnswer(addrs []netip.Addr, t hev3.RecordType) hev3.Answer {
+	return bound(local(addrs, t))
 }
