@@ -25,6 +25,8 @@ package dialer
 //	webtransport.go DialWebTransport: h3, then h2
 //	transport.go    Transport: http.RoundTripper over races and the pool
 //	resolve.go      Resolve: what a dial sees of DNS
+//	sysresolver.go  where names are resolved: the own DNS client with
+//	                resolv.conf, WithResolver, or Go's net.Resolver
 //
 // One race (a dial makes one, or one per rung of the ladder):
 //

@@ -31,8 +31,11 @@ func Resolve(ctx context.Context, host string, opts ...Option) (*Resolution, err
 
 // Resolve queries host's HTTPS, AAAA and A records in parallel, as a dial
 // to host would, with the same resolver, nameservers (WithNameservers),
-// hosts file (WithHostsFile) and cache: an answer Resolve got is one the
-// next dial uses, and the other way round. An IP literal is answered
+// hosts file (WithHostsFile), resolv.conf search list (WithResolvConf;
+// DNSQuery.Found names what it found) and cache: an answer Resolve got is
+// one the next dial uses, and the other way round. Through a Resolver
+// (WithResolver, or the system's on macOS and Windows) the HTTPS answer
+// is an error saying HTTPS records are not available. An IP literal is answered
 // without DNS. Each answer carries its own error; the returned error is
 // a *DialError (stage "dns") matching ErrNoAddress when no query gave a
 // record, or the context's error when it ended first.
@@ -96,7 +99,9 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 		if err != nil {
 			derr.DNS = append(derr.DNS, err)
 		}
-		timedOut = timedOut && errors.Is(err, resolver.ErrTimeout)
+		// An HTTPS query a Resolver cannot answer (WithResolver, the
+		// system's) says nothing of time.
+		timedOut = timedOut && (errors.Is(err, resolver.ErrTimeout) || errors.Is(err, errNoHTTPS))
 	}
 	if timedOut {
 		// No server answered at all: a timeout, as net.Error sees it.

@@ -426,3 +426,43 @@ func TestConfSingleRequest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLookupCached compares, on answers already cached, a lookup
+// through the search list with a direct one (the baseline), and the
+// special-use names answered without DNS.
+func BenchmarkLookupCached(b *testing.B) {
+	s := dnstest.Start(b)
+	s.A("svc.ns.svc.cluster.local", "10.0.0.1")
+	s.AAAA("svc.ns.svc.cluster.local", "fd00::1")
+	s.AAAA("other.svc.cluster.local", "fd00::2")
+	direct, err := New(Config{Servers: []string{s.Addr()}, HostsFile: "-"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	search, err := New(Config{Servers: []string{s.Addr()}, HostsFile: "-", Conf: clusterConf(5)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		r    *Resolver
+		host string
+		t    hev3.RecordType
+	}{
+		{"direct", direct, "svc.ns.svc.cluster.local", hev3.A},
+		{"search-first", search, "svc", hev3.A},
+		{"search-first-https", search, "svc", hev3.HTTPS},
+		{"search-second", search, "other", hev3.A},
+		{"localhost", search, "localhost", hev3.A},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.r.Lookup(ctx, bc.host, bc.t) // fill the cache
+			for b.Loop() {
+				if ans := bc.r.Lookup(ctx, bc.host, bc.t); ans.Err != nil {
+					b.Fatal(ans.Err)
+				}
+			}
+		})
+	}
+}
