@@ -178,7 +178,7 @@ func lookupVia(ctx context.Context, r Resolver, hosts resolver.Hosts, note, name
 // specialName returns the error of a host that is a special-use name the
 // dialer refuses (.onion, .invalid), before any query is sent.
 func specialName(host string) error {
-	if _, err, ok := resolver.Special(host); ok && err != nil {
+	if _, _, err := resolver.Special(host); err != nil {
 		return fmt.Errorf("%w for %s: %w", ErrNoAddress, strings.TrimSuffix(host, "."), err)
 	}
 	return nil

@@ -43,7 +43,8 @@ type Conf struct {
 	// "ip:53", at most MaxNameservers.
 	Servers []string
 	// Search is the search list (search, or domain when it comes last),
-	// fully qualified, at most MaxSearch domains.
+	// fully qualified, at most MaxSearch domains; nil when the file has
+	// neither line (ReadConf then uses the domain of the host's name).
 	Search []string
 	// Ndots is options ndots (default 1): a name with at least this
 	// many dots is tried as it is before the search list.
@@ -78,7 +79,24 @@ func ReadConf(path string) (*Conf, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns: reading %s: %w", path, err)
 	}
+	if c.Search == nil {
+		c.Search = defaultSearch(os.Hostname)
+	}
 	return c, nil
+}
+
+// defaultSearch is the search list of a resolv.conf without search or
+// domain line: the domain of the host's name, if it has one, as glibc
+// and Go's net package (dnsDefaultSearch) do.
+func defaultSearch(hostname func() (string, error)) []string {
+	hn, err := hostname()
+	if err != nil {
+		return nil
+	}
+	if i := strings.IndexByte(hn, '.'); i >= 0 && i < len(hn)-1 {
+		return searchList([]string{hn[i+1:]})
+	}
+	return nil
 }
 
 // ParseConf parses a resolv.conf.
@@ -204,7 +222,7 @@ func NameList(name string, search []string, ndots int) []string {
 }
 
 func isSpecial(name string) bool {
-	_, _, ok := Special(name)
+	_, ok, _ := Special(name)
 	return ok
 }
 

@@ -82,6 +82,31 @@ func TestReadConfMissing(t *testing.T) {
 	}
 }
 
+func TestDefaultSearch(t *testing.T) {
+	for hn, want := range map[string][]string{
+		"box.corp.example": {"corp.example."},
+		"box":              nil,
+		"box.":             nil,
+		"":                 nil,
+	} {
+		got := defaultSearch(func() (string, error) { return hn, nil })
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("hostname %q: search %q, want %q", hn, got, want)
+		}
+	}
+	if got := defaultSearch(func() (string, error) { return "", errors.New("no") }); got != nil {
+		t.Errorf("hostname error: %q", got)
+	}
+	// A search line, even an empty one, replaces the default.
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("search .\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ReadConf(path); err != nil || c.Search == nil || len(c.Search) != 0 {
+		t.Errorf("search .: %+v, %v, want an empty search list", c, err)
+	}
+}
+
 // TestNameList: the names tried, as Go's nameList (dnsclient_unix.go).
 func TestNameList(t *testing.T) {
 	search := []string{"ns.svc.cluster.local.", "svc.cluster.local."}

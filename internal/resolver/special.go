@@ -37,17 +37,17 @@ var (
 //
 // ok is false for any other name. A hosts file entry for the name is
 // consulted before Special, as Go's net package reads /etc/hosts first.
-func Special(name string) (addrs []netip.Addr, err error, ok bool) {
+func Special(name string) (addrs []netip.Addr, ok bool, err error) {
 	n := hostKey(name)
 	switch {
 	case n == "localhost" || strings.HasSuffix(n, ".localhost"):
-		return []netip.Addr{loopback6, loopback4}, nil, true
+		return []netip.Addr{loopback6, loopback4}, true, nil
 	case n == "onion" || strings.HasSuffix(n, ".onion"):
-		return nil, fmt.Errorf("%w: %s is a Tor onion service name (RFC 7686), reachable only through a Tor client", ErrSpecialName, n), true
+		return nil, true, fmt.Errorf("%w: %s is a Tor onion service name (RFC 7686), reachable only through a Tor client", ErrSpecialName, n)
 	case n == "invalid" || strings.HasSuffix(n, ".invalid"):
-		return nil, fmt.Errorf("%w: %s is under .invalid, which never exists (RFC 6761 §6.4)", ErrSpecialName, n), true
+		return nil, true, fmt.Errorf("%w: %s is under .invalid, which never exists (RFC 6761 §6.4)", ErrSpecialName, n)
 	}
-	return nil, nil, false
+	return nil, false, nil
 }
 
 // Static answers name for t without DNS when it can, as Lookup does before
@@ -64,7 +64,7 @@ func Static(name string, hosts Hosts, t hev3.RecordType) (ans hev3.Answer, ok bo
 	if addrs, ok := hosts[host]; ok {
 		return bound(local(addrs, t)), true
 	}
-	if addrs, err, ok := Special(host); ok {
+	if addrs, ok, err := Special(host); ok {
 		if err != nil {
 			return hev3.Answer{Err: &Error{Name: name, Type: t, Err: err}}, true
 		}
