@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -144,9 +145,11 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile + "|" + cfg.resolvConf
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r := d.resolvers[key]; r != nil {
+	if r := d.resolvers[key]; r != nil && !r.stale(time.Now()) {
 		return r, nil
 	}
+	// New, or its resolv.conf changed: a new source (and cache); lookups
+	// in flight finish on the old one.
 	r, err := newNameSource(cfg, sys)
 	if err != nil {
 		return nil, err
@@ -154,7 +157,7 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 	if d.resolvers == nil {
 		d.resolvers = make(map[string]*nameSource)
 	}
-	if len(d.resolvers) >= maxResolvers {
+	if _, ok := d.resolvers[key]; !ok && len(d.resolvers) >= maxResolvers {
 		// Per-call nameservers each get a resolver and a cache; a few
 		// are kept, the one dropped (any) is rebuilt when used again.
 		for k := range d.resolvers {

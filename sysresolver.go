@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 	"github.com/eyeballs/dialer/internal/resolver"
@@ -50,7 +52,9 @@ func WithResolver(r Resolver) Option {
 // and ndots (a name without a trailing dot and with fewer than ndots dots
 // is tried with each search domain first, as net.Resolver does), and its
 // options timeout, attempts, rotate, single-request, use-vc and trust-ad.
-// When path cannot be read, addresses come from Go's net.Resolver (the
+// The file (like /etc/resolv.conf without this option) is read again when
+// it changes, checked at most every 5 s as Go's net package does; the
+// Dialer's DNS cache for it starts afresh then. When path cannot be read, addresses come from Go's net.Resolver (the
 // system's configuration) and HTTPS records are not available, as on
 // macOS and Windows by default; with WithNameservers, those servers are
 // used without a search list. The TLS server name and the Host header
@@ -67,6 +71,43 @@ type nameSource struct {
 	lookup func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer
 	// noHTTPS says why HTTPS records are not available, "" when they are.
 	noHTTPS string
+	// conf is the resolv.conf the source was built from ("": none), as
+	// it was then (stamp), and when that was last checked: a source is
+	// rebuilt when the file changes, as Go's net package rereads it
+	// (dnsclient_unix.go, tryUpdate).
+	conf    string
+	stamp   confStamp
+	checked time.Time
+}
+
+// confCheckEvery is how often a resolv.conf is checked for changes, at
+// most: Go's net package checks every 5 s.
+const confCheckEvery = 5 * time.Second
+
+// A confStamp is what tells a file changed: its modification time and
+// size, or that it could not be read (ok false).
+type confStamp struct {
+	mtime time.Time
+	size  int64
+	ok    bool
+}
+
+func stampOf(path string) confStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return confStamp{}
+	}
+	return confStamp{mtime: fi.ModTime(), size: fi.Size(), ok: true}
+}
+
+// stale reports whether src's resolv.conf changed since src was built,
+// checking it at most every confCheckEvery. The Dialer's mu is held.
+func (src *nameSource) stale(now time.Time) bool {
+	if src.conf == "" || now.Sub(src.checked) < confCheckEvery {
+		return false
+	}
+	src.checked = now
+	return stampOf(src.conf) != src.stamp
 }
 
 // systemResolver reports whether the system's DNS configuration is not a
@@ -89,25 +130,38 @@ func newNameSource(cfg config, sys Resolver) (*nameSource, error) {
 	if cfg.resolver != nil {
 		return resolverSource(cfg.resolver, cfg.hostsFile, "addresses from WithResolver")
 	}
+	if len(cfg.nameservers) == 0 && cfg.resolvConf == "" && systemResolver() {
+		return resolverSource(sys, cfg.hostsFile, "addresses from the system resolver on "+runtime.GOOS)
+	}
+	path := cfg.resolvConf
+	if path == "" && len(cfg.nameservers) == 0 {
+		path = resolver.DefaultResolvConf
+	}
+	stamp := stampOf(path) // before reading: a change after it shows next time
+	src, err := confSource(cfg, sys, path)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		src.conf, src.stamp, src.checked = path, stamp, time.Now()
+	}
+	return src, nil
+}
+
+// confSource is the name source of cfg with the resolv.conf at path
+// ("": none, WithNameservers alone).
+func confSource(cfg config, sys Resolver, path string) (*nameSource, error) {
 	rc := resolver.Config{Servers: cfg.nameservers, HostsFile: cfg.hostsFile}
-	if len(cfg.nameservers) > 0 {
-		if cfg.resolvConf != "" {
-			// Its search list and options, if it can be read.
-			rc.Conf, _ = resolver.ReadConf(cfg.resolvConf)
-		}
-	} else {
-		if cfg.resolvConf == "" && systemResolver() {
-			return resolverSource(sys, cfg.hostsFile, "addresses from the system resolver on "+runtime.GOOS)
-		}
-		path := cfg.resolvConf
-		if path == "" {
-			path = resolver.DefaultResolvConf
-		}
+	if path != "" {
 		conf, err := resolver.ReadConf(path)
-		if err != nil {
+		switch {
+		case err == nil:
+			rc.Conf = conf
+		case len(cfg.nameservers) == 0:
 			return resolverSource(sys, cfg.hostsFile, "addresses from the system resolver: "+err.Error())
 		}
-		rc.Conf = conf
+		// With nameservers, an unreadable file only means no search
+		// list and the default options.
 	}
 	r, err := resolver.New(rc)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +95,58 @@ func TestWithResolverErrors(t *testing.T) {
 	_, err = d.Resolve(ctx, "slow.test")
 	if !errors.As(err, &de) || !errors.Is(de.DNS[2], resolver.ErrTimeout) {
 		t.Errorf("%v, want a timeout", err)
+	}
+}
+
+// TestResolvConfReload: a resolv.conf that changes is read again, at
+// most every confCheckEvery (here forced), as Go's net package does.
+func TestResolvConfReload(t *testing.T) {
+	s := dnstest.Start(t)
+	s.A("svc.one.test", "192.0.2.1")
+	s.A("svc.two.test", "192.0.2.2")
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	write := func(conf string, mtime time.Time) {
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	write("search one.test\n", now.Add(-time.Hour))
+	d := New(WithNameservers(s.Addr()), WithResolvConf(path), WithHostsFile("-"))
+	found := func() string {
+		t.Helper()
+		res, err := d.Resolve(context.Background(), "svc")
+		if err != nil {
+			return err.Error()
+		}
+		return res.A.Found
+	}
+	force := func() {
+		d.mu.Lock()
+		for _, src := range d.resolvers {
+			src.checked = time.Time{}
+		}
+		d.mu.Unlock()
+	}
+	if got := found(); got != "svc.one.test" {
+		t.Fatalf("found %q, want svc.one.test", got)
+	}
+	write("search two.test\n", now)
+	if got := found(); got != "svc.one.test" {
+		t.Errorf("found %q within %v of the last check, want svc.one.test still", got, confCheckEvery)
+	}
+	force()
+	if got := found(); got != "svc.two.test" {
+		t.Errorf("found %q after the change, want svc.two.test", got)
+	}
+	// Unchanged: the same source, its cache kept.
+	n := s.Total()
+	force()
+	found()
+	if s.Total() != n {
+		t.Errorf("an unchanged resolv.conf was read again (%d queries)", s.Total()-n)
 	}
 }
