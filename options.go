@@ -118,7 +118,9 @@ func WithTLSConfig(conf *tls.Config) Option {
 }
 
 // WithNameservers makes the dialer query these DNS servers ("127.0.0.1:53",
-// "[::1]:5353") instead of those in /etc/resolv.conf. Like WithHostsFile,
+// "[::1]:5353") instead of those in /etc/resolv.conf, on every system;
+// names are then fully qualified (no search list) unless WithResolvConf
+// names a file whose search list and options to use. Like WithHostsFile,
 // it partitions what the Dialer shares (see WithTLSConfig): a per-call
 // setting never rides on a connection to an address other servers gave.
 func WithNameservers(addrs ...string) Option {
