@@ -231,7 +231,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 			return n, err
 		}
 		if res != nil {
-			n.lookup, n.noHTTPS = absoluteTargets(res.lookup, spec.host), res.noHTTPS
+			n.lookup, n.noHTTPS = absoluteTargets(res.lookup, spec.queryName()), res.noHTTPS
 		}
 	}
 	if n.dialTCP == nil {
@@ -249,12 +249,13 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	return n, nil
 }
 
-// absoluteTargets makes lookup treat every name but host as fully
-// qualified: the targets of HTTPS records come from DNS, where names are
-// absolute (RFC 1035 §3.1), so the search list must not apply to them.
-func absoluteTargets(lookup func(context.Context, string, hev3.RecordType) hev3.Answer, host string) func(context.Context, string, hev3.RecordType) hev3.Answer {
+// absoluteTargets makes lookup treat every name but the race's origin (as
+// the machine asks it, hev3.Config.Host) as fully qualified: the targets
+// of HTTPS records come from DNS, where names are absolute (RFC 1035
+// §3.1), so the search list must not apply to them.
+func absoluteTargets(lookup func(context.Context, string, hev3.RecordType) hev3.Answer, origin string) func(context.Context, string, hev3.RecordType) hev3.Answer {
 	return func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
-		if !strings.HasSuffix(name, ".") && !strings.EqualFold(name, host) {
+		if !strings.HasSuffix(name, ".") && name != origin {
 			name += "."
 		}
 		return lookup(ctx, name, t)

@@ -34,12 +34,7 @@ type Report struct {
 	Duration time.Duration `json:"duration"`
 	Ready    time.Duration `json:"ready,omitempty"`
 	DNS      []DNSQuery    `json:"dns,omitempty"`
-	// HTTPSUnavailable says why the race had no HTTPS records to ask
-	// for, when its resolver cannot give them: WithResolver, or Go's
-	// net.Resolver on macOS and Windows or where resolv.conf cannot be
-	// read. "" when they were asked for (or not wanted, as for ws://).
-	HTTPSUnavailable string    `json:"https_unavailable,omitempty"`
-	Attempts         []Attempt `json:"attempts,omitempty"`
+	Attempts []Attempt     `json:"attempts,omitempty"`
 	// Winner is the index in Attempts of the winning attempt, or -1.
 	Winner int `json:"winner"`
 	// Reason says why the winner won, or why the race failed.
@@ -53,6 +48,11 @@ type Report struct {
 	// (draft-ietf-happy-happyeyeballs-v3 §5.3, §6). Empty: the race ran
 	// as on a network never seen.
 	Learned []string `json:"learned,omitempty"`
+	// HTTPSUnavailable says why the race had no HTTPS records to ask
+	// for, when its resolver cannot give them: WithResolver, or Go's
+	// net.Resolver on macOS and Windows or where resolv.conf cannot be
+	// read. "" when they were asked for (or not wanted, as for ws://).
+	HTTPSUnavailable string `json:"https_unavailable,omitempty"`
 
 	// results holds the typed record of each attempt, in the order of
 	// Attempts: what the Dialer learns from. It is not encoded.
@@ -61,10 +61,7 @@ type Report struct {
 
 // A DNSQuery is one DNS question of a race and its answer.
 type DNSQuery struct {
-	Name string `json:"name"`
-	// Found is the name that answered when the search list of
-	// resolv.conf made it differ from Name (see WithResolvConf).
-	Found    string         `json:"found,omitempty"`
+	Name     string         `json:"name"`
 	Type     string         `json:"type"` // "HTTPS", "AAAA", "A"
 	Start    time.Duration  `json:"start"`
 	End      time.Duration  `json:"end"` // 0 if no answer came before the race ended
@@ -75,6 +72,9 @@ type DNSQuery struct {
 	// answer that the dialer left out: past the bounds on what one race
 	// uses, they are neither used nor listed here.
 	Omitted int `json:"omitted,omitempty"`
+	// Found is the name that answered when the search list of
+	// resolv.conf made it differ from Name (see WithResolvConf).
+	Found string `json:"found,omitempty"`
 }
 
 // A ServiceEntry is one HTTPS (SVCB) ServiceMode record as the dialer used it.
@@ -205,6 +205,9 @@ func (q DNSQuery) summary() string {
 	}
 	if q.Omitted > 0 {
 		what += fmt.Sprintf(" (+%d left out)", q.Omitted)
+	}
+	if q.Found != "" {
+		what = "as " + q.Found + ": " + what
 	}
 	return what
 }

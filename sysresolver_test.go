@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eyeballs/dialer/internal/dnstest"
+	"github.com/eyeballs/dialer/internal/hev3"
 	"github.com/eyeballs/dialer/internal/resolver"
 )
 
@@ -148,5 +150,27 @@ func TestResolvConfReload(t *testing.T) {
 	found()
 	if s.Total() != n {
 		t.Errorf("an unchanged resolv.conf was read again (%d queries)", s.Total()-n)
+	}
+}
+
+// TestAbsoluteTargets: the race's origin goes through the search list as
+// the URL gave it; every other name (an HTTPS record's target, from DNS)
+// is made fully qualified so that no search domain applies to it.
+func TestAbsoluteTargets(t *testing.T) {
+	var asked []string
+	lookup := func(_ context.Context, name string, _ hev3.RecordType) hev3.Answer {
+		asked = append(asked, name)
+		return hev3.Answer{}
+	}
+	for _, origin := range []string{"svc", "svc."} {
+		asked = nil
+		f := absoluteTargets(lookup, origin)
+		for _, name := range []string{origin, "pool.example.net", "edge.example.net.", "Svc"} {
+			f(context.Background(), name, hev3.A)
+		}
+		want := []string{origin, "pool.example.net.", "edge.example.net.", "Svc."}
+		if !slices.Equal(asked, want) {
+			t.Errorf("origin %q: asked %q, want %q", origin, asked, want)
+		}
 	}
 }
