@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/eyeballs/dialer/internal/hev3"
-	"github.com/eyeballs/dialer/internal/resolver"
 )
 
 // A Dialer dials sessions with Happy Eyeballs. Its options apply to every
@@ -35,7 +35,11 @@ type Dialer struct {
 	lingering dnsLinger
 
 	mu        sync.Mutex
-	resolvers map[string]*resolver.Resolver // by nameservers and hosts file
+	resolvers map[string]*nameSource // by nameservers, hosts file and resolv.conf
+	// sys stands for Go's net.Resolver (net.DefaultResolver if nil)
+	// where the system's DNS configuration is used (sysresolver.go):
+	// tests point it at their own DNS server.
+	sys Resolver
 
 	// net replaces the network of the Dialer's races where its fields are
 	// set: tests script DNS answers and connections with it.
@@ -51,7 +55,8 @@ const (
 )
 
 // maxResolvers bounds the resolvers (each with its DNS cache) a Dialer
-// keeps, one per distinct WithNameservers and WithHostsFile setting.
+// keeps, one per distinct WithNameservers, WithHostsFile and
+// WithResolvConf setting.
 const maxResolvers = 16
 
 // DefaultDialer is the Dialer used by the package-level functions.
@@ -102,7 +107,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		versions: hev3.Versions(hev3.H1),
 		noHTTPS:  true,
 	}
-	spec.host, spec.literal = hostOrLiteral(host)
+	spec.setHost(host)
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	w, rep, err := d.race(ctx, cfg, spec)
@@ -125,23 +130,34 @@ func (d *Dialer) CloseIdleConnections() {
 	d.lingering.stop()
 }
 
-// resolver returns the Dialer's resolver for cfg's nameservers, creating it
-// on first use so that New never fails.
-func (d *Dialer) resolver(cfg config) (*resolver.Resolver, error) {
-	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile
+// resolver returns the Dialer's name source for cfg's resolver settings
+// (sysresolver.go), creating it on first use so that New never fails:
+// the resolv.conf and hosts file are read then, once per setting.
+func (d *Dialer) resolver(cfg config) (*nameSource, error) {
+	sys := d.sys
+	if sys == nil {
+		sys = net.DefaultResolver
+	}
+	if cfg.resolver != nil {
+		// The caller's resolver keeps its own state: nothing to keep.
+		return newNameSource(cfg, sys)
+	}
+	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile + "|" + cfg.resolvConf
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r := d.resolvers[key]; r != nil {
+	if r := d.resolvers[key]; r != nil && !r.stale(time.Now()) {
 		return r, nil
 	}
-	r, err := resolver.New(resolver.Config{Servers: cfg.nameservers, HostsFile: cfg.hostsFile})
+	// New, or its resolv.conf changed: a new source (and cache); lookups
+	// in flight finish on the old one.
+	r, err := newNameSource(cfg, sys)
 	if err != nil {
 		return nil, err
 	}
 	if d.resolvers == nil {
-		d.resolvers = make(map[string]*resolver.Resolver)
+		d.resolvers = make(map[string]*nameSource)
 	}
-	if len(d.resolvers) >= maxResolvers {
+	if _, ok := d.resolvers[key]; !ok && len(d.resolvers) >= maxResolvers {
 		// Per-call nameservers each get a resolver and a cache; a few
 		// are kept, the one dropped (any) is rebuilt when used again.
 		for k := range d.resolvers {

@@ -26,6 +26,8 @@ package dialer
 //	transport.go    Transport: http.RoundTripper over races and the pool
 //	resolve.go      Resolve: what a dial sees of DNS, records as dig shows them
 //	plan.go         the endpoints a dial would try, from the race's machine
+//	sysresolver.go  where names are resolved: the own DNS client with
+//	                resolv.conf, WithResolver, or Go's net.Resolver
 //
 // One race (a dial makes one, or one per rung of the ladder):
 //

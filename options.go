@@ -20,7 +20,8 @@ import (
 //
 //	option                               applies to
 //	WithTLSConfig, WithNameservers,      every dial, Resolve (name options), the Transport
-//	  WithHostsFile
+//	  WithHostsFile, WithResolvConf,
+//	  WithResolver
 //	WithHeader, WithSubprotocols         DialWebSocket, DialWebTransport
 //	WithCompression, WithReadLimit       DialWebSocket
 //	WithAttemptDelay, WithResolutionDelay,
@@ -40,6 +41,9 @@ type config struct {
 	tls          *tls.Config
 	nameservers  []string
 	hostsFile    string
+	resolvConf   string   // WithResolvConf; "": /etc/resolv.conf
+	resolver     Resolver // WithResolver; nil: the own DNS client
+	resolverID   any      // what partitions by resolver (trust.go)
 	header       http.Header
 	host         string // Host / :authority of the request; "": the URL's
 	subprotocols []string
@@ -114,7 +118,9 @@ func WithTLSConfig(conf *tls.Config) Option {
 }
 
 // WithNameservers makes the dialer query these DNS servers ("127.0.0.1:53",
-// "[::1]:5353") instead of those in /etc/resolv.conf. Like WithHostsFile,
+// "[::1]:5353") instead of those in /etc/resolv.conf, on every system;
+// names are then fully qualified (no search list) unless WithResolvConf
+// names a file whose search list and options to use. Like WithHostsFile,
 // it partitions what the Dialer shares (see WithTLSConfig): a per-call
 // setting never rides on a connection to an address other servers gave.
 func WithNameservers(addrs ...string) Option {

@@ -52,7 +52,8 @@ func (t *tokens) acquire(ctx context.Context, n int) (release func(), err error)
 type raceSpec struct {
 	url      string
 	kind     string
-	host     string     // DNS name, or "" when literal is set
+	host     string     // DNS name without trailing dot, or "" when literal is set
+	rooted   bool       // host had a trailing dot: no search list (setHost)
 	literal  netip.Addr // IP-literal host
 	port     uint16
 	need     hev3.Need
@@ -67,6 +68,22 @@ type raceSpec struct {
 	// wt is the WebTransport session a WebTransport race requests on each
 	// QUIC connection as its capability check.
 	wt *wtRequest
+}
+
+// setHost sets the race's host from the URL's: a DNS name (rooted when it
+// ends in a dot, which keeps the search list away from it) or a literal.
+func (s *raceSpec) setHost(host string) {
+	s.host, s.literal = hostOrLiteral(host)
+	s.rooted = s.host != "" && strings.HasSuffix(host, ".")
+}
+
+// queryName is the name the race's queries ask: host, with its trailing
+// dot if it had one.
+func (s raceSpec) queryName() string {
+	if s.rooted {
+		return s.host + "."
+	}
+	return s.host
 }
 
 // serverName is the TLS server name of the race's attempts.
@@ -86,7 +103,7 @@ func (s raceSpec) serverName() string {
 // (draft §6). The resolution delay is passed as set, zero included.
 func (s raceSpec) machine(cfg config, hn hostNet, h hev3.History) hev3.Config {
 	c := hev3.Config{
-		Host:            s.host,
+		Host:            s.queryName(),
 		Literal:         s.literal,
 		Port:            s.port,
 		Versions:        s.versions,
@@ -118,8 +135,10 @@ func (s raceSpec) machine(cfg config, hn hostNet, h hev3.History) hev3.Config {
 // sockets. A nil field is the real one; tests set them on a Dialer to
 // script DNS answers and connections without sockets.
 type raceNet struct {
-	// lookup asks one DNS question.
-	lookup func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer
+	// lookup asks one DNS question; noHTTPS says why it has no HTTPS
+	// records, "" when it has (sysresolver.go).
+	lookup  func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer
+	noHTTPS string
 	// dialTCP and dialQUIC run one attempt's transport handshake.
 	dialTCP, dialQUIC dialFunc
 	// settings waits for the server's SETTINGS on an h2 or h3 carrier.
@@ -162,6 +181,11 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 	}
 	hn := n.host()
 	view := d.netmem.view(hn.id, start)
+	var noHTTPS string
+	if n.noHTTPS != "" && !spec.noHTTPS {
+		// Never wait for an answer that cannot come.
+		spec.noHTTPS, noHTTPS = true, n.noHTTPS
+	}
 	raceCtx, stop := context.WithCancel(ctx)
 	// DNS queries run on a context of their own: the caller's ends them
 	// while the race runs, but a won race may hand them to the Dialer.
@@ -184,7 +208,7 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 		dns:           newDNSTrace(ctx, spec.host),
 		start:         start,
 		m:             hev3.New(spec.machine(cfg, hn, view), start),
-		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1},
+		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1, HTTPSUnavailable: noHTTPS},
 		stop:          stop,
 		dnsStop:       dnsStop,
 		dnsDetach:     detach,
@@ -198,13 +222,16 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 // share socks.
 func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet, error) {
 	n := d.net
+	if err := specialName(spec.host); err != nil {
+		return n, err // .onion, .invalid: no query is sent
+	}
 	if n.lookup == nil {
 		res, err := d.resolver(cfg)
 		if err != nil && !spec.literal.IsValid() {
 			return n, err
 		}
 		if res != nil {
-			n.lookup = res.Lookup
+			n.lookup, n.noHTTPS = absoluteTargets(res.lookup, spec.queryName()), res.noHTTPS
 		}
 	}
 	if n.lookup != nil && !spec.noHTTPS {
@@ -223,6 +250,19 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		n.host = lookHost
 	}
 	return n, nil
+}
+
+// absoluteTargets makes lookup treat every name but the race's origin (as
+// the machine asks it, hev3.Config.Host) as fully qualified: the targets
+// of HTTPS records come from DNS, where names are absolute (RFC 1035
+// §3.1), so the search list must not apply to them.
+func absoluteTargets(lookup func(context.Context, string, hev3.RecordType) hev3.Answer, origin string) func(context.Context, string, hev3.RecordType) hev3.Answer {
+	return func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
+		if !strings.HasSuffix(name, ".") && name != origin {
+			name += "."
+		}
+		return lookup(ctx, name, t)
+	}
 }
 
 // A racer drives one race, as draft-ietf-happy-happyeyeballs-v3 describes
@@ -707,6 +747,7 @@ const (
 
 // fillAnswer records ans in q, within the report's bounds.
 func fillAnswer(q *DNSQuery, ans hev3.Answer) {
+	q.Found = ans.Name
 	if ans.Err != nil {
 		q.Err = ans.Err.Error()
 		return

@@ -48,6 +48,11 @@ type Report struct {
 	// (draft-ietf-happy-happyeyeballs-v3 §5.3, §6). Empty: the race ran
 	// as on a network never seen.
 	Learned []string `json:"learned,omitempty"`
+	// HTTPSUnavailable says why the race had no HTTPS records to ask
+	// for, when its resolver cannot give them: WithResolver, or Go's
+	// net.Resolver on macOS and Windows or where resolv.conf cannot be
+	// read. "" when they were asked for (or not wanted, as for ws://).
+	HTTPSUnavailable string `json:"https_unavailable,omitempty"`
 
 	// results holds the typed record of each attempt, in the order of
 	// Attempts: what the Dialer learns from. It is not encoded.
@@ -72,6 +77,9 @@ type DNSQuery struct {
 	// RecordsOmitted counting those past resolver.MaxRecords.
 	Records        []DNSRecord `json:"records,omitempty"`
 	RecordsOmitted int         `json:"recordsOmitted,omitempty"`
+	// Found is the name that answered when the search list of
+	// resolv.conf made it differ from Name (see WithResolvConf).
+	Found string `json:"found,omitempty"`
 }
 
 // A ServiceEntry is one HTTPS (SVCB) ServiceMode record as the dialer used it.
@@ -143,6 +151,9 @@ func (r *Report) String() string {
 		}
 		fmt.Fprintf(&b, "%c %-5s %-32s |%s| %7s  %s\n", mark, a.Proto, trim(a.Addr.String(), 32), x.bar(a.Start, a.End, fill), durfmt.Format(a.End-a.Start), a.summary())
 	}
+	if r.HTTPSUnavailable != "" {
+		fmt.Fprintf(&b, "  dns: %s\n", r.HTTPSUnavailable)
+	}
 	for _, l := range r.Learned {
 		fmt.Fprintf(&b, "  learned: %s\n", l)
 	}
@@ -199,6 +210,9 @@ func (q DNSQuery) summary() string {
 	}
 	if q.Omitted > 0 {
 		what += fmt.Sprintf(" (+%d left out)", q.Omitted)
+	}
+	if q.Found != "" {
+		what = "as " + q.Found + ": " + what
 	}
 	return what
 }

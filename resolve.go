@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +60,15 @@ func Resolve(ctx context.Context, host string, opts ...Option) (*Resolution, err
 
 // Resolve queries host's HTTPS, AAAA and A records in parallel, as a dial
 // to host would, with the same resolver, nameservers (WithNameservers),
-// hosts file (WithHostsFile) and cache: an answer Resolve got is one the
-// next dial uses, and the other way round. host may carry a port
+// hosts file (WithHostsFile), resolv.conf search list (WithResolvConf;
+// DNSQuery.Found names what it found) and cache: an answer Resolve got is
+// one the next dial uses, and the other way round. host may carry a port
 // ("example.com:8443", "[2001:db8::1]:443"): a port other than 443 asks
 // for the HTTPS records of "_8443._https.example.com", as a dial to that
-// port does (RFC 9460 §9.1). An IP literal is answered without DNS. Each answer carries its own error; the returned error is
+// port does (RFC 9460 §9.1). Through a Resolver (WithResolver, or the
+// system's on macOS and Windows) the HTTPS answer is an error saying
+// HTTPS records are not available. An IP literal is answered without
+// DNS. Each answer carries its own error; the returned error is
 // a *DialError (stage "dns") matching ErrNoAddress when no query gave a
 // record, or the context's error when it ended first.
 func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Resolution, error) {
@@ -88,6 +93,9 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 			res.AAAA.Addrs = append(res.AAAA.Addrs, literal)
 		}
 		return res, nil
+	}
+	if strings.HasSuffix(host, ".") {
+		name += "." // rooted: no search list
 	}
 	r, err := d.resolver(cfg)
 	if err != nil {
@@ -114,7 +122,7 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 			if release, err := d.queries.acquire(ctx, maxQueriesPerDialer); err != nil {
 				ans.Err = err
 			} else {
-				ans, recs = r.LookupRecords(ctx, q.dst.Name, q.t)
+				ans, recs = r.records(ctx, q.dst.Name, q.t)
 				release()
 			}
 			q.dst.End = time.Since(start)
@@ -132,7 +140,7 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 			return hev3.Answer{Err: err}
 		}
 		defer release()
-		return r.Lookup(ctx, name, t)
+		return r.lookup(ctx, name, t)
 	})
 	if len(res.A.Addrs) > 0 || len(res.AAAA.Addrs) > 0 || len(res.HTTPS.Services) > 0 {
 		return res, nil
@@ -143,7 +151,9 @@ func (d *Dialer) Resolve(ctx context.Context, host string, opts ...Option) (*Res
 		if err != nil {
 			derr.DNS = append(derr.DNS, err)
 		}
-		timedOut = timedOut && errors.Is(err, resolver.ErrTimeout)
+		// An HTTPS query a Resolver cannot answer (WithResolver, the
+		// system's) says nothing of time.
+		timedOut = timedOut && (errors.Is(err, resolver.ErrTimeout) || errors.Is(err, errNoHTTPS))
 	}
 	if timedOut {
 		// No server answered at all: a timeout, as net.Error sees it.

@@ -269,7 +269,7 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 		need: hev3.NeedHTTP,
 		tls:  cfg.tlsConfig(),
 	}
-	spec.host, spec.literal = hostOrLiteral(host)
+	spec.setHost(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
 	dctx, cancel := cfg.dialContext(ctx)
@@ -324,7 +324,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 		versions: hev3.Versions(hev3.H1),
 		tls:      cfg.tlsConfig(),
 	}
-	spec.host, spec.literal = hostOrLiteral(host)
+	spec.setHost(host)
 	if network == "tcp4" {
 		cfg.onlyFamily, cfg.family = true, hev3.IPv4
 	} else if network == "tcp6" {

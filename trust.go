@@ -17,7 +17,7 @@ import (
 // server as, whom it presented itself as, and where its addresses came
 // from: the effective TLS configuration (roots, client certificates,
 // ServerName, verification callbacks, versions, ECH, session cache) and the
-// resolver settings (nameservers, hosts file). What a Dialer reuses is
+// resolver settings (nameservers, hosts file, resolv.conf, WithResolver). What a Dialer reuses is
 // partitioned by trust: pooled connections, the flights that share a race,
 // the capability cache and Alt-Svc memory (caps). A dial never rides on a
 // connection, or on what was learned, under another trust.
@@ -37,6 +37,9 @@ type trust struct {
 	conf  weak.Pointer[tls.Config]    // set when the configuration compares by identity
 	roots weak.Pointer[x509.CertPool] // set when RootCAs is
 	cas   weak.Pointer[x509.CertPool] // set when ClientCAs is
+	// resolver is WithResolver's identity (comparable: see
+	// WithResolver), held strongly: it lives as long as what it keys.
+	resolver any
 }
 
 // trust computes c's trust.
@@ -44,6 +47,8 @@ func (c config) trust() trust {
 	var t trust
 	h := sha256.New()
 	writeField(h, "hosts", c.hostsFile)
+	writeField(h, "resolvconf", c.resolvConf)
+	t.resolver = c.resolverID
 	writeField(h, "nameservers", strconv.Itoa(len(c.nameservers)))
 	for _, s := range c.nameservers {
 		writeField(h, "nameserver", s)

@@ -3,6 +3,7 @@ package dialer
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 // the client differently, or resolve differently, never share a trust;
 // configurations equal in content do, even as distinct values.
 func TestTrustPartitions(t *testing.T) {
+	resolverA := &net.Resolver{PreferGo: true}
 	roots, other := x509.NewCertPool(), x509.NewCertPool()
 	certA := tls.Certificate{Certificate: [][]byte{[]byte("client A")}}
 	certB := tls.Certificate{Certificate: [][]byte{[]byte("client B")}}
@@ -64,6 +66,11 @@ func TestTrustPartitions(t *testing.T) {
 		{"other nameservers", with(func(c *config) { c.nameservers = []string{"127.0.0.2:53"} })},
 		{"two nameservers", with(func(c *config) { c.nameservers = []string{"127.0.0.1:53", "127.0.0.1:54"} })},
 		{"a hosts file", with(func(c *config) { c.hostsFile = "-" })},
+		{"a resolv.conf", with(func(c *config) { WithResolvConf("/nonexistent/resolv.conf")(c) })},
+		{"a resolver", with(func(c *config) { WithResolver(resolverA)(c) })},
+		{"another resolver", with(func(c *config) { WithResolver(&net.Resolver{})(c) })},
+		{"a resolver that is not comparable", with(func(c *config) { WithResolver(funcResolver(nil))(c) })},
+		{"another such resolver", with(func(c *config) { WithResolver(funcResolver(nil))(c) })},
 		{"a shared configuration with a callback", with(func(c *config) { c.tls = shared })},
 	}
 	seen := map[trust]string{base.trust(): "base"}
@@ -73,6 +80,10 @@ func TestTrustPartitions(t *testing.T) {
 			t.Errorf("%s: same trust as %s", tc.name, prev)
 		}
 		seen[tr] = tc.name
+	}
+	// The same resolver shares, by identity.
+	if with(func(c *config) { WithResolver(resolverA)(c) }).trust() != with(func(c *config) { WithResolver(resolverA)(c) }).trust() {
+		t.Error("the same *net.Resolver gives two trusts")
 	}
 	// A configuration with callbacks compares by identity: the same
 	// pointer shares, a copy does not.

@@ -79,7 +79,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		versions: hev3.Versions(hev3.H1),
 		noHTTPS:  !secure,
 	}
-	spec.host, spec.literal = hostOrLiteral(host)
+	spec.setHost(host)
 	if secure {
 		spec.tls = cfg.tlsConfig()
 		h := d.caps.apply(w.key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})

@@ -90,7 +90,7 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		tls:     cfg.tlsConfig(),
 		wt:      w.req,
 	}
-	spec.host, spec.literal = hostOrLiteral(host)
+	spec.setHost(host)
 	// What earlier races showed (UDP blocked, an Alt-Svc port) shapes this
 	// one, but a dial held to h3 still tries it.
 	h := d.caps.apply(w.key, spec.need, raceHints{versions: w.allowed, knownH3: true})

@@ -214,6 +214,10 @@ type Answer struct {
 	// within the bounds (records, addresses, hints; see bounds.go). The
 	// machine does not read it; it is for the caller's report.
 	Omitted int
+	// Name is the name that answered when a search list (resolv.conf)
+	// made it differ from the name asked, or "". The machine does not
+	// read it either; it is for the report.
+	Name string
 }
 
 // Need is the capability a dial requires of the winning connection.

@@ -21,12 +21,18 @@ const ednsSize = 1232
 // truncated UDP reply is retried over TCP with the same server.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, error) {
 	t := recordType(qtype)
+	release, err := r.one(ctx)
+	if err != nil {
+		return nil, "", &Error{Name: name, Type: t, Err: err}
+	}
+	defer release()
 	var errs []error
-	for _, srv := range r.servers {
+	for _, srv := range r.order() {
 		m := new(dns.Msg)
 		m.SetQuestion(name, qtype) // sets RD
 		m.SetEdns0(ednsSize, false)
-		resp, err := r.exchange(ctx, srv, m, "udp")
+		m.AuthenticatedData = r.trustAD
+		resp, err := r.exchange(ctx, srv, m, r.network())
 		if err == nil && resp.Truncated {
 			m.Id = dns.Id()
 			resp, err = r.exchange(ctx, srv, m, "tcp")

@@ -12,10 +12,20 @@ import (
 	"strings"
 )
 
+// Hosts is a hosts file: lower-case names without trailing dot to their
+// addresses.
+type Hosts map[string][]netip.Addr
+
+// ReadHosts reads a hosts file ("-" or a missing file: none), for lookups
+// that do not go through a Resolver (see Static).
+func ReadHosts(path string) (Hosts, error) {
+	return readHosts(path)
+}
+
 // readHosts reads a hosts file into a map from lower-case names without
 // trailing dot to addresses. A missing file is an empty map.
-func readHosts(path string) (map[string][]netip.Addr, error) {
-	hosts := make(map[string][]netip.Addr)
+func readHosts(path string) (Hosts, error) {
+	hosts := make(Hosts)
 	if path == "-" {
 		return hosts, nil
 	}

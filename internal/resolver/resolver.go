@@ -5,8 +5,11 @@
 // It sends recursive queries with EDNS0 over UDP, retries truncated replies
 // over TCP, tries each server in turn, follows CNAME chains and HTTPS
 // AliasMode records, answers /etc/hosts names and IP literals without DNS,
-// and caches answers for their TTL. Names are always treated as fully
-// qualified: no search list is applied.
+// and caches answers for their TTL. It reads resolv.conf as Go's net
+// package does (conf.go): nameservers, the search list and ndots (see
+// NameList and Lookup), and the options timeout, attempts, rotate,
+// single-request, use-vc and trust-ad. Special-use names are answered or
+// refused without DNS (special.go).
 //
 // Answers are bounded to what a Happy Eyeballs race uses (internal/hev3's
 // MaxAddrs, MaxServices, MaxHints; MaxALPN here), with Answer.Omitted
@@ -23,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eyeballs/dialer/internal/hev3"
@@ -66,13 +70,24 @@ type Config struct {
 	// 127.0.0.1:53 and [::1]:53 if it lists none or is missing.
 	Servers []string
 	// ResolvConf is the resolv.conf read when Servers is empty
-	// (DefaultResolvConf if ""). Only its nameserver lines are used.
+	// (DefaultResolvConf if ""), or when Conf is nil and UseConf is set.
+	// A missing or unreadable file is no error: no search list, the
+	// default options, and the servers above.
 	ResolvConf string
+	// Conf, when set, is used instead of reading ResolvConf: its search
+	// list and options always, its servers when Servers is empty.
+	Conf *Conf
+	// UseConf makes the search list and options of ResolvConf apply
+	// even when Servers is set (which replaces only its nameservers).
+	// Without it, explicit Servers mean fully qualified names and the
+	// default options.
+	UseConf bool
 	// HostsFile is read once by New (DefaultHostsFile if ""). "-" or a
 	// missing file means none.
 	HostsFile string
-	// Timeout bounds each query attempt (DefaultTimeout if 0). The whole
-	// lookup is bounded by its context.
+	// Timeout bounds each query attempt (resolv.conf's options timeout,
+	// or DefaultTimeout, if 0). The whole lookup is bounded by its
+	// context.
 	Timeout time.Duration
 	// MaxCacheEntries bounds the cache (DefaultMaxCacheEntries if 0);
 	// negative disables caching.
@@ -90,10 +105,21 @@ type Config struct {
 type Resolver struct {
 	servers []string
 	timeout time.Duration
-	hosts   map[string][]netip.Addr
-	now     func() time.Time
-	cache   *cache
-	dialer  net.Dialer
+	// From resolv.conf (conf.go): the search list and ndots (NameList),
+	// how many times each server is asked, and the options that shape
+	// each query (exchange.go).
+	search   []string
+	ndots    int
+	attempts int
+	rotate   bool
+	useTCP   bool
+	trustAD  bool
+	single   chan struct{} // options single-request: one query at a time
+	next     atomic.Uint32 // options rotate: the next first server
+	hosts    map[string][]netip.Addr
+	now      func() time.Time
+	cache    *cache
+	dialer   net.Dialer
 
 	mu       sync.Mutex
 	inflight map[cacheKey]*call
@@ -132,19 +158,35 @@ func New(cfg Config) (*Resolver, error) {
 	}
 
 	servers := cfg.Servers
-	if len(servers) == 0 {
+	conf := cfg.Conf
+	if conf == nil && (len(servers) == 0 || cfg.UseConf) {
 		path := cfg.ResolvConf
 		if path == "" {
 			path = DefaultResolvConf
 		}
-		if cc, err := dns.ClientConfigFromFile(path); err == nil {
-			for _, s := range cc.Servers {
-				servers = append(servers, net.JoinHostPort(s, cc.Port))
-			}
+		conf, _ = ReadConf(path) // missing: Go's defaults
+	}
+	r.ndots, r.attempts = 1, 1
+	if conf != nil {
+		r.search, r.ndots = conf.Search, conf.Ndots
+		r.rotate, r.useTCP, r.trustAD = conf.Rotate, conf.UseTCP, conf.TrustAD
+		// glibc and Go ask each server twice unless told otherwise.
+		r.attempts = 2
+		if conf.Attempts > 0 {
+			r.attempts = conf.Attempts
+		}
+		if conf.Timeout > 0 && cfg.Timeout <= 0 {
+			r.timeout = conf.Timeout
+		}
+		if conf.SingleRequest {
+			r.single = make(chan struct{}, 1)
 		}
 		if len(servers) == 0 {
-			servers = []string{"127.0.0.1:53", "[::1]:53"}
+			servers = conf.Servers
 		}
+	}
+	if len(servers) == 0 {
+		servers = []string{"127.0.0.1:53", "[::1]:53"}
 	}
 	for _, s := range servers {
 		ap, err := netip.ParseAddrPort(s)
@@ -179,8 +221,19 @@ func (r *Resolver) Hosts(name string) ([]netip.Addr, bool) {
 // Lookup resolves name for type t. Negative answers and failures are in
 // Answer.Err; NODATA is an Answer with no data and no error.
 //
-// IP literals and hosts file names are answered without DNS: A and AAAA
-// with the addresses of their family, HTTPS with NODATA.
+// IP literals, hosts file names and then special-use names (Special) are
+// answered without DNS: A and AAAA with the addresses of their family,
+// HTTPS with NODATA; .onion and .invalid fail with ErrSpecialName.
+//
+// A name without a trailing dot goes through the search list (NameList):
+// the first of its names that exists answers, where a name exists when
+// its A or AAAA query gives an address, as in Go's net package
+// (goLookupIPCNAMEOrder). Lookups of A, AAAA and HTTPS for one name ask
+// that same question of the same names, in the same order, through the
+// cache and the lookups in flight, so a race's three queries settle on
+// the same name; Answer.Name says which when it is not name itself.
+// When no name exists, the answer is the name's own, as it is, if it was
+// tried, else the first one's.
 func (r *Resolver) Lookup(ctx context.Context, name string, t hev3.RecordType) hev3.Answer {
 	ans, _ := r.lookupName(ctx, name, t, false)
 	return ans
@@ -203,16 +256,10 @@ func (r *Resolver) lookupName(ctx context.Context, name string, t hev3.RecordTyp
 	if t != hev3.A && t != hev3.AAAA && t != hev3.HTTPS {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: fmt.Errorf("unsupported record type %d", t)}}, Records{}
 	}
+	if ans, ok := Static(name, r.hosts, t); ok {
+		return ans, Records{}
+	}
 	host := hostKey(name)
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return local([]netip.Addr{a}, t), Records{}
-	}
-	if addrs, ok := r.hosts[host]; ok {
-		return bound(local(addrs, t)), Records{}
-	}
 	if h, ok := portPrefixed(host); ok && t == hev3.HTTPS {
 		if _, ok := r.hosts[h]; ok {
 			return hev3.Answer{}, Records{} // NODATA, as for the name itself
@@ -222,7 +269,55 @@ func (r *Resolver) lookupName(ctx context.Context, name string, t hev3.RecordTyp
 	if _, ok := dns.IsDomainName(fqdn); !ok || host == "" {
 		return hev3.Answer{Err: &Error{Name: name, Type: t, Err: ErrInvalidName}}, Records{}
 	}
-	return r.lookup(ctx, cacheKey{fqdn, t}, withRecords)
+	if strings.HasSuffix(name, ".") || len(r.search) == 0 {
+		return r.lookup(ctx, cacheKey{fqdn, t}, withRecords)
+	}
+	return r.searchList(ctx, NameList(host, r.search, r.ndots), fqdn, t, withRecords)
+}
+
+// searchList answers t for the first of names that exists (see Lookup);
+// fqdn is the name as it is.
+func (r *Resolver) searchList(ctx context.Context, names []string, fqdn string, t hev3.RecordType, withRecords bool) (hev3.Answer, Records) {
+	var (
+		first     hev3.Answer
+		firstRecs Records
+	)
+	for i, n := range names {
+		ans, recs, ok := r.exists(ctx, n, t, withRecords)
+		if ok {
+			if n != fqdn {
+				ans.Name = strings.TrimSuffix(n, ".")
+			}
+			return ans, recs
+		}
+		if ctx.Err() != nil {
+			return hev3.Answer{Err: &Error{Name: n, Type: t, Err: ctxErr(ctx)}}, Records{}
+		}
+		if i == 0 || n == fqdn {
+			first, firstRecs = ans, recs
+		}
+	}
+	return first, firstRecs
+}
+
+// exists answers t for name and says whether name exists: whether its A
+// or AAAA query gives an address. It asks t first, then the address types
+// not yet asked, one after the other: a race asks them all at once, so
+// these join its lookups in flight or find them cached.
+func (r *Resolver) exists(ctx context.Context, name string, t hev3.RecordType, withRecords bool) (hev3.Answer, Records, bool) {
+	ans, recs := r.lookup(ctx, cacheKey{name, t}, withRecords)
+	if t != hev3.HTTPS && len(ans.Addrs) > 0 {
+		return ans, recs, true
+	}
+	for _, other := range []hev3.RecordType{hev3.AAAA, hev3.A} {
+		if other == t || ctx.Err() != nil {
+			continue
+		}
+		if a, _ := r.lookup(ctx, cacheKey{name, other}, false); len(a.Addrs) > 0 {
+			return ans, recs, true
+		}
+	}
+	return ans, recs, false
 }
 
 // local answers from a literal or the hosts file.

@@ -217,7 +217,7 @@ func TestPortPrefixHostsFile(t *testing.T) {
 // BenchmarkLookupCached measures a cached lookup as a race makes it
 // (Lookup) beside one that also copies the records (LookupRecords), for
 // an answer of 16 addresses.
-func BenchmarkLookupCached(b *testing.B) {
+func BenchmarkLookupRecordsCached(b *testing.B) {
 	s := dnstest.Start(b)
 	var ips []string
 	for i := range 16 {
