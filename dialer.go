@@ -123,18 +123,23 @@ func (d *Dialer) CloseIdleConnections() {
 	d.init()
 	d.pool.closeIdle()
 	d.lingering.stop()
+	d.mu.Lock()
+	for _, r := range d.resolvers {
+		r.CloseIdle() // encrypted DNS connections (dnsservers.go)
+	}
+	d.mu.Unlock()
 }
 
 // resolver returns the Dialer's resolver for cfg's nameservers, creating it
 // on first use so that New never fails.
 func (d *Dialer) resolver(cfg config) (*resolver.Resolver, error) {
-	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile
+	key := resolverKey(cfg)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if r := d.resolvers[key]; r != nil {
 		return r, nil
 	}
-	r, err := resolver.New(resolver.Config{Servers: cfg.nameservers, HostsFile: cfg.hostsFile})
+	r, err := newResolver(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +149,9 @@ func (d *Dialer) resolver(cfg config) (*resolver.Resolver, error) {
 	if len(d.resolvers) >= maxResolvers {
 		// Per-call nameservers each get a resolver and a cache; a few
 		// are kept, the one dropped (any) is rebuilt when used again.
-		for k := range d.resolvers {
+		for k, old := range d.resolvers {
 			delete(d.resolvers, k)
+			old.CloseIdle()
 			break
 		}
 	}
