@@ -135,7 +135,7 @@ func (d *DoT) get(ctx context.Context) (c *dotConn, reused bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	tc := tls.Client(raw, d.cfg.TLS)
+	tc := tls.Client(quickAck(raw), d.cfg.TLS)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, false, err
