@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"strings"
 	"testing"
@@ -67,5 +68,16 @@ func TestResolverKeyRoots(t *testing.T) {
 	plain2.tls = &tls.Config{RootCAs: b}
 	if resolverKey(plain) != resolverKey(plain2) {
 		t.Error("plaintext nameservers keyed by roots")
+	}
+}
+
+// TestBadNameserverError: a bad encrypted nameserver fails the lookup
+// with an error naming it, before any query.
+func TestBadNameserverError(t *testing.T) {
+	d := New(WithNameservers("tls://dns.test/x"), WithHostsFile("-"))
+	_, err := d.Resolve(t.Context(), "www.test")
+	var de *DialError
+	if !errors.As(err, &de) || de.Stage != "dns" || !strings.Contains(err.Error(), `"tls://dns.test/x"`) {
+		t.Fatalf("error %v, want a dns-stage DialError naming the nameserver", err)
 	}
 }
