@@ -203,8 +203,13 @@ func (c *dotConn) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		return nil, ctx.Err()
 	}
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || ctx.Err() != nil {
+		// A query whose caller already left must not start a write
+		// that its context would cut short, closing the connection.
 		err := c.err
+		if err == nil {
+			err = ctx.Err()
+		}
 		c.mu.Unlock()
 		<-c.slots
 		return nil, err
