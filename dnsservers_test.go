@@ -2,8 +2,8 @@ package dialer
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"strings"
 	"testing"
 )
