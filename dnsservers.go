@@ -115,33 +115,49 @@ func parseEncServer(s string) (encServer, error) {
 }
 
 // resolverKey keys a Dialer's resolvers: by nameservers and hosts file,
-// and, when a nameserver is encrypted, by the roots that verify it, so
-// that a per-call WithTLSConfig with other roots never uses a connection
-// (or an answer) verified under the Dialer's.
+// and by encryptedKey.
 func resolverKey(cfg config) string {
-	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile
+	return strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile + encryptedKey(cfg)
+}
+
+// encryptedKey is what a resolver's key needs beyond its settings when a
+// nameserver is encrypted: the roots that verify it, so that a per-call
+// WithTLSConfig with other roots never uses a connection (or an answer)
+// verified under the Dialer's. "" otherwise.
+func encryptedKey(cfg config) string {
 	for _, s := range cfg.nameservers {
 		if isEncrypted(s) {
 			if cfg.tls != nil && cfg.tls.RootCAs != nil {
 				// The resolver keeps the pool alive, so its address
-				// is not reused while the key is in the map.
-				key += fmt.Sprintf("|roots %p", cfg.tls.RootCAs)
+				// is not reused while the key is in use.
+				return fmt.Sprintf("|roots %p", cfg.tls.RootCAs)
 			}
-			break
+			return ""
 		}
 	}
-	return key
+	return ""
 }
 
 // newResolver builds the resolver for cfg's nameservers and hosts file.
 func newResolver(cfg config) (*resolver.Resolver, error) {
-	plain, enc, err := parseNameservers(cfg.nameservers)
+	rc, err := resolverConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	return resolver.New(rc)
+}
+
+// resolverConfig returns the resolver configuration for cfg's nameservers
+// and hosts file: the plaintext servers, and the encrypted ones as
+// Upstreams, reached through a bootstrap Dialer.
+func resolverConfig(cfg config) (resolver.Config, error) {
+	plain, enc, err := parseNameservers(cfg.nameservers)
+	if err != nil {
+		return resolver.Config{}, err
+	}
 	rc := resolver.Config{Servers: plain, HostsFile: cfg.hostsFile}
 	if len(enc) == 0 {
-		return resolver.New(rc)
+		return rc, nil
 	}
 	// The bootstrap Dialer finds and reaches the encrypted servers: its
 	// resolver has only the plaintext servers and the hosts file.
@@ -167,7 +183,7 @@ func newResolver(cfg config) (*resolver.Resolver, error) {
 			rc.Upstreams = append(rc.Upstreams, bootServer{doh, boot})
 		}
 	}
-	return resolver.New(rc)
+	return rc, nil
 }
 
 // bootServer is an encrypted server whose idle connections close with its
