@@ -352,3 +352,27 @@ func TestDoTIdleClose(t *testing.T) {
 		t.Fatal("CloseIdle left the connection open")
 	}
 }
+
+// TestDoTAbandoned: a query whose caller gives up keeps its ID reserved;
+// its late reply is dropped and the connection serves the next query.
+func TestDoTAbandoned(t *testing.T) {
+	s := startDoT(t, func(c net.Conn) {
+		q, _, err := readQuery(c)
+		if err != nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+		writeMsg(c, answerA(q))
+		serveDNS(c)
+	})
+	r, _ := s.resolver(t, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if ans := r.Lookup(ctx, "slow.test", hev3.A); !errors.Is(ans.Err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", ans.Err)
+	}
+	wantAddrs(t, lookup(t, r, "b.test", hev3.A), "192.0.2.1")
+	if got := s.conns.Load(); got != 1 {
+		t.Errorf("%d connections, want 1: a late reply to an abandoned query is not hostile", got)
+	}
+}
