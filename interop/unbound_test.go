@@ -280,6 +280,9 @@ func checkZoneAnswer(t testing.TB, n string, res *dialer.Resolution, err error) 
 			if s.Priority == 4 {
 				bad("the record with an unknown mandatory key must be dropped (RFC 9460 §8)")
 			}
+			if s.Priority == 3 && strings.Join(s.ALPN, ",") != "h3" {
+				bad("no-default-alpn: want ALPN h3 alone (RFC 9460 §7.1.1)")
+			}
 		}
 	case "strict":
 		if len(res.HTTPS.Services) != 0 {
