@@ -128,11 +128,17 @@ func (d *Dialer) CloseIdleConnections() {
 	d.init()
 	d.pool.closeIdle()
 	d.lingering.stop()
+	d.mu.Lock()
+	for _, r := range d.resolvers {
+		r.CloseIdle() // encrypted DNS connections (dnsservers.go)
+	}
+	d.mu.Unlock()
 }
 
 // resolver returns the Dialer's name source for cfg's resolver settings
-// (sysresolver.go), creating it on first use so that New never fails:
-// the resolv.conf and hosts file are read then, once per setting.
+// (sysresolver.go, dnsservers.go), creating it on first use so that New
+// never fails: the resolv.conf and hosts file are read then, once per
+// setting.
 func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 	sys := d.sys
 	if sys == nil {
@@ -142,11 +148,12 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 		// The caller's resolver keeps its own state: nothing to keep.
 		return newNameSource(cfg, sys)
 	}
-	key := strings.Join(cfg.nameservers, ",") + "|" + cfg.hostsFile + "|" + cfg.resolvConf
+	key := resolverKey(cfg)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r := d.resolvers[key]; r != nil && !r.stale(time.Now()) {
-		return r, nil
+	old := d.resolvers[key]
+	if old != nil && !old.stale(time.Now()) {
+		return old, nil
 	}
 	// New, or its resolv.conf changed: a new source (and cache); lookups
 	// in flight finish on the old one.
@@ -160,10 +167,14 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 	if _, ok := d.resolvers[key]; !ok && len(d.resolvers) >= maxResolvers {
 		// Per-call nameservers each get a resolver and a cache; a few
 		// are kept, the one dropped (any) is rebuilt when used again.
-		for k := range d.resolvers {
+		for k, dropped := range d.resolvers {
 			delete(d.resolvers, k)
+			dropped.CloseIdle()
 			break
 		}
+	}
+	if old != nil {
+		old.CloseIdle()
 	}
 	d.resolvers[key] = r
 	return r, nil

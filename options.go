@@ -123,6 +123,25 @@ func WithTLSConfig(conf *tls.Config) Option {
 // names a file whose search list and options to use. Like WithHostsFile,
 // it partitions what the Dialer shares (see WithTLSConfig): a per-call
 // setting never rides on a connection to an address other servers gave.
+//
+// Encrypted servers are "tls://NAME[:PORT]" (DNS over TLS, RFC 7858, port
+// 853) and "https://NAME[:PORT]/PATH" (DNS over HTTPS, RFC 8484, POST to
+// PATH, /dns-query when empty). Their certificates are verified for NAME
+// with WithTLSConfig's RootCAs (the system's roots when it has none; no
+// other field of it is used). When the list has an encrypted server, only
+// the encrypted servers are queried, and a failure never falls back to
+// plaintext; the plaintext servers of the list, or else resolv.conf, only
+// find the encrypted servers' NAMEs (after the hosts file), so resolving
+// never loops. DoH requests go through this package's Transport, directly
+// (no proxy). An invalid entry fails each dial with a clear error.
+//
+// Encrypted DNS keeps the names dialed off the path to the resolver. With
+// plaintext servers, the query for a name is visible (and can be answered
+// by anyone on the path) before any TLS starts: a dial still uses the ECH
+// configuration of an HTTPS record that came in clear text, which hides
+// the name from observers of the connection but not from those of the DNS
+// query, and an attacker on the path can strip it (the certificate is
+// verified either way). Use a tls:// or https:// server where ECH matters.
 func WithNameservers(addrs ...string) Option {
 	return func(c *config) { c.nameservers = append([]string(nil), addrs...) }
 }

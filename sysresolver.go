@@ -69,6 +69,9 @@ func WithResolvConf(path string) Option {
 // net.Resolver where the system's configuration cannot be read).
 type nameSource struct {
 	lookup func(ctx context.Context, name string, t hev3.RecordType) hev3.Answer
+	// closeIdle closes the idle connections to encrypted nameservers
+	// (nil: none).
+	closeIdle func()
 	// records is lookup with the DNS records the answer was read from,
 	// for Resolve (none from a Resolver).
 	records func(ctx context.Context, name string, t hev3.RecordType) (hev3.Answer, resolver.Records)
@@ -81,6 +84,13 @@ type nameSource struct {
 	conf    string
 	stamp   confStamp
 	checked time.Time
+}
+
+// CloseIdle closes src's idle connections to encrypted nameservers.
+func (src *nameSource) CloseIdle() {
+	if src.closeIdle != nil {
+		src.closeIdle()
+	}
 }
 
 // confCheckEvery is how often a resolv.conf is checked for changes, at
@@ -154,7 +164,10 @@ func newNameSource(cfg config, sys Resolver) (*nameSource, error) {
 // confSource is the name source of cfg with the resolv.conf at path
 // ("": none, WithNameservers alone).
 func confSource(cfg config, sys Resolver, path string) (*nameSource, error) {
-	rc := resolver.Config{Servers: cfg.nameservers, HostsFile: cfg.hostsFile}
+	rc, err := resolverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if path != "" {
 		conf, err := resolver.ReadConf(path)
 		switch {
@@ -170,7 +183,7 @@ func confSource(cfg config, sys Resolver, path string) (*nameSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nameSource{lookup: r.Lookup, records: r.LookupRecords}, nil
+	return &nameSource{lookup: r.Lookup, records: r.LookupRecords, closeIdle: r.CloseIdle}, nil
 }
 
 // resolverSource is the name source of r, answering from the hosts file

@@ -154,7 +154,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		resp, broken, err := t.send(pc, req)
-		if err != nil && unprocessed(err) && refused < maxRefused {
+		if errors.Is(err, errUnprocessed) && refused < maxRefused {
 			// The server or the client refused the request before it was
 			// processed: it may go again whatever its method.
 			refused++
@@ -215,8 +215,11 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 	if err != nil && unprocessed(err) {
 		cancel()
 		pc.release()
+		if !pc.car.alive() {
+			pc.retire()
+		}
 		return nil, false, &DialError{URL: req.URL.String(), Stage: "request",
-			Err: fmt.Errorf("%s %s: request refused before it was processed: %w", pc.car.version, pc.car.ep.Addr, err)}
+			Err: fmt.Errorf("%s %s: %w: %w", pc.car.version, pc.car.ep.Addr, errUnprocessed, err)}
 	}
 	if err != nil {
 		cancel()
@@ -380,6 +383,10 @@ func connLevel(err error) bool {
 	return errors.As(err, &app) || errors.As(err, &idle) || errors.As(err, &reset) || errors.As(err, &tr) ||
 		errors.As(err, &away) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
+
+// errUnprocessed marks a request error that proves the server never
+// processed the request (see unprocessed).
+var errUnprocessed = errors.New("request refused before it was processed")
 
 // maxRefused bounds how often one request goes again after a refusal
 // that proves it was not processed.

@@ -16,9 +16,34 @@ import (
 // ednsSize is the EDNS0 UDP payload size advertised (DNS flag day 2020).
 const ednsSize = 1232
 
+// A Server carries DNS queries to one server and brings back its replies:
+// DNS over TLS (DoT, RFC 7858) or DNS over HTTPS (DoH, RFC 8484), or
+// another transport. Config.Upstreams lists them.
+type Server interface {
+	// Exchange sends m and returns the reply, whose ID and question
+	// match m's. It returns when ctx ends; the Resolver bounds each call
+	// by its Timeout.
+	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
+	// CloseIdle closes the connections kept for reuse that carry no
+	// query.
+	CloseIdle()
+	// String names the server in errors, e.g. "tls://dns.example:853".
+	String() string
+}
+
+// CloseIdle closes the connections to encrypted servers (Config.Upstreams)
+// that carry no query; the next query opens a new one.
+func (r *Resolver) CloseIdle() {
+	for _, s := range r.upstreams {
+		s.CloseIdle()
+	}
+}
+
 // query asks the servers in order for name and qtype and returns the first
 // reply with rcode NOERROR or NXDOMAIN, and the server that sent it. A
-// truncated UDP reply is retried over TCP with the same server.
+// truncated UDP reply is retried over TCP with the same server. When the
+// Resolver has Upstreams, only they are asked: an encrypted server that
+// fails never falls back to plaintext.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, error) {
 	t := recordType(qtype)
 	release, err := r.one(ctx)
@@ -27,15 +52,31 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 	}
 	defer release()
 	var errs []error
-	for _, srv := range r.order() {
+	plain := r.order() // options attempts and rotate
+	n := len(plain)
+	if len(r.upstreams) > 0 {
+		n = len(r.upstreams)
+	}
+	for i := range n {
 		m := new(dns.Msg)
 		m.SetQuestion(name, qtype) // sets RD
 		m.SetEdns0(ednsSize, false)
 		m.AuthenticatedData = r.trustAD
-		resp, err := r.exchange(ctx, srv, m, r.network())
-		if err == nil && resp.Truncated {
-			m.Id = dns.Id()
-			resp, err = r.exchange(ctx, srv, m, "tcp")
+		var (
+			srv  string
+			resp *dns.Msg
+			err  error
+		)
+		if len(r.upstreams) > 0 {
+			srv = r.upstreams[i].String()
+			resp, err = r.ask(ctx, r.upstreams[i], m)
+		} else {
+			srv = plain[i]
+			resp, err = r.exchange(ctx, srv, m, r.network())
+			if err == nil && resp.Truncated {
+				m.Id = dns.Id()
+				resp, err = r.exchange(ctx, srv, m, "tcp")
+			}
 		}
 		if err == nil {
 			switch resp.Rcode {
@@ -139,6 +180,49 @@ func (r *Resolver) exchange(ctx context.Context, server string, m *dns.Msg, netw
 		return nil, fmt.Errorf("%w over tcp: %w", ErrMalformed, err)
 	}
 	return resp, nil
+}
+
+// ask sends m to an encrypted server within r.timeout and ctx. Its reply
+// is checked again, as a Server from outside this package may not.
+func (r *Resolver) ask(ctx context.Context, srv Server, m *dns.Msg) (*dns.Msg, error) {
+	actx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	resp, err := srv.Exchange(actx, m)
+	if err != nil {
+		return nil, r.ioError(ctx, actx, srv.String(), err, nil)
+	}
+	if err := check(m, resp); err != nil {
+		return nil, fmt.Errorf("%w from %s: %w", ErrMalformed, srv, err)
+	}
+	if resp.Truncated {
+		// A stream transport carries a whole reply (RFC 7766 §8).
+		return nil, fmt.Errorf("%w from %s: TC bit set", ErrMalformed, srv)
+	}
+	return resp, nil
+}
+
+// paddingBlock is the block length queries over encrypted transports are
+// padded to (RFC 8467 §4.1, Block-Length Padding: 128 octets for queries).
+const paddingBlock = 128
+
+// pad returns the wire form of m with an EDNS(0) Padding option (RFC 7830)
+// that makes it a multiple of paddingBlock octets long. m must carry an
+// OPT record; m itself is not changed.
+func pad(m *dns.Msg) ([]byte, error) {
+	q := m.Copy()
+	opt := q.IsEdns0()
+	if opt == nil {
+		return q.Pack()
+	}
+	b, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	// The option adds 4 octets of code and length (RFC 7830 §3) before
+	// its padding.
+	n := (paddingBlock - (len(b)+4)%paddingBlock) % paddingBlock
+	opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, n)})
+	return q.Pack()
 }
 
 // ioError classifies an I/O error: cancelled by ctx, attempt timed out, a

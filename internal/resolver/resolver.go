@@ -98,6 +98,11 @@ type Config struct {
 	MaxCacheBytes int
 	// Now returns the time used for cache expiry (time.Now if nil).
 	Now func() time.Time
+	// Upstreams, when set, are the only servers asked, in order (DoT,
+	// DoH: see NewDoT, NewDoH); Servers and ResolvConf are not used, so
+	// a query never falls back to plaintext. The hosts file still
+	// applies.
+	Upstreams []Server
 }
 
 // Resolver resolves names. It is safe for concurrent use; lookups of one
@@ -121,6 +126,9 @@ type Resolver struct {
 	cache    *cache
 	dialer   net.Dialer
 
+	// upstreams replace servers when set (Config.Upstreams).
+	upstreams []Server
+
 	mu       sync.Mutex
 	inflight map[cacheKey]*call
 }
@@ -140,6 +148,7 @@ func New(cfg Config) (*Resolver, error) {
 		now:      cfg.Now,
 		inflight: make(map[cacheKey]*call),
 	}
+	r.upstreams = slices.Clone(cfg.Upstreams)
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
 	}
