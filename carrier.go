@@ -24,6 +24,9 @@ type carrier struct {
 	h3      *h3Conn
 	// transport is the race's shared UDP socket under an h3 carrier.
 	transport *quic.Transport
+	// sessions is what the carrier's partition (trust and origin) keeps
+	// for resumption (tickets.go), or nil for plain TCP.
+	sessions *sessions
 }
 
 // needsSettings reports whether the carrier must show its SETTINGS before it

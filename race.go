@@ -207,11 +207,15 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 			n.lookup = res.Lookup
 		}
 	}
+	var sess *sessions // TLS sessions of the origin under cfg's trust
+	if spec.tls != nil && (n.dialTCP == nil || n.dialQUIC == nil) {
+		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+	}
 	if n.dialTCP == nil {
-		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
+		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)
 	}
 	if n.dialQUIC == nil {
-		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess)
 	}
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
