@@ -49,7 +49,7 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 			return nil, fmt.Errorf("TCP connected, TLS handshake failed: %w", err)
 		}
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			return &carrier{version: hev3.H1, ep: ep, conn: tc, sessions: sess}, nil
+			return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess}, nil
 		}
 		start := startH2
 		if wt {
@@ -59,7 +59,7 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 		if err != nil {
 			return nil, err
 		}
-		return &carrier{version: hev3.H2, ep: ep, h2: h2, sessions: sess}, nil
+		return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess}, nil
 	}
 }
 

@@ -491,6 +491,9 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
+	if st := car.tlsState(); st != nil {
+		a.Resumed = st.DidResume
+	}
 	res.connectedAt = a.Connected
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
