@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sync"
 	"testing"
@@ -262,6 +263,71 @@ func TestResumeTrust(t *testing.T) {
 				}
 				if resp.TLS == nil || resp.TLS.DidResume != step.resumed {
 					t.Fatalf("%s: resp.TLS %v, want resumed %v", step.what, resp.TLS != nil, step.resumed)
+				}
+			}
+		})
+	}
+}
+
+// countingCache is a caller's session cache that counts what it stores.
+type countingCache struct {
+	tls.ClientSessionCache
+	mu   sync.Mutex
+	puts int
+}
+
+func (c *countingCache) Put(key string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	c.puts++
+	c.mu.Unlock()
+	c.ClientSessionCache.Put(key, cs)
+}
+
+// TestResumeCallerCache: a TLS configuration with a ClientSessionCache of
+// its own keeps its sessions there, over TCP+TLS and QUIC, and resumes from
+// it; httptrace's TLSHandshakeDone gets the real state, resumed or not.
+func TestResumeCallerCache(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		servers resumeServers
+		proto   string
+	}{
+		{"h2", resumeServers{tcp: serveWS}, "h2"},
+		{"h3", resumeServers{udp: serveH3}, "h3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, hs := newResumeEnv(t, tc.servers)
+			cache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			conf := e.ca.ClientConfig()
+			conf.ClientSessionCache = cache
+			tr := e.dialer(dialer.WithProtocols(tc.proto), dialer.WithTLSConfig(conf)).Transport()
+			defer tr.CloseIdleConnections()
+			for i, want := range []bool{false, true} {
+				var traced []bool
+				c := httptrace.WithClientTrace(ctx(t), &httptrace.ClientTrace{
+					TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
+						if err == nil {
+							traced = append(traced, cs.DidResume)
+						}
+					},
+				})
+				ws, _, err := tr.Dialer().DialWebSocket(c, e.url(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws.CloseNow()
+				tr.CloseIdleConnections()
+				if got := hs.take(); !slices.Equal(got, []bool{want}) {
+					t.Fatalf("dial %d: server handshakes resumed %v, want [%v]", i, got, want)
+				}
+				if !slices.Equal(traced, []bool{want}) {
+					t.Errorf("dial %d: httptrace saw handshakes resumed %v, want [%v]", i, traced, want)
+				}
+				cache.mu.Lock()
+				puts := cache.puts
+				cache.mu.Unlock()
+				if puts <= i {
+					t.Errorf("dial %d: the caller's cache stored %d sessions; want it used", i, puts)
 				}
 			}
 		})
