@@ -72,7 +72,7 @@ var (
 
 // newResumeEnv starts s on 127.0.0.1 (nothing on ::1), with server TLS
 // configurations that record their handshakes in the returned handshakes.
-func newResumeEnv(t *testing.T, s resumeServers) (*env, *handshakes) {
+func newResumeEnv(t testing.TB, s resumeServers) (*env, *handshakes) {
 	t.Helper()
 	checkFDs(t)
 	e := &env{t: t, dns: dnstest.Start(t)}
