@@ -180,13 +180,20 @@ func TestResume(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, hs := newResumeEnv(t, tc.servers)
-			var reps []*dialer.Report
-			var mu sync.Mutex
+			var (
+				mu     sync.Mutex
+				reps   []*dialer.Report
+				traced []bool // Trace.HandshakeDone's Resumed
+			)
 			d := e.dialer(dialer.WithProtocols(tc.proto), dialer.WithReport(func(r *dialer.Report) {
 				mu.Lock()
 				reps = append(reps, r)
 				mu.Unlock()
-			}))
+			}), dialer.WithTrace(&dialer.Trace{HandshakeDone: func(a dialer.Attempt) {
+				mu.Lock()
+				traced = append(traced, a.Resumed)
+				mu.Unlock()
+			}}))
 			tr := d.Transport()
 			defer tr.CloseIdleConnections()
 			for i, want := range []bool{false, true, true} {
@@ -207,8 +214,12 @@ func TestResume(t *testing.T) {
 						i, resp.TLS.DidResume, resp.TLS.HandshakeComplete, len(resp.TLS.PeerCertificates), want)
 				}
 				mu.Lock()
-				rep := reps[len(reps)-1]
+				rep, hd := reps[len(reps)-1], traced
+				traced = nil
 				mu.Unlock()
+				if !slices.Equal(hd, []bool{want}) {
+					t.Errorf("dial %d: Trace.HandshakeDone saw resumed %v, want [%v]", i, hd, want)
+				}
 				if rep.Winner < 0 || rep.Attempts[rep.Winner].Resumed != want {
 					t.Errorf("dial %d: report says resumed %v, want %v:\n%s", i, rep.Winner >= 0 && rep.Attempts[rep.Winner].Resumed, want, rep)
 				}
