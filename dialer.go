@@ -33,6 +33,9 @@ type Dialer struct {
 	// running to fill the cache (raceio.go).
 	netmem    netMemory
 	lingering dnsLinger
+	// sessions keeps TLS sessions for resumption, by trust and origin
+	// (tickets.go).
+	sessions sessionCaches
 
 	mu        sync.Mutex
 	resolvers map[string]*nameSource // by nameservers, hosts file and resolv.conf

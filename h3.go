@@ -134,8 +134,9 @@ type wtRequest struct {
 
 // dialQUIC returns the attempt function for QUIC endpoints. With wt set,
 // the connection is owned by webtransport-go and its capability check is
-// the session request itself.
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest) dialFunc {
+// the session request itself. TLS sessions are resumed from, and kept in,
+// sess (when not nil; see tlsSessions).
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, sess *sessions) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, _ func()) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
@@ -149,7 +150,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep), quicConfig())
+		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), quicConfig())
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -170,7 +171,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 			qc.CloseWithError(0, "")
 			return nil, err
 		}
-		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr}, nil
+		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr, sessions: sess}, nil
 	}
 }
 

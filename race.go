@@ -237,11 +237,15 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	if n.lookup != nil && !spec.noHTTPS {
 		n.lookup = httpsPortName(n.lookup, spec.port)
 	}
+	var sess *sessions // TLS sessions of the origin under cfg's trust
+	if spec.tls != nil && (n.dialTCP == nil || n.dialQUIC == nil) {
+		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+	}
 	if n.dialTCP == nil {
-		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
+		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)
 	}
 	if n.dialQUIC == nil {
-		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess)
 	}
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
@@ -530,6 +534,9 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
+	if cs := car.tlsState(); cs != nil {
+		a.Resumed = cs.DidResume
+	}
 	res.connectedAt = a.Connected
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)

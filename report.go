@@ -106,6 +106,10 @@ type Attempt struct {
 	// or 0 if it never did.
 	Connected time.Duration `json:"connected,omitempty"`
 	End       time.Duration `json:"end"`
+	// Resumed says the attempt's TLS handshake (over TCP or QUIC) resumed
+	// a session from an earlier connection to the origin under the same
+	// TLS configuration (RFC 8446 §2.2) instead of a full handshake.
+	Resumed bool `json:"resumed,omitempty"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
 	// Settings are the capabilities the server's HTTP/2 or HTTP/3 SETTINGS
@@ -222,6 +226,9 @@ func (a Attempt) summary() string {
 	what := a.Outcome
 	if a.Version != "" {
 		what += " " + a.Version
+	}
+	if a.Resumed {
+		what += " resumed"
 	}
 	if a.Err != "" {
 		what += ": " + a.Err

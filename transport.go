@@ -240,6 +240,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		return nil, broken, &DialError{URL: req.URL.String(), Stage: "request",
 			Err: fmt.Errorf("%s %s: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
+	pc.car.setTLS(resp)
 	done := sync.OnceFunc(func() { cancel(); pc.release() })
 	if resp.Body == nil || resp.Body == http.NoBody {
 		done()

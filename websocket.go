@@ -151,6 +151,7 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 		)
 		if car.version == hev3.H1 {
 			c, resp, err = upgradeH1(ctx, cfg, w.u, secure, car.conn)
+			car.setTLS(resp)
 		} else {
 			c, resp, err = d.wsOnPooled(ctx, cfg, w.u, d.pool.add(w.key, car))
 		}
@@ -269,6 +270,7 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		// No stream was handed over: the reservation ends here.
 		pc.release()
 	}
+	pc.car.setTLS(rt.resp)
 	if err != nil {
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)
