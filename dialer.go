@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -33,6 +34,11 @@ type Dialer struct {
 	// running to fill the cache (raceio.go).
 	netmem    netMemory
 	lingering dnsLinger
+	// settingsMem remembers origins' HTTP/3 SETTINGS for 0-RTT; tickets
+	// holds TLS session caches by trust (zerortt.go).
+	settingsMem settingsMemory
+	ticketsMu   sync.Mutex
+	tickets     map[trust]tls.ClientSessionCache
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file

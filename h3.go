@@ -112,8 +112,13 @@ type h3Conn struct {
 	wtResp *http.Response
 	wtSess *webtransport.Session
 	wtErr  error
+	// early is set when the connection was dialed with 0-RTT (zerortt.go);
+	// zero remembers the SETTINGS it receives.
+	early *earlyState
+	zero  *quicEarly
 	// tr is the UDP socket, closed with the connection once the race has
-	// handed it over (nil while the race still shares it).
+	// handed it over (nil while the race still shares it). mu also guards
+	// cc, which an early connection replaces when 0-RTT is rejected.
 	mu sync.Mutex
 	tr *quic.Transport
 }
@@ -134,8 +139,9 @@ type wtRequest struct {
 
 // dialQUIC returns the attempt function for QUIC endpoints. With wt set,
 // the connection is owned by webtransport-go and its capability check is
-// the session request itself.
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest) dialFunc {
+// the session request itself. With zero's plan set (and no wt), it dials
+// with 0-RTT (zerortt.go); zero's ticket cache resumes TLS.
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, zero *quicEarly) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, _ func()) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
@@ -149,7 +155,15 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep), quicConfig())
+		tconf := attemptTLS(conf, serverName, ep)
+		if zero != nil && tconf.ClientSessionCache == nil {
+			tconf.ClientSessionCache = zero.cache
+		}
+		dial := tr.Dial
+		if zero != nil && zero.plan != nil && wt == nil {
+			dial = tr.DialEarly
+		}
+		qc, err := dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), tconf, quicConfig())
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -163,9 +177,16 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
-		h := &h3Conn{qc: qc, wt: wt}
+		h := &h3Conn{qc: qc, wt: wt, zero: zero}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
+			select {
+			case <-qc.HandshakeComplete():
+			default:
+				if zero != nil && zero.plan != nil {
+					h.startEarly(zero.plan) // DialEarly returned with 0-RTT keys
+				}
+			}
 		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")
 			return nil, err
@@ -180,6 +201,11 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	if h.wcc != nil {
 		return h.firstSession(ctx)
 	}
+	if h.early != nil {
+		// The remembered SETTINGS stand until the new ones arrive (RFC
+		// 9114 §7.2.4.2); resolveEarly checks them.
+		return h.early.promised, nil
+	}
 	select {
 	case <-h.cc.ReceivedSettings():
 	case <-ctx.Done():
@@ -187,12 +213,9 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	case <-h.qc.Context().Done():
 		return hev3.Settings{}, fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(h.qc.Context()))
 	}
-	s := h.cc.Settings()
-	return hev3.Settings{
-		ExtendedConnect: s.EnableExtendedConnect,
-		Datagrams:       s.EnableDatagrams,
-		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
-	}, nil
+	s := h3Settings(h.cc)
+	h.zero.remember(s)
+	return s, nil
 }
 
 // firstSession asks for the WebTransport session. webtransport-go checks
@@ -245,7 +268,15 @@ func (h *h3Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 	if h.wcc != nil {
 		return connectRoundTrip(ctx, h.wcc, u, hdr, func(r *http.Request) { r.Proto = protocol })
 	}
-	rs, err := h.cc.OpenRequestStream(ctx)
+	if h.early != nil {
+		return h.connectEarly(ctx, u, hdr, protocol)
+	}
+	return h.connectOn(ctx, h.cc, u, hdr, protocol)
+}
+
+// connectOn opens the extended CONNECT stream of connect on cc.
+func (h *h3Conn) connectOn(ctx context.Context, cc *http3.ClientConn, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	rs, err := cc.OpenRequestStream(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

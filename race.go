@@ -67,6 +67,9 @@ type raceSpec struct {
 	// wt is the WebTransport session a WebTransport race requests on each
 	// QUIC connection as its capability check.
 	wt *wtRequest
+	// zero is what QUIC attempts know of 0-RTT to the origin (zerortt.go);
+	// nil: no ticket cache, no remembered SETTINGS.
+	zero *quicEarly
 }
 
 // serverName is the TLS server name of the race's attempts.
@@ -211,7 +214,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
 	}
 	if n.dialQUIC == nil {
-		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt)
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, spec.zero)
 	}
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
@@ -488,6 +491,10 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
 	res.connectedAt = a.Connected
+	if car.h3 != nil && car.h3.early != nil {
+		// Up with 0-RTT keys, before the handshake ended.
+		res.early, a.EarlyData = true, car.h3.early.outcome()
+	}
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
 }

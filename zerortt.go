@@ -1,0 +1,418 @@
+package dialer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/eyeballs/dialer/internal/hev3"
+)
+
+// QUIC 0-RTT (RFC 9001 §4.6) with remembered HTTP/3 SETTINGS (RFC 9114
+// §7.2.4.2). When the Dialer holds a TLS ticket that allows early data for
+// the origin's server name and remembers the SETTINGS the origin sent under
+// the same trust, a QUIC attempt dials early (quic-go's DialEarly): the
+// connection is usable before its handshake ends, and the remembered
+// SETTINGS stand in for the new ones until they arrive.
+//
+//	what                          goes in 0-RTT
+//	Transport GET, HEAD, no body  yes, by default (quic-go sends only these two early; OPTIONS waits)
+//	other Transport requests      no: they wait for the handshake (POST never goes early)
+//	WebSocket extended CONNECT    only with WithEarlyData, and only if the remembered SETTINGS enable extended CONNECT
+//	WebTransport session request  no: webtransport-go asks only after the handshake and the new SETTINGS
+//
+// The server rejecting 0-RTT voids what was sent early: it is sent again
+// once the handshake is done, on the new SETTINGS alone, and the caller
+// sees one answer. A 425 Too Early answer (RFC 8470 §5.2) is retried the
+// same way. A server that accepts 0-RTT and then sends SETTINGS that take
+// back what was remembered breaks RFC 9114 §7.2.4.2: the connection is
+// closed with H3_SETTINGS_ERROR, the session request made on the promise
+// fails (the WebSocket ladder goes on with h2), and the SETTINGS are
+// forgotten.
+
+// h3SettingsError is H3_SETTINGS_ERROR (RFC 9114 §8.1).
+const h3SettingsError = quic.ApplicationErrorCode(http3.ErrCodeSettingsError)
+
+// errSettingsChanged says that a server's new HTTP/3 SETTINGS lack a
+// capability its remembered ones promised, on which a request was sent in
+// 0-RTT.
+var errSettingsChanged = errors.New("the server's new HTTP/3 SETTINGS took back what its remembered SETTINGS promised")
+
+// errEarlyNoConnect says that after a rejected 0-RTT the server's new
+// SETTINGS no longer enable extended CONNECT: the request sent early on the
+// old promise was void and cannot be sent again.
+var errEarlyNoConnect = fmt.Errorf("%w: 0-RTT rejected and the server's new HTTP/3 SETTINGS lack extended CONNECT", ErrUnsupported)
+
+// quicEarly is what a race's QUIC attempts know about 0-RTT to the origin:
+// where to remember the SETTINGS each connection receives, the ticket
+// cache their TLS uses, and, when early dialing is allowed, the plan.
+type quicEarly struct {
+	key   poolKey
+	mem   *settingsMemory
+	cache tls.ClientSessionCache
+	// plan is nil when the attempts dial without 0-RTT.
+	plan *earlyPlan
+}
+
+// earlyPlan is a decision to dial early.
+type earlyPlan struct {
+	promised hev3.Settings // the remembered SETTINGS
+}
+
+// remember records SETTINGS that a connection to the origin received.
+func (z *quicEarly) remember(s hev3.Settings) {
+	if z != nil {
+		z.mem.remember(z.key, s, time.Now())
+	}
+}
+
+// quicEarly returns what the QUIC attempts of a race to key under cfg know
+// about 0-RTT. session says the race's request is a WebSocket handshake:
+// it goes early only with WithEarlyData and when the remembered SETTINGS
+// enable extended CONNECT. WebTransport races (wt) never dial early.
+func (d *Dialer) quicEarly(cfg config, key poolKey, serverName string, session, wt bool) *quicEarly {
+	z := &quicEarly{key: key, mem: &d.settingsMem, cache: d.ticketCache(cfg, key.trust)}
+	if cfg.tls != nil && cfg.tls.ServerName != "" {
+		serverName = cfg.tls.ServerName
+	}
+	promised, ok := d.settingsMem.recall(key, time.Now())
+	switch {
+	case wt, !ok, !earlyTicket(z.cache, serverName):
+	case session && (!cfg.earlyData || !promised.ExtendedConnect):
+	default:
+		z.plan = &earlyPlan{promised: promised}
+	}
+	return z
+}
+
+// earlyTicket reports whether cache holds a ticket for serverName that
+// allows early data. crypto/tls keys a QUIC client's tickets by the server
+// name (tls.Config.ServerName, which attemptTLS always sets).
+func earlyTicket(cache tls.ClientSessionCache, serverName string) bool {
+	if cache == nil {
+		return false
+	}
+	cs, ok := cache.Get(serverName)
+	if !ok || cs == nil {
+		return false
+	}
+	_, st, err := cs.ResumptionState()
+	return err == nil && st != nil && st.EarlyData
+}
+
+// maxTicketTrusts bounds the ticket caches a Dialer keeps, one per trust;
+// maxTicketsPerTrust the tickets in each (crypto/tls's LRU cache).
+const (
+	maxTicketTrusts    = 64
+	maxTicketsPerTrust = 64
+)
+
+// ticketCache returns the TLS session cache of a QUIC attempt under cfg:
+// the user's (tls.Config.ClientSessionCache), or the Dialer's own for
+// trust t, so that a ticket is only ever offered under the trust it was
+// issued to.
+//
+// TODO(resume): replace with the per-Dialer ticket cache of branch resume.
+func (d *Dialer) ticketCache(cfg config, t trust) tls.ClientSessionCache {
+	if cfg.tls != nil && cfg.tls.ClientSessionCache != nil {
+		return cfg.tls.ClientSessionCache
+	}
+	d.ticketsMu.Lock()
+	defer d.ticketsMu.Unlock()
+	if c := d.tickets[t]; c != nil {
+		return c
+	}
+	if d.tickets == nil {
+		d.tickets = make(map[trust]tls.ClientSessionCache)
+	}
+	if len(d.tickets) >= maxTicketTrusts {
+		for k := range d.tickets {
+			delete(d.tickets, k)
+			break
+		}
+	}
+	c := tls.NewLRUClientSessionCache(maxTicketsPerTrust)
+	d.tickets[t] = c
+	return c
+}
+
+// earlyState is an HTTP/3 connection dialed with 0-RTT, until its
+// handshake has ended and the server's new SETTINGS are known.
+type earlyState struct {
+	promised hev3.Settings
+	done     chan struct{} // closed once resolved; the fields below are set then
+	accepted bool          // the server accepted 0-RTT
+	err      error         // the connection failed, or broke the promise (errSettingsChanged)
+}
+
+// resolved reports whether the handshake has ended and the new SETTINGS
+// have been checked.
+func (e *earlyState) resolved() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits until e is resolved and returns its error.
+func (e *earlyState) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// outcome is the Report's Attempt.EarlyData of an attempt that dialed
+// early.
+func (e *earlyState) outcome() string {
+	switch {
+	case !e.resolved():
+		return "sent"
+	case e.accepted:
+		return "accepted"
+	}
+	return "rejected"
+}
+
+// startEarly makes h an early connection promising p and starts the
+// goroutine that resolves it; it ends with the handshake or the
+// connection.
+func (h *h3Conn) startEarly(p *earlyPlan) {
+	h.early = &earlyState{promised: p.promised, done: make(chan struct{})}
+	go h.resolveEarly()
+}
+
+// resolveEarly waits for the handshake of an early connection. On 0-RTT
+// rejected, every stream opened early is void (quic-go fails them with
+// quic.Err0RTTRejected): the connection goes on with a new HTTP/3 client
+// (its control stream, sent early, was void too) and the new SETTINGS
+// alone (RFC 9114 §7.2.4.2). On 0-RTT accepted, the new SETTINGS must
+// keep what the remembered ones promised.
+func (h *h3Conn) resolveEarly() {
+	e := h.early
+	defer close(e.done)
+	qc := h.qc
+	select {
+	case <-qc.HandshakeComplete():
+	case <-qc.Context().Done():
+		e.err = fmt.Errorf("QUIC connection closed before its 0-RTT handshake ended: %w", context.Cause(qc.Context()))
+		return
+	}
+	if e.accepted = qc.ConnectionState().Used0RTT; !e.accepted {
+		// The handshake is done: NextConnection returns at once.
+		next, err := qc.NextConnection(qc.Context())
+		if err != nil {
+			e.err = fmt.Errorf("QUIC connection after 0-RTT was rejected: %w", err)
+			return
+		}
+		cc := (&http3.Transport{EnableDatagrams: true}).NewClientConn(next)
+		h.mu.Lock()
+		h.cc = cc
+		h.mu.Unlock()
+	}
+	cc := h.client()
+	select {
+	case <-cc.ReceivedSettings():
+	case <-qc.Context().Done():
+		e.err = fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(qc.Context()))
+		return
+	}
+	s := h3Settings(cc)
+	if e.accepted && !covers(s, e.promised) {
+		// RFC 9114 §7.2.4.2: "If the server accepts 0-RTT but then sends
+		// settings that are not compatible with the previously specified
+		// settings, this MUST be treated as a connection error of type
+		// H3_SETTINGS_ERROR."
+		if h.zero != nil {
+			h.zero.mem.forget(h.zero.key)
+		}
+		e.err = errSettingsChanged
+		qc.CloseWithError(h3SettingsError, "SETTINGS reduced after 0-RTT was accepted")
+		return
+	}
+	h.zero.remember(s)
+}
+
+// h3Settings reads the capability bits of cc's received SETTINGS.
+func h3Settings(cc *http3.ClientConn) hev3.Settings {
+	s := cc.Settings()
+	return hev3.Settings{
+		ExtendedConnect: s.EnableExtendedConnect,
+		Datagrams:       s.EnableDatagrams,
+		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
+	}
+}
+
+// client returns the connection's HTTP/3 client: the early one, or the one
+// that replaced it after 0-RTT was rejected.
+func (h *h3Conn) client() *http3.ClientConn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cc
+}
+
+// earlySafe reports whether req may go in 0-RTT, where an attacker may
+// replay it (RFC 8470 §1, RFC 9001 §9.2): GET or HEAD (safe methods, RFC
+// 9110 §9.2.1) without a body or trailers. quic-go sends no other method
+// early; OPTIONS, safe too, waits for the handshake.
+func earlySafe(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead:
+	default:
+		return false
+	}
+	return (req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 && len(req.Trailer) == 0
+}
+
+// roundTrip sends req on the connection: in 0-RTT while the handshake
+// goes on if req is earlySafe, after the handshake otherwise. What the
+// server did not take early (0-RTT rejected, 425 Too Early, an
+// interim 1xx answer) is sent again after the handshake, once, and the
+// caller sees that answer only.
+func (h *h3Conn) roundTrip(req *http.Request) (*http.Response, error) {
+	e := h.early
+	if e == nil || e.resolved() {
+		return h.client().RoundTrip(req)
+	}
+	if earlySafe(req) {
+		resp, err := h.earlyRequest(req)
+		if werr := e.wait(req.Context()); werr != nil {
+			if err == nil {
+				resp.Body.Close()
+			}
+			return nil, werr
+		}
+		switch {
+		case err == nil && resp.StatusCode == http.StatusTooEarly:
+			// RFC 8470 §5.2: the server wants it after the handshake.
+			resp.Body.Close()
+		case err == nil && resp.StatusCode/100 == 1:
+			resp.Body.Close()
+		case e.accepted:
+			if err == nil {
+				st := h.qc.ConnectionState().TLS
+				resp.TLS = &st
+			}
+			return resp, err
+		case err == nil:
+			// Rejected, yet an answer: not to the early request, whose
+			// stream quic-go voided. Trust only the one sent again.
+			resp.Body.Close()
+		}
+	} else if err := e.wait(req.Context()); err != nil {
+		return nil, err
+	}
+	return h.client().RoundTrip(req)
+}
+
+// earlyRequest sends an earlySafe request in 0-RTT and reads its answer.
+// It does what http3.ClientConn.RoundTrip does for GET_0RTT but for one
+// thing: the stream's FIN waits for the handshake. quic-go v0.64.1 keeps a
+// stream that finished writing cancellable after 0-RTT was rejected, and
+// ReadResponse's error path cancels it: the RESET_STREAM would go out
+// after the handshake and hit the new stream with the same ID, the one
+// the request is sent again on. An unfinished stream ignores that cancel.
+func (h *h3Conn) earlyRequest(req *http.Request) (*http.Response, error) {
+	e := h.early
+	rs, err := h.client().OpenRequestStream(req.Context())
+	if err != nil {
+		return nil, err
+	}
+	if err := rs.SendRequestHeader(req); err != nil {
+		return nil, err
+	}
+	go func() {
+		<-e.done
+		if e.err == nil && e.accepted {
+			rs.Close() // FIN: the request is complete (RFC 9114 §4.1)
+		}
+	}()
+	stop := context.AfterFunc(req.Context(), func() {
+		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+	})
+	resp, err := rs.ReadResponse()
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	resp.Request = req
+	resp.Body = &earlyBody{ReadCloser: resp.Body, stop: stop}
+	return resp, nil
+}
+
+// earlyBody is the body of an answer to an early request: closing it stops
+// watching the request's context.
+type earlyBody struct {
+	io.ReadCloser
+	stop func() bool
+}
+
+func (b *earlyBody) Close() error {
+	b.stop()
+	return b.ReadCloser.Close()
+}
+
+// earlyDataKey marks a context whose dial opted in to WithEarlyData.
+type earlyDataKey struct{}
+
+// withEarlyData marks ctx for WebSocket handshakes that may go in 0-RTT.
+func withEarlyData(ctx context.Context, on bool) context.Context {
+	if !on {
+		return ctx
+	}
+	return context.WithValue(ctx, earlyDataKey{}, true)
+}
+
+// connectEarly opens an extended CONNECT stream on an early connection. It
+// goes in 0-RTT when the dial opted in (WithEarlyData) and the remembered
+// SETTINGS enable extended CONNECT; otherwise, or when the server rejected
+// 0-RTT, it goes once the handshake is done and the new SETTINGS enable
+// extended CONNECT. A stream is returned only on a promise the new
+// SETTINGS kept.
+func (h *h3Conn) connectEarly(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	e := h.early
+	if on, _ := ctx.Value(earlyDataKey{}).(bool); on && e.promised.ExtendedConnect && !e.resolved() {
+		resp, rwc, err := h.connectOn(ctx, h.client(), u, hdr, protocol)
+		if werr := e.wait(ctx); werr != nil {
+			if rwc != nil {
+				rwc.Close()
+			}
+			return nil, nil, werr
+		}
+		if e.accepted {
+			return resp, rwc, err
+		}
+		if rwc != nil {
+			rwc.Close() // void: see roundTrip
+		}
+	} else if err := e.wait(ctx); err != nil {
+		return nil, nil, err
+	}
+	cc := h.client()
+	if !h3Settings(cc).ExtendedConnect {
+		return nil, nil, errEarlyNoConnect
+	}
+	return h.connectOn(ctx, cc, u, hdr, protocol)
+}
+
+// noteEarly records in rep what the server did with the 0-RTT of the
+// winner, car, if it dialed early.
+func noteEarly(rep *Report, car *carrier) {
+	if rep.Winner < 0 || rep.Winner >= len(rep.Attempts) || car == nil || car.h3 == nil || car.h3.early == nil {
+		return
+	}
+	rep.Attempts[rep.Winner].EarlyData = car.h3.early.outcome()
+}
