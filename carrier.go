@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -24,6 +25,35 @@ type carrier struct {
 	h3      *h3Conn
 	// transport is the race's shared UDP socket under an h3 carrier.
 	transport *quic.Transport
+	// tc is the TLS connection under an h1 or h2 carrier, nil otherwise.
+	tc *tls.Conn
+	// sessions is what the carrier's partition (trust and origin) keeps
+	// for resumption (tickets.go), or nil for plain TCP.
+	sessions *sessions
+}
+
+// tlsState returns a copy of the TLS state of the carrier's connection
+// (TLS or QUIC), or nil for plain TCP.
+func (c *carrier) tlsState() *tls.ConnectionState {
+	var st tls.ConnectionState
+	switch {
+	case c.tc != nil:
+		st = c.tc.ConnectionState()
+	case c.h3 != nil:
+		st = c.h3.qc.ConnectionState().TLS
+	default:
+		return nil
+	}
+	return &st
+}
+
+// setTLS fills resp.TLS, where the HTTP layer left it nil, with the state
+// of the connection that carried the response: x/net/http2 on a wrapped
+// connection and the session handshakes do not set it.
+func (c *carrier) setTLS(resp *http.Response) {
+	if resp != nil && resp.TLS == nil {
+		resp.TLS = c.tlsState()
+	}
 }
 
 // needsSettings reports whether the carrier must show its SETTINGS before it

@@ -2,7 +2,6 @@ package dialer
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -34,11 +33,10 @@ type Dialer struct {
 	// running to fill the cache (raceio.go).
 	netmem    netMemory
 	lingering dnsLinger
-	// settingsMem remembers origins' HTTP/3 SETTINGS for 0-RTT; tickets
-	// holds TLS session caches by trust (zerortt.go).
-	settingsMem settingsMemory
-	ticketsMu   sync.Mutex
-	tickets     map[trust]tls.ClientSessionCache
+	// sessions keeps TLS sessions for resumption, by trust and origin
+	// (tickets.go), and with them the HTTP/3 SETTINGS for 0-RTT
+	// (zerortt.go).
+	sessions sessionCaches
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver.Resolver // by nameservers and hosts file

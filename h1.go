@@ -20,8 +20,9 @@ type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrie
 // protocols (and its ECH configuration, if any). When ALPN chose h2 the
 // carrier is an HTTP/2 client connection (the package's own, announcing
 // WebTransport, when wt is set); otherwise it is the connection itself, for
-// HTTP/1.1.
-func dialTCP(conf *tls.Config, serverName string, wt bool) dialFunc {
+// HTTP/1.1. TLS sessions are resumed from, and kept in, sess (when not
+// nil; see tlsSessions).
+func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
 		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
 		// in ctx; the TLS handshake is reported here.
@@ -38,7 +39,7 @@ func dialTCP(conf *tls.Config, serverName string, wt bool) dialFunc {
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		tc := tls.Client(c, attemptTLS(conf, serverName, ep))
+		tc := tls.Client(c, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)))
 		err = tc.HandshakeContext(ctx)
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			trace.TLSHandshakeDone(tc.ConnectionState(), err)
@@ -48,7 +49,7 @@ func dialTCP(conf *tls.Config, serverName string, wt bool) dialFunc {
 			return nil, fmt.Errorf("TCP connected, TLS handshake failed: %w", err)
 		}
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			return &carrier{version: hev3.H1, ep: ep, conn: tc}, nil
+			return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess}, nil
 		}
 		start := startH2
 		if wt {
@@ -58,14 +59,18 @@ func dialTCP(conf *tls.Config, serverName string, wt bool) dialFunc {
 		if err != nil {
 			return nil, err
 		}
-		return &carrier{version: hev3.H2, ep: ep, h2: h2}, nil
+		return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess}, nil
 	}
 }
 
-// attemptTLS derives one attempt's TLS configuration from the user's.
-func attemptTLS(base *tls.Config, serverName string, ep hev3.Endpoint) *tls.Config {
+// attemptTLS derives one attempt's TLS configuration from the user's,
+// resuming sessions from cache when it is not nil.
+func attemptTLS(base *tls.Config, serverName string, ep hev3.Endpoint, cache tls.ClientSessionCache) *tls.Config {
 	conf := base.Clone()
 	conf.NextProtos = ep.Proto.ALPN()
+	if cache != nil {
+		conf.ClientSessionCache = cache
+	}
 	if conf.ServerName == "" {
 		conf.ServerName = serverName
 	}

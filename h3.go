@@ -113,9 +113,10 @@ type h3Conn struct {
 	wtSess *webtransport.Session
 	wtErr  error
 	// early is set when the connection was dialed with 0-RTT (zerortt.go);
-	// zero remembers the SETTINGS it receives.
+	// sess, the partition of its TLS sessions, remembers the SETTINGS it
+	// receives (nil: nothing is remembered).
 	early *earlyState
-	zero  *quicEarly
+	sess  *sessions
 	// tr is the UDP socket, closed with the connection once the race has
 	// handed it over (nil while the race still shares it). mu also guards
 	// cc, which an early connection replaces when 0-RTT is rejected.
@@ -139,9 +140,10 @@ type wtRequest struct {
 
 // dialQUIC returns the attempt function for QUIC endpoints. With wt set,
 // the connection is owned by webtransport-go and its capability check is
-// the session request itself. With zero's plan set (and no wt), it dials
-// with 0-RTT (zerortt.go); zero's ticket cache resumes TLS.
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, zero *quicEarly) dialFunc {
+// the session request itself. TLS sessions are resumed from, and kept in,
+// sess (when not nil; see tlsSessions). With plan set (and no wt), it
+// dials with 0-RTT (zerortt.go); sess remembers the SETTINGS.
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, sess *sessions, plan *earlyPlan) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, _ func()) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
@@ -155,15 +157,11 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		tconf := attemptTLS(conf, serverName, ep)
-		if zero != nil && tconf.ClientSessionCache == nil {
-			tconf.ClientSessionCache = zero.cache
-		}
 		dial := tr.Dial
-		if zero != nil && zero.plan != nil && wt == nil {
+		if plan != nil && wt == nil {
 			dial = tr.DialEarly
 		}
-		qc, err := dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), tconf, quicConfig())
+		qc, err := dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), quicConfig())
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -177,21 +175,21 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
-		h := &h3Conn{qc: qc, wt: wt, zero: zero}
+		h := &h3Conn{qc: qc, wt: wt, sess: sess}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
 			select {
 			case <-qc.HandshakeComplete():
 			default:
-				if zero != nil && zero.plan != nil {
-					h.startEarly(zero.plan) // DialEarly returned with 0-RTT keys
+				if plan != nil {
+					h.startEarly(plan) // DialEarly returned with 0-RTT keys
 				}
 			}
 		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")
 			return nil, err
 		}
-		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr}, nil
+		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr, sessions: sess}, nil
 	}
 }
 
@@ -214,7 +212,7 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 		return hev3.Settings{}, fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(h.qc.Context()))
 	}
 	s := h3Settings(h.cc)
-	h.zero.remember(s)
+	h.remember()
 	return s, nil
 }
 

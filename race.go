@@ -67,9 +67,9 @@ type raceSpec struct {
 	// wt is the WebTransport session a WebTransport race requests on each
 	// QUIC connection as its capability check.
 	wt *wtRequest
-	// zero is what QUIC attempts know of 0-RTT to the origin (zerortt.go);
-	// nil: no ticket cache, no remembered SETTINGS.
-	zero *quicEarly
+	// early is set when the QUIC attempts may dial with 0-RTT, on the
+	// SETTINGS remembered with the origin's tickets (zerortt.go).
+	early *earlyPlan
 }
 
 // serverName is the TLS server name of the race's attempts.
@@ -210,11 +210,15 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 			n.lookup = res.Lookup
 		}
 	}
+	var sess *sessions // TLS sessions of the origin under cfg's trust
+	if spec.tls != nil && (n.dialTCP == nil || n.dialQUIC == nil) {
+		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+	}
 	if n.dialTCP == nil {
-		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
+		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)
 	}
 	if n.dialQUIC == nil {
-		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, spec.zero)
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess, spec.early)
 	}
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
@@ -490,6 +494,9 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
+	if st := car.tlsState(); st != nil {
+		a.Resumed = st.DidResume
+	}
 	res.connectedAt = a.Connected
 	if car.h3 != nil && car.h3.early != nil {
 		// Up with 0-RTT keys, before the handshake ended.

@@ -93,6 +93,10 @@ type Attempt struct {
 	// or 0 if it never did.
 	Connected time.Duration `json:"connected,omitempty"`
 	End       time.Duration `json:"end"`
+	// Resumed says the attempt's TLS handshake (over TCP or QUIC) resumed
+	// a session from an earlier connection to the origin under the same
+	// TLS configuration (RFC 8446 §2.2) instead of a full handshake.
+	Resumed bool `json:"resumed,omitempty"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
 	// EarlyData is set when a QUIC attempt resumed with 0-RTT: Connected
@@ -210,6 +214,9 @@ func (a Attempt) summary() string {
 	what := a.Outcome
 	if a.Version != "" {
 		what += " " + a.Version
+	}
+	if a.Resumed {
+		what += " resumed"
 	}
 	if a.Err != "" {
 		what += ": " + a.Err

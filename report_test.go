@@ -29,7 +29,7 @@ func sampleReport() *Report {
 		},
 		Attempts: []Attempt{
 			{Addr: netip.MustParseAddrPort("[::1]:443"), Proto: "h1", Family: "IPv6", Start: 2 * time.Millisecond, End: 255 * time.Millisecond, Outcome: "lost"},
-			{Addr: netip.MustParseAddrPort("127.0.0.1:443"), Proto: "h1", Family: "IPv4", Start: 252 * time.Millisecond, Connected: 255 * time.Millisecond, End: 255 * time.Millisecond, Version: "h1", Outcome: "won"},
+			{Addr: netip.MustParseAddrPort("127.0.0.1:443"), Proto: "h1", Family: "IPv4", Start: 252 * time.Millisecond, Connected: 255 * time.Millisecond, End: 255 * time.Millisecond, Resumed: true, Version: "h1", Outcome: "won"},
 		},
 		Winner:  1,
 		Reason:  "h1 127.0.0.1:443 won",
@@ -64,7 +64,7 @@ func TestReportString(t *testing.T) {
 	if !strings.HasPrefix(lines[5], "* h1    127.0.0.1:443") || strings.HasPrefix(lines[4], "*") {
 		t.Errorf("winner not marked:\n%s", s)
 	}
-	for _, want := range []string{"SERVFAIL", "alpn=h2 port=8443", "::1", "lost", "learned: TCP over IPv6 was silent", "=> h1 127.0.0.1:443 won"} {
+	for _, want := range []string{"SERVFAIL", "alpn=h2 port=8443", "::1", "lost", "won h1 resumed", "learned: TCP over IPv6 was silent", "=> h1 127.0.0.1:443 won"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("waterfall lacks %q:\n%s", want, s)
 		}

@@ -229,6 +229,7 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		return nil, broken, &DialError{URL: req.URL.String(), Stage: "request",
 			Err: fmt.Errorf("%s %s: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
+	pc.car.setTLS(resp)
 	done := sync.OnceFunc(func() { cancel(); pc.release() })
 	if resp.Body == nil || resp.Body == http.NoBody {
 		done()
@@ -268,7 +269,7 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 	spec.host, spec.literal = hostOrLiteral(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
-	spec.zero = t.d.quicEarly(cfg, key, spec.serverName(), false, false)
+	spec.early = t.d.planEarly(cfg, spec, false)
 	dctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	car, rep, err := t.d.race(dctx, cfg, spec)

@@ -84,7 +84,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		spec.tls = cfg.tlsConfig()
 		h := d.caps.apply(w.key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
-		spec.zero = d.quicEarly(cfg, w.key, spec.serverName(), true, false)
+		spec.early = d.planEarly(cfg, spec, true)
 	}
 	return w.ladder(ctx, spec, secure)
 }
@@ -152,6 +152,7 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 		)
 		if car.version == hev3.H1 {
 			c, resp, err = upgradeH1(ctx, cfg, w.u, secure, car.conn)
+			car.setTLS(resp)
 		} else {
 			c, resp, err = d.wsOnPooled(ctx, cfg, w.u, d.pool.add(w.key, car))
 		}
@@ -162,7 +163,7 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 			// This origin's version cannot carry the WebSocket after all.
 			d.caps.forget(w.key, car.version)
 			spec.versions &^= hev3.Versions(car.version)
-			spec.zero = d.quicEarly(cfg, w.key, spec.serverName(), true, false)
+			spec.early = d.planEarly(cfg, spec, true)
 			rep.Reason += fmt.Sprintf("; WebSocket over %s failed (%v), trying the next protocol", car.version, err)
 			cfg.emit(rep)
 			continue
@@ -275,6 +276,7 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		// No stream was handed over: the reservation ends here.
 		pc.release()
 	}
+	pc.car.setTLS(rt.resp)
 	if err != nil {
 		if rt.resp != nil && rt.resp.StatusCode/100 != 2 {
 			err = fmt.Errorf("%w: %s", ErrRejected, rt.resp.Status)

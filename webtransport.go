@@ -177,6 +177,7 @@ func (w *wtDial) race(ctx context.Context, spec raceSpec) (*Session, *http.Respo
 // (with a session reserved on it) into the dial's result. The reservation
 // ends with the session.
 func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess sessionImpl, err error) (*Session, *http.Response, error) {
+	pc.car.setTLS(resp)
 	if err != nil || sess == nil {
 		pc.release()
 		if resp != nil && resp.StatusCode/100 != 2 {

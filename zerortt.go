@@ -2,13 +2,11 @@ package dialer
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -51,97 +49,66 @@ var errSettingsChanged = errors.New("the server's new HTTP/3 SETTINGS took back 
 // old promise was void and cannot be sent again.
 var errEarlyNoConnect = fmt.Errorf("%w: 0-RTT rejected and the server's new HTTP/3 SETTINGS lack extended CONNECT", ErrUnsupported)
 
-// quicEarly is what a race's QUIC attempts know about 0-RTT to the origin:
-// where to remember the SETTINGS each connection receives, the ticket
-// cache their TLS uses, and, when early dialing is allowed, the plan.
-type quicEarly struct {
-	key   poolKey
-	mem   *settingsMemory
-	cache tls.ClientSessionCache
-	// plan is nil when the attempts dial without 0-RTT.
-	plan *earlyPlan
-}
-
-// earlyPlan is a decision to dial early.
+// earlyPlan is a decision that a race's QUIC attempts dial early
+// (quic-go's DialEarly), on the SETTINGS remembered with the origin's
+// tickets. Without a ticket that allows early data, DialEarly is Dial: the
+// handshake ends before it returns and the new SETTINGS count, as ever.
 type earlyPlan struct {
 	promised hev3.Settings // the remembered SETTINGS
 }
 
-// remember records SETTINGS that a connection to the origin received.
-func (z *quicEarly) remember(s hev3.Settings) {
-	if z != nil {
-		z.mem.remember(z.key, s, time.Now())
+// planEarly decides whether the QUIC attempts of a race of spec under cfg
+// dial early: when the SETTINGS of an earlier connection to the origin are
+// remembered in the partition of its tickets (same trust and origin; see
+// sessions). session says the race's request is a WebSocket handshake: it
+// goes early only with WithEarlyData and when the remembered SETTINGS
+// enable extended CONNECT. WebTransport races never dial early.
+func (d *Dialer) planEarly(cfg config, spec raceSpec, session bool) *earlyPlan {
+	if spec.tls == nil || spec.wt != nil || !spec.versions.Has(hev3.H3) {
+		return nil
+	}
+	st := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port)).H3Settings()
+	if st == nil {
+		return nil
+	}
+	promised := settingsOf(st)
+	if session && (!cfg.earlyData || !promised.ExtendedConnect) {
+		return nil
+	}
+	return &earlyPlan{promised: promised}
+}
+
+// settingsOf reads the capability bits of HTTP/3 SETTINGS.
+func settingsOf(s *http3.Settings) hev3.Settings {
+	return hev3.Settings{
+		ExtendedConnect: s.EnableExtendedConnect,
+		Datagrams:       s.EnableDatagrams,
+		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
 	}
 }
 
-// quicEarly returns what the QUIC attempts of a race to key under cfg know
-// about 0-RTT. session says the race's request is a WebSocket handshake:
-// it goes early only with WithEarlyData and when the remembered SETTINGS
-// enable extended CONNECT. WebTransport races (wt) never dial early.
-func (d *Dialer) quicEarly(cfg config, key poolKey, serverName string, session, wt bool) *quicEarly {
-	z := &quicEarly{key: key, mem: &d.settingsMem, cache: d.ticketCache(cfg, key.trust)}
-	if cfg.tls != nil && cfg.tls.ServerName != "" {
-		serverName = cfg.tls.ServerName
+// remember keeps the SETTINGS the connection received with the tickets of
+// its partition, for 0-RTT on a later connection (RFC 9114 §7.2.4.2).
+// Only the capability bits are kept: nothing else of them is used early.
+func (h *h3Conn) remember() {
+	if h.sess == nil {
+		return
 	}
-	promised, ok := d.settingsMem.recall(key, time.Now())
-	switch {
-	case wt, !ok, !earlyTicket(z.cache, serverName):
-	case session && (!cfg.earlyData || !promised.ExtendedConnect):
-	default:
-		z.plan = &earlyPlan{promised: promised}
+	s := h.client().Settings()
+	kept := &http3.Settings{EnableExtendedConnect: s.EnableExtendedConnect, EnableDatagrams: s.EnableDatagrams}
+	if v := s.Other[settingWebTransportEnabled]; v != 0 {
+		kept.Other = map[uint64]uint64{settingWebTransportEnabled: v}
 	}
-	return z
+	h.sess.SetH3Settings(kept)
 }
 
-// earlyTicket reports whether cache holds a ticket for serverName that
-// allows early data. crypto/tls keys a QUIC client's tickets by the server
-// name (tls.Config.ServerName, which attemptTLS always sets).
-func earlyTicket(cache tls.ClientSessionCache, serverName string) bool {
-	if cache == nil {
-		return false
-	}
-	cs, ok := cache.Get(serverName)
-	if !ok || cs == nil {
-		return false
-	}
-	_, st, err := cs.ResumptionState()
-	return err == nil && st != nil && st.EarlyData
-}
-
-// maxTicketTrusts bounds the ticket caches a Dialer keeps, one per trust;
-// maxTicketsPerTrust the tickets in each (crypto/tls's LRU cache).
-const (
-	maxTicketTrusts    = 64
-	maxTicketsPerTrust = 64
-)
-
-// ticketCache returns the TLS session cache of a QUIC attempt under cfg:
-// the user's (tls.Config.ClientSessionCache), or the Dialer's own for
-// trust t, so that a ticket is only ever offered under the trust it was
-// issued to.
-//
-// TODO(resume): replace with the per-Dialer ticket cache of branch resume.
-func (d *Dialer) ticketCache(cfg config, t trust) tls.ClientSessionCache {
-	if cfg.tls != nil && cfg.tls.ClientSessionCache != nil {
-		return cfg.tls.ClientSessionCache
-	}
-	d.ticketsMu.Lock()
-	defer d.ticketsMu.Unlock()
-	if c := d.tickets[t]; c != nil {
-		return c
-	}
-	if d.tickets == nil {
-		d.tickets = make(map[trust]tls.ClientSessionCache)
-	}
-	if len(d.tickets) >= maxTicketTrusts {
-		for k := range d.tickets {
-			delete(d.tickets, k)
-			break
-		}
-	}
-	c := tls.NewLRUClientSessionCache(maxTicketsPerTrust)
-	d.tickets[t] = c
-	return c
+// covers reports whether SETTINGS s keep every capability promised had:
+// what a 0-RTT request relied on must still hold (RFC 9114 §7.2.4.2: a
+// server accepting 0-RTT must not reduce what it remembered).
+func covers(s, promised hev3.Settings) bool {
+	return (s.ExtendedConnect || !promised.ExtendedConnect) &&
+		(s.Datagrams || !promised.Datagrams) &&
+		(s.WebTransport || !promised.WebTransport)
 }
 
 // earlyState is an HTTP/3 connection dialed with 0-RTT, until its
@@ -235,25 +202,18 @@ func (h *h3Conn) resolveEarly() {
 		// settings that are not compatible with the previously specified
 		// settings, this MUST be treated as a connection error of type
 		// H3_SETTINGS_ERROR."
-		if h.zero != nil {
-			h.zero.mem.forget(h.zero.key)
+		if h.sess != nil {
+			h.sess.SetH3Settings(nil)
 		}
 		e.err = errSettingsChanged
 		qc.CloseWithError(h3SettingsError, "SETTINGS reduced after 0-RTT was accepted")
 		return
 	}
-	h.zero.remember(s)
+	h.remember()
 }
 
 // h3Settings reads the capability bits of cc's received SETTINGS.
-func h3Settings(cc *http3.ClientConn) hev3.Settings {
-	s := cc.Settings()
-	return hev3.Settings{
-		ExtendedConnect: s.EnableExtendedConnect,
-		Datagrams:       s.EnableDatagrams,
-		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
-	}
-}
+func h3Settings(cc *http3.ClientConn) hev3.Settings { return settingsOf(cc.Settings()) }
 
 // client returns the connection's HTTP/3 client: the early one, or the one
 // that replaced it after 0-RTT was rejected.
