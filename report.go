@@ -218,6 +218,9 @@ func (a Attempt) summary() string {
 	if a.Resumed {
 		what += " resumed"
 	}
+	if a.EarlyData != "" {
+		what += " 0-RTT " + a.EarlyData
+	}
 	if a.Err != "" {
 		what += ": " + a.Err
 	}
