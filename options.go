@@ -264,8 +264,8 @@ func WithProxy(f func(*http.Request) (*url.URL, error)) Option {
 // accepts it and then takes extended CONNECT back in its new SETTINGS
 // gets no WebSocket on that promise (the dial goes on with HTTP/2).
 // WebTransport sessions are never requested early (webtransport-go sends
-// them after the handshake), and the Transport sends GET and HEAD requests
-// without a body early without this option.
+// them after the handshake), and the Transport sends GET, HEAD and OPTIONS
+// requests without a body early without this option.
 func WithEarlyData() Option {
 	return func(c *config) { c.earlyData = true }
 }

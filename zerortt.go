@@ -22,8 +22,8 @@ import (
 // SETTINGS stand in for the new ones until they arrive.
 //
 //	what                          goes in 0-RTT
-//	Transport GET, HEAD, no body  yes, by default (quic-go sends only these two early; OPTIONS waits)
-//	other Transport requests      no: they wait for the handshake (POST never goes early)
+//	Transport GET, HEAD, OPTIONS  yes, by default, without a body or trailers
+//	other Transport requests      no: they wait for the handshake (POST never goes early, nor TRACE)
 //	WebSocket extended CONNECT    only with WithEarlyData, and only if the remembered SETTINGS enable extended CONNECT
 //	WebTransport session request  no: webtransport-go asks only after the handshake and the new SETTINGS
 //
@@ -224,12 +224,13 @@ func (h *h3Conn) client() *http3.ClientConn {
 }
 
 // earlySafe reports whether req may go in 0-RTT, where an attacker may
-// replay it (RFC 8470 §1, RFC 9001 §9.2): GET or HEAD (safe methods, RFC
-// 9110 §9.2.1) without a body or trailers. quic-go sends no other method
-// early; OPTIONS, safe too, waits for the handshake.
+// replay it (RFC 8470 §1, RFC 9001 §9.2): GET, HEAD or OPTIONS without a
+// body or trailers. They are safe methods (RFC 9110 §9.2.1), as TRACE is,
+// which waits anyway: it reflects the request, credentials included, to
+// whoever replays it.
 func earlySafe(req *http.Request) bool {
 	switch req.Method {
-	case "", http.MethodGet, http.MethodHead:
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
 		return false
 	}
@@ -278,8 +279,9 @@ func (h *h3Conn) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // earlyRequest sends an earlySafe request in 0-RTT and reads its answer.
-// It does what http3.ClientConn.RoundTrip does for GET_0RTT but for one
-// thing: the stream's FIN waits for the handshake. quic-go v0.64.1 keeps a
+// It does what http3.ClientConn.RoundTrip does for its GET_0RTT and
+// HEAD_0RTT methods, for OPTIONS too, but for one thing: the stream's FIN
+// waits for the handshake. quic-go v0.64.1 keeps a
 // stream that finished writing cancellable after 0-RTT was rejected, and
 // ReadResponse's error path cancels it: the RESET_STREAM would go out
 // after the handshake and hit the new stream with the same ID, the one

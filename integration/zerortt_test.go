@@ -151,7 +151,8 @@ func earlyData(t testing.TB, rep *dialer.Report) string {
 
 // TestZeroRTTGet: with a ticket and remembered SETTINGS, a GET through the
 // Transport reaches the server as early data, and the report says 0-RTT was
-// accepted; a POST on such a connection waits for the handshake.
+// accepted; a POST on such a connection waits for the handshake; an
+// OPTIONS goes early too.
 func TestZeroRTTGet(t *testing.T) {
 	w := newEarlyWorld(t, 5*time.Millisecond)
 	c, tr, last := w.transport(t)
@@ -192,6 +193,16 @@ func TestZeroRTTGet(t *testing.T) {
 	}
 	if ed := earlyData(t, last()); ed != "accepted" && ed != "sent" {
 		t.Errorf("POST: EarlyData %q: the connection itself dialed early", ed)
+	}
+
+	// OPTIONS, safe like GET, goes early.
+	w.settle()
+	tr.CloseIdleConnections()
+	if resp, body = do(t, c, http.MethodOptions, url, nil); body != "3" {
+		t.Fatalf("OPTIONS: HTTP/%d %q", resp.ProtoMajor, body)
+	}
+	if got := w.requests(); len(got) != 1 || !got[0].early || got[0].method != http.MethodOptions {
+		t.Fatalf("OPTIONS with a ticket: server saw %+v, want one OPTIONS in 0-RTT", got)
 	}
 }
 
