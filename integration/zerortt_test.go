@@ -339,7 +339,7 @@ func TestZeroRTTSettingsChanged(t *testing.T) {
 	if len(reasons) != 2 || !strings.Contains(reasons[0], "SETTINGS") {
 		t.Errorf("reports' reasons %q: want the h3 race's to say the SETTINGS changed, then the h2 race's", reasons)
 	}
-	if code := liar.closedWith(); code != uint64(http3.ErrCodeSettingsError) {
+	if code, masked := liar.closedWith(); code != uint64(http3.ErrCodeSettingsError) && !masked {
 		t.Errorf("client closed the lying connection with %#x, want H3_SETTINGS_ERROR", code)
 	}
 }
@@ -353,7 +353,12 @@ type lyingH3 struct {
 
 	mu    sync.Mutex
 	conns []*quic.Conn
-	code  uint64 // the application error code the client closed with
+	// code is the application error code the client closed with; masked
+	// says it closed with one the server could not see: before the
+	// handshake is confirmed, an application close goes in Handshake
+	// packets as APPLICATION_ERROR without its code (RFC 9000 §10.2.3).
+	code   uint64
+	masked bool
 }
 
 func startLyingH3(t testing.TB, pc net.PacketConn, base *tls.Config) *lyingH3 {
@@ -392,11 +397,14 @@ func startLyingH3(t testing.TB, pc net.PacketConn, base *tls.Config) *lyingH3 {
 func (s *lyingH3) serve(c *quic.Conn) {
 	defer func() {
 		<-c.Context().Done()
-		var ae *quic.ApplicationError
-		if errors.As(context.Cause(c.Context()), &ae) && ae.Remote {
-			s.mu.Lock()
+		cause := context.Cause(c.Context())
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ae, ok := errors.AsType[*quic.ApplicationError](cause); ok && ae.Remote {
 			s.code = uint64(ae.ErrorCode)
-			s.mu.Unlock()
+		}
+		if te, ok := errors.AsType[*quic.TransportError](cause); ok && te.Remote && te.ErrorCode == quic.ApplicationErrorErrorCode {
+			s.masked = true
 		}
 	}()
 	ctrl, err := c.OpenUniStream()
@@ -439,19 +447,21 @@ func (s *lyingH3) serve(c *quic.Conn) {
 	}
 }
 
-// closedWith returns the error code the client closed a connection with.
-func (s *lyingH3) closedWith() uint64 {
+// closedWith returns the error code the client closed a connection with,
+// or masked when the client closed with an application error code that
+// RFC 9000 §10.2.3 hid from the server.
+func (s *lyingH3) closedWith() (code uint64, masked bool) {
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		s.mu.Lock()
-		code := s.code
+		code, masked = s.code, s.masked
 		s.mu.Unlock()
-		if code != 0 {
-			return code
+		if code != 0 || masked {
+			return code, masked
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return 0
+	return 0, false
 }
 
 // zeroRTTCase is one way to a first response or a ready WebSocket over
