@@ -175,15 +175,25 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
+		if plan != nil && wt == nil {
+			select {
+			case <-qc.HandshakeComplete():
+				// Up only after the handshake: nothing of ours goes early.
+				plan = nil
+				next, err := settleLate(qc)
+				if err != nil {
+					qc.CloseWithError(0, "")
+					return nil, err
+				}
+				qc = next
+			default:
+			}
+		}
 		h := &h3Conn{qc: qc, wt: wt, sess: sess}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
-			select {
-			case <-qc.HandshakeComplete():
-			default:
-				if plan != nil {
-					h.startEarly(plan) // DialEarly returned with 0-RTT keys
-				}
+			if plan != nil {
+				h.startEarly(plan) // up with 0-RTT keys, before the handshake ended
 			}
 		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -111,13 +112,13 @@ func covers(s, promised hev3.Settings) bool {
 		(s.WebTransport || !promised.WebTransport)
 }
 
-// earlyState is an HTTP/3 connection dialed with 0-RTT, until its
+// earlyState is an HTTP/3 connection dialed with DialEarly, until its
 // handshake has ended and the server's new SETTINGS are known.
 type earlyState struct {
 	promised hev3.Settings
 	done     chan struct{} // closed once resolved; the fields below are set then
 	accepted bool          // the server accepted 0-RTT
-	err      error         // the connection failed, or broke the promise (errSettingsChanged)
+	err      error         // the connection failed, or broke its 0-RTT promise (errSettingsChanged)
 }
 
 // resolved reports whether the handshake has ended and the new SETTINGS
@@ -161,6 +162,33 @@ func (h *h3Conn) startEarly(p *earlyPlan) {
 	go h.resolveEarly()
 }
 
+// settleLate readies a connection that DialEarly returned only after its
+// handshake ended, before any HTTP/3 layer sent on it: nothing of ours
+// went early, so what the server did with 0-RTT does not matter, but a
+// rejection leaves quic-go refusing new streams until NextConnection.
+// quic-go does not say whether 0-RTT was tried, only whether it was
+// accepted; a new stream tells: refused after a rejection, else opened,
+// and then sent as a reserved stream type that the server ignores.
+func settleLate(qc *quic.Conn) (*quic.Conn, error) {
+	if qc.ConnectionState().Used0RTT {
+		return qc, nil
+	}
+	str, err := qc.OpenUniStream()
+	switch {
+	case errors.Is(err, quic.Err0RTTRejected):
+		return qc.NextConnection(qc.Context()) // returns at once
+	case err != nil:
+		return nil, err
+	}
+	str.Write(quicvarint.Append(nil, h3GreaseStream))
+	str.Close()
+	return qc, nil
+}
+
+// h3GreaseStream is a reserved HTTP/3 stream type (RFC 9114 §6.2.3,
+// 0x1f * N + 0x21 with N = 0): the server ignores the stream.
+const h3GreaseStream = 0x21
+
 // resolveEarly waits for the handshake of an early connection. On 0-RTT
 // rejected, every stream opened early is void (quic-go fails them with
 // quic.Err0RTTRejected): the connection goes on with a new HTTP/3 client
@@ -177,7 +205,9 @@ func (h *h3Conn) resolveEarly() {
 		e.err = fmt.Errorf("QUIC connection closed before its 0-RTT handshake ended: %w", context.Cause(qc.Context()))
 		return
 	}
-	if e.accepted = qc.ConnectionState().Used0RTT; !e.accepted {
+	rejected := !qc.ConnectionState().Used0RTT
+	e.accepted = !rejected
+	if rejected {
 		// The handshake is done: NextConnection returns at once.
 		next, err := qc.NextConnection(qc.Context())
 		if err != nil {
@@ -196,8 +226,7 @@ func (h *h3Conn) resolveEarly() {
 		e.err = fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(qc.Context()))
 		return
 	}
-	s := h3Settings(cc)
-	if e.accepted && !covers(s, e.promised) {
+	if e.accepted && !covers(h3Settings(cc), e.promised) {
 		// RFC 9114 §7.2.4.2: "If the server accepts 0-RTT but then sends
 		// settings that are not compatible with the previously specified
 		// settings, this MUST be treated as a connection error of type
