@@ -40,8 +40,8 @@ type earlyWorld struct {
 	// conns and tickets count the HTTP/3 server's connections and the
 	// tickets it issued.
 	conns, tickets atomic.Int32
-	base     string      // "127.0.0.1:port" of the proxies
-	round    time.Duration
+	base           string // "127.0.0.1:port" of the proxies
+	round          time.Duration
 
 	mu   sync.Mutex
 	seen []seenRequest
