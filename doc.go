@@ -64,6 +64,7 @@ package dialer
 //	                      the host's network that keys it
 //	altsvc.go             Alt-Svc headers
 //	trust.go              keys that partition everything reused by trust
+//	tickets.go            TLS sessions for resumption, by trust and origin
 //	wsconnect.go, wth2.go, wth3.go, session.go  the sessions on a carrier
 //	report.go, trace.go   the Report, the Trace and httptrace, for people
 //	errors.go             DialError and the sentinel errors

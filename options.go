@@ -111,6 +111,12 @@ func (c config) with(opts []Option) config {
 // GetClientCertificate, ...), a session cache or a key log writer compares
 // by pointer as a whole: pass the same *tls.Config or *x509.CertPool to
 // share connections. A Dialer keeps at most 100 idle connections in all.
+//
+// TLS sessions are resumed the same way: a Dialer keeps the sessions its
+// TLS and QUIC handshakes got, per partition and origin, and resumes them
+// only there (CloseIdleConnections keeps them). A configuration with a
+// ClientSessionCache of its own has its sessions kept there instead; one
+// with SessionTicketsDisabled never resumes.
 func WithTLSConfig(conf *tls.Config) Option {
 	return func(c *config) { c.tls = conf }
 }

@@ -494,8 +494,8 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
-	if st := car.tlsState(); st != nil {
-		a.Resumed = st.DidResume
+	if cs := car.tlsState(); cs != nil {
+		a.Resumed = cs.DidResume
 	}
 	res.connectedAt = a.Connected
 	if car.h3 != nil && car.h3.early != nil {

@@ -4,24 +4,42 @@ import (
 	"crypto/tls"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eyeballs/dialer/internal/testkit"
 )
 
-// handshake runs one TLS handshake of the given version over a pipe,
-// against a server with a certificate of ca for "a.test", with cache as
-// the client's session cache, and reads a byte so that the server's
-// tickets have arrived. It reports whether the handshake resumed.
-func handshake(t *testing.T, ca *testkit.CA, version uint16, cache tls.ClientSessionCache) bool {
+// tlsPeers are a server with a certificate of a test CA for "a.test" and
+// a client trusting that CA.
+type tlsPeers struct {
+	server, client *tls.Config
+}
+
+func newTLSPeers(t testing.TB) *tlsPeers {
 	t.Helper()
+	ca, err := testkit.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
 	sconf, err := ca.ServerConfig("a.test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &tlsPeers{server: sconf, client: ca.ClientConfig()}
+}
+
+// handshake runs one TLS handshake of the given version over a pipe
+// between p's peers, with cache as the client's session cache, and reads
+// a byte so that the server's tickets have arrived. It reports whether the
+// handshake resumed.
+func handshake(t testing.TB, p *tlsPeers, version uint16, cache tls.ClientSessionCache) bool {
+	t.Helper()
+	sconf := p.server.Clone()
 	sconf.MaxVersion = version
 	sconf.SessionTicketKey = [32]byte{1} // the same keys for every handshake of the test
-	cconf := ca.ClientConfig()
+	cconf := p.client.Clone()
 	cconf.ServerName, cconf.MaxVersion, cconf.ClientSessionCache = "a.test", version, cache
 	cp, sp := net.Pipe()
 	done := make(chan error, 1)
@@ -55,10 +73,7 @@ func handshake(t *testing.T, ca *testkit.CA, version uint16, cache tls.ClientSes
 // connection's new ticket serves the next; a TLS 1.2 session is reused
 // until replaced.
 func TestSessionCacheSingleUse(t *testing.T) {
-	ca, err := testkit.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := newTLSPeers(t)
 	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
 		t.Run(tls.VersionName(v), func(t *testing.T) {
 			var c sessionCaches
@@ -88,10 +103,7 @@ func TestSessionCacheSingleUse(t *testing.T) {
 // TestSessionCacheBounds: what a Dialer keeps is bounded in sessions per
 // partition, in partitions, in the size of one session and in bytes.
 func TestSessionCacheBounds(t *testing.T) {
-	ca, err := testkit.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := newTLSPeers(t)
 	// Real sessions: one from a handshake, then copies with tickets of the
 	// sizes a hostile server may send (RFC 8446 §4.6.1: up to 2^16-1).
 	var src sessionCaches
@@ -158,4 +170,40 @@ func TestSessionCacheBounds(t *testing.T) {
 	if len(gone.tcp.kept) != 0 {
 		t.Error("a dropped partition kept a session")
 	}
+}
+
+// BenchmarkResumeHandshake compares, in one loop, a full TLS 1.3 handshake
+// (client and server, over a pipe, with the test CA's ECDSA P-256
+// certificate) against one resumed from a sessionCache, and reports the
+// CPU time of each (client and server: the process's) and their ratio.
+func BenchmarkResumeHandshake(b *testing.B) {
+	ca := newTLSPeers(b)
+	var c sessionCaches
+	s := c.get(poolKey{origin: "a.test:443"})
+	handshake(b, ca, tls.VersionTLS13, &s.tcp)
+	var full, resumed time.Duration
+	for b.Loop() {
+		t0 := processCPU(b)
+		if handshake(b, ca, tls.VersionTLS13, nil) {
+			b.Fatal("resumed without a cache")
+		}
+		t1 := processCPU(b)
+		if !handshake(b, ca, tls.VersionTLS13, &s.tcp) {
+			b.Fatal("did not resume")
+		}
+		full += t1 - t0
+		resumed += processCPU(b) - t1
+	}
+	b.ReportMetric(float64(full.Microseconds())/float64(b.N), "full-cpu-µs/op")
+	b.ReportMetric(float64(resumed.Microseconds())/float64(b.N), "resumed-cpu-µs/op")
+	b.ReportMetric(float64(resumed)/float64(full), "resumed/full")
+}
+
+// processCPU returns the CPU time (user and system) the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

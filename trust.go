@@ -19,8 +19,9 @@ import (
 // ServerName, verification callbacks, versions, ECH, session cache) and the
 // resolver settings (nameservers, hosts file). What a Dialer reuses is
 // partitioned by trust: pooled connections, the flights that share a race,
-// the capability cache and Alt-Svc memory (caps). A dial never rides on a
-// connection, or on what was learned, under another trust.
+// the capability cache and Alt-Svc memory (caps), and TLS sessions for
+// resumption (tickets.go). A dial never rides on a connection, or on what
+// was learned, under another trust.
 //
 // Values of the configuration are compared by content; references that
 // cannot be (callbacks, a session cache, a key log writer, a random

@@ -42,7 +42,7 @@ func baselineCPU(t *testing.T, e *env) time.Duration {
 }
 
 // cpuTime returns the CPU time the process has used so far.
-func cpuTime(t *testing.T) time.Duration {
+func cpuTime(t testing.TB) time.Duration {
 	t.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"io"
 	"net"
@@ -21,10 +22,15 @@ import (
 type handshakes struct {
 	mu      sync.Mutex
 	resumed []bool
+	// key is the session ticket key of every server of the test, so that
+	// each would accept the others' tickets: only the client keeps a
+	// ticket where it belongs.
+	key [32]byte
 }
 
 // config returns conf recording its handshakes in h.
 func (h *handshakes) config(conf *tls.Config) *tls.Config {
+	conf.SessionTicketKey = h.key
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
 		h.mu.Lock()
 		h.resumed = append(h.resumed, cs.DidResume)
@@ -72,7 +78,7 @@ var (
 
 // newResumeEnv starts s on 127.0.0.1 (nothing on ::1), with server TLS
 // configurations that record their handshakes in the returned handshakes.
-func newResumeEnv(t *testing.T, s resumeServers) (*env, *handshakes) {
+func newResumeEnv(t testing.TB, s resumeServers) (*env, *handshakes) {
 	t.Helper()
 	checkFDs(t)
 	e := &env{t: t, dns: dnstest.Start(t)}
@@ -86,21 +92,16 @@ func newResumeEnv(t *testing.T, s resumeServers) (*env, *handshakes) {
 	e.udp6.Close()
 	e.udp6 = nil
 	hs := &handshakes{}
-	start := func(c io.Closer, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-	}
+	rand.Read(hs.key[:])
 	if s.tcp != nil {
-		start(s.tcp(l4, hs.config(e.serverTLS())))
+		started(t)(s.tcp(l4, hs.config(e.serverTLS())))
 	} else {
 		l4.Close()
 	}
 	if s.udp != nil {
 		pc := e.udp4
 		e.udp4 = nil
-		start(s.udp(pc, hs.config(e.serverTLS())))
+		started(t)(s.udp(pc, hs.config(e.serverTLS())))
 	} else {
 		e.udp4.Close()
 		e.udp4 = nil
@@ -108,6 +109,38 @@ func newResumeEnv(t *testing.T, s resumeServers) (*env, *handshakes) {
 	e.dns.A(host, "127.0.0.1")
 	e.dns.A(otherHost, "127.0.0.1")
 	return e, hs
+}
+
+// started returns a function that fails t on a server's start error, or
+// closes the server when t ends.
+func started(t testing.TB) func(c io.Closer, err error) {
+	return func(c io.Closer, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// serveAgain starts s again on another port of 127.0.0.1, with e's
+// certificate and the same session ticket key, and returns that port.
+func serveAgain(t testing.TB, e *env, hs *handshakes, s resumeServers) int {
+	t.Helper()
+	if s.tcp != nil {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		started(t)(s.tcp(l, hs.config(e.serverTLS())))
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started(t)(s.udp(pc, hs.config(e.serverTLS())))
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 // resumeDial is one kind of dial a resumption test makes: it returns the
@@ -180,13 +213,20 @@ func TestResume(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, hs := newResumeEnv(t, tc.servers)
-			var reps []*dialer.Report
-			var mu sync.Mutex
+			var (
+				mu     sync.Mutex
+				reps   []*dialer.Report
+				traced []bool // Trace.HandshakeDone's Resumed
+			)
 			d := e.dialer(dialer.WithProtocols(tc.proto), dialer.WithReport(func(r *dialer.Report) {
 				mu.Lock()
 				reps = append(reps, r)
 				mu.Unlock()
-			}))
+			}), dialer.WithTrace(&dialer.Trace{HandshakeDone: func(a dialer.Attempt) {
+				mu.Lock()
+				traced = append(traced, a.Resumed)
+				mu.Unlock()
+			}}))
 			tr := d.Transport()
 			defer tr.CloseIdleConnections()
 			for i, want := range []bool{false, true, true} {
@@ -207,8 +247,12 @@ func TestResume(t *testing.T) {
 						i, resp.TLS.DidResume, resp.TLS.HandshakeComplete, len(resp.TLS.PeerCertificates), want)
 				}
 				mu.Lock()
-				rep := reps[len(reps)-1]
+				rep, hd := reps[len(reps)-1], traced
+				traced = nil
 				mu.Unlock()
+				if !slices.Equal(hd, []bool{want}) {
+					t.Errorf("dial %d: Trace.HandshakeDone saw resumed %v, want [%v]", i, hd, want)
+				}
 				if rep.Winner < 0 || rep.Attempts[rep.Winner].Resumed != want {
 					t.Errorf("dial %d: report says resumed %v, want %v:\n%s", i, rep.Winner >= 0 && rep.Attempts[rep.Winner].Resumed, want, rep)
 				}
@@ -219,7 +263,8 @@ func TestResume(t *testing.T) {
 
 // TestResumeTrust: sessions are partitioned like the pool: a dial under
 // another TLS configuration (another *x509.CertPool trusting the same CA),
-// to another origin on the same server, or from another Dialer never
+// to another origin on the same server, to the same host on another port
+// (whose server would accept the ticket), or from another Dialer never
 // resumes a session it did not make, and does not use up the sessions of
 // the others.
 func TestResumeTrust(t *testing.T) {
@@ -240,6 +285,7 @@ func TestResumeTrust(t *testing.T) {
 			defer other.CloseIdleConnections()
 			otherTrust := dialer.WithTLSConfig(&tls.Config{RootCAs: e.ca.Pool()})
 			otherURL := "wss://" + otherHost + ":" + itoa(e.port) + "/echo"
+			otherPort := "wss://" + host + ":" + itoa(serveAgain(t, e, hs, tc.servers)) + "/echo"
 			for _, step := range []struct {
 				what    string
 				tr      *dialer.Transport
@@ -250,10 +296,12 @@ func TestResumeTrust(t *testing.T) {
 				{"first dial", tr, "", nil, false},
 				{"another TLS configuration", tr, "", []dialer.Option{otherTrust}, false},
 				{"another origin", tr, otherURL, nil, false},
+				{"another port", tr, otherPort, nil, false},
 				{"another Dialer", other, "", nil, false},
 				{"the Dialer's configuration again", tr, "", nil, true},
 				{"the other configuration again", tr, "", []dialer.Option{otherTrust}, true},
 				{"the other origin again", tr, otherURL, nil, true},
+				{"the other port again", tr, otherPort, nil, true},
 			} {
 				resp, done := dialWS(step.url)(t, e, step.tr, step.opts...)
 				done()
