@@ -347,7 +347,7 @@ func TestZeroRTTSettingsChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	liar := startLyingH3(t, conn, w.tlsConf)
+	liar := startLyingH3(t, conn, w.tlsConf, true)
 
 	var reasons []string
 	ws, resp, err = d.DialWebSocket(ctx(t), url, dialer.WithReport(func(r *dialer.Report) { reasons = append(reasons, r.Reason) }))
@@ -370,12 +370,64 @@ func TestZeroRTTSettingsChanged(t *testing.T) {
 	}
 }
 
-// lyingH3 is an HTTP/3 server that accepts 0-RTT and answers every request
-// stream with 200, but whose SETTINGS enable nothing.
+// TestZeroRTTRejectedSettingsChanged: the HTTP/3 server is replaced by one
+// that takes the same tickets but rejects 0-RTT, and whose SETTINGS no
+// longer enable extended CONNECT: the WebSocket CONNECT sent early was
+// void, and it must not be sent again on the old promise; the new SETTINGS
+// alone count (RFC 9114 §7.2.4.2), and the dial goes on with HTTP/2.
+func TestZeroRTTRejectedSettingsChanged(t *testing.T) {
+	w := newEarlyWorld(t, 5*time.Millisecond)
+	d := w.e.dialer(dialer.WithProtocols("h3", "h2"), dialer.WithEarlyData())
+	t.Cleanup(d.CloseIdleConnections)
+	url := "wss://" + w.base + "/echo"
+	ws, resp, err := d.DialWebSocket(ctx(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 3 {
+		t.Fatalf("first WebSocket over HTTP/%d, want 3", resp.ProtoMajor)
+	}
+	ws.CloseNow()
+	w.settle()
+	d.CloseIdleConnections()
+
+	addr := w.h3.PacketConn.LocalAddr().String()
+	w.h3.Close()
+	conn, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startLyingH3(t, conn, w.tlsConf, false)
+
+	var reports []*dialer.Report
+	ws, resp, err = d.DialWebSocket(ctx(t), url, dialer.WithReport(func(r *dialer.Report) { reports = append(reports, r) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("WebSocket over HTTP/%d after the server dropped extended CONNECT, want 2", resp.ProtoMajor)
+	}
+	wsEcho(t, ws)
+	if n := srv.requests.Load(); n != 0 {
+		t.Errorf("the server without extended CONNECT got %d requests, want none (the early one was void, and the new SETTINGS forbid another)", n)
+	}
+	if len(reports) != 2 || earlyData(t, reports[0]) != "rejected" || !strings.Contains(reports[0].Reason, "extended CONNECT") {
+		var got []string
+		for _, r := range reports {
+			got = append(got, r.Reason)
+		}
+		t.Errorf("reports %q: want the h3 race's (0-RTT rejected) to say extended CONNECT is gone, then the h2 race's", got)
+	}
+}
+
+// lyingH3 is an HTTP/3 server that answers every request stream with 200,
+// but whose SETTINGS enable nothing; it accepts 0-RTT or not.
 type lyingH3 struct {
-	ln    *quic.EarlyListener
-	wg    sync.WaitGroup
-	early atomic.Int32 // requests received before the handshake ended
+	ln       *quic.EarlyListener
+	wg       sync.WaitGroup
+	early    atomic.Int32 // requests received before the handshake ended
+	requests atomic.Int32 // requests received
 
 	mu    sync.Mutex
 	conns []*quic.Conn
@@ -387,10 +439,10 @@ type lyingH3 struct {
 	masked bool
 }
 
-func startLyingH3(t testing.TB, pc net.PacketConn, base *tls.Config) *lyingH3 {
+func startLyingH3(t testing.TB, pc net.PacketConn, base *tls.Config, allow0RTT bool) *lyingH3 {
 	conf := base.Clone()
 	conf.NextProtos = []string{http3.NextProtoH3}
-	ln, err := quic.ListenEarly(pc, conf, &quic.Config{Allow0RTT: true, EnableDatagrams: true, EnableStreamResetPartialDelivery: true})
+	ln, err := quic.ListenEarly(pc, conf, &quic.Config{Allow0RTT: allow0RTT, EnableDatagrams: true, EnableStreamResetPartialDelivery: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,6 +511,7 @@ func (s *lyingH3) serve(c *quic.Conn) {
 		if err != nil {
 			return
 		}
+		s.requests.Add(1)
 		select {
 		case <-c.HandshakeComplete():
 		default:
