@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -16,11 +17,12 @@ import (
 )
 
 // QUIC 0-RTT (RFC 9001 §4.6) with remembered HTTP/3 SETTINGS (RFC 9114
-// §7.2.4.2). When the Dialer holds a TLS ticket that allows early data for
-// the origin's server name and remembers the SETTINGS the origin sent under
-// the same trust, a QUIC attempt dials early (quic-go's DialEarly): the
-// connection is usable before its handshake ends, and the remembered
-// SETTINGS stand in for the new ones until they arrive.
+// §7.2.4.2). When the Dialer remembers the SETTINGS the origin sent under
+// the same trust, with its tickets, and the round trip was at least
+// minEarlyRTT, a QUIC attempt dials early (quic-go's DialEarly): with a
+// ticket that allows early data the connection is usable before its
+// handshake ends, and the remembered SETTINGS stand in for the new ones
+// until they arrive.
 //
 //	what                          goes in 0-RTT
 //	Transport GET, HEAD, OPTIONS  yes, by default, without a body or trailers
@@ -58,18 +60,29 @@ type earlyPlan struct {
 	promised hev3.Settings // the remembered SETTINGS
 }
 
+// minEarlyRTT is the smallest round trip on which a dial goes early. 0-RTT
+// saves one round trip and costs replay exposure (RFC 9001 §9.2); below 2
+// ms the saving is less than the handshake's own crypto, so the dial takes
+// no risk for it. It also keeps loopback dials out of a race in quic-go
+// v0.64.1, which reads the server's transport parameters without a lock
+// when a stream opens in 0-RTT (Conn.newFlowController against
+// Conn.handleTransportParameters): on a real round trip the stream is open
+// long before they arrive.
+const minEarlyRTT = 2 * time.Millisecond
+
 // planEarly decides whether the QUIC attempts of a race of spec under cfg
 // dial early: when the SETTINGS of an earlier connection to the origin are
 // remembered in the partition of its tickets (same trust and origin; see
-// sessions). session says the race's request is a WebSocket handshake: it
+// sessions), and its round trip was at least minEarlyRTT. session says the race's request is a WebSocket handshake: it
 // goes early only with WithEarlyData and when the remembered SETTINGS
 // enable extended CONNECT. WebTransport races never dial early.
 func (d *Dialer) planEarly(cfg config, spec raceSpec, session bool) *earlyPlan {
 	if spec.tls == nil || spec.wt != nil || !spec.versions.Has(hev3.H3) {
 		return nil
 	}
-	st := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port)).H3Settings()
-	if st == nil {
+	sess := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+	st := sess.H3Settings()
+	if st == nil || sess.earlyRTT() < minEarlyRTT {
 		return nil
 	}
 	promised := settingsOf(st)
@@ -101,6 +114,22 @@ func (h *h3Conn) remember() {
 		kept.Other = map[uint64]uint64{settingWebTransportEnabled: v}
 	}
 	h.sess.SetH3Settings(kept)
+	h.sess.setEarlyRTT(h.qc.ConnectionStats().SmoothedRTT)
+}
+
+// setEarlyRTT records the smoothed RTT of the connection whose SETTINGS
+// the partition remembers.
+func (s *sessions) setEarlyRTT(d time.Duration) {
+	s.mu.Lock()
+	s.h3RTT = d
+	s.mu.Unlock()
+}
+
+// earlyRTT returns the RTT setEarlyRTT recorded.
+func (s *sessions) earlyRTT() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.h3RTT
 }
 
 // covers reports whether SETTINGS s keep every capability promised had:

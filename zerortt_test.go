@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quic-go/quic-go/http3"
 
@@ -72,7 +73,8 @@ func TestCovers(t *testing.T) {
 }
 
 // TestPlanEarly: a race dials early only on SETTINGS remembered in its own
-// partition (trust and origin), a WebSocket only with WithEarlyData and
+// partition (trust and origin) from a round trip of minEarlyRTT or more, a
+// WebSocket only with WithEarlyData and
 // extended CONNECT remembered, WebTransport and races without h3 never.
 func TestPlanEarly(t *testing.T) {
 	d := New()
@@ -81,7 +83,13 @@ func TestPlanEarly(t *testing.T) {
 	if p := d.planEarly(cfg, spec, false); p != nil {
 		t.Fatalf("nothing remembered: plan %+v", p)
 	}
-	d.sessions.get(originKey(cfg.trust(), "x.test", 443)).SetH3Settings(&http3.Settings{EnableExtendedConnect: true, EnableDatagrams: true})
+	sess := d.sessions.get(originKey(cfg.trust(), "x.test", 443))
+	sess.SetH3Settings(&http3.Settings{EnableExtendedConnect: true, EnableDatagrams: true})
+	sess.setEarlyRTT(time.Millisecond)
+	if p := d.planEarly(cfg, spec, false); p != nil {
+		t.Fatalf("1 ms round trip: plan %+v, want none below %v", p, minEarlyRTT)
+	}
+	sess.setEarlyRTT(20 * time.Millisecond)
 	p := d.planEarly(cfg, spec, false)
 	if p == nil || !p.promised.ExtendedConnect || !p.promised.Datagrams || p.promised.WebTransport {
 		t.Fatalf("remembered SETTINGS: plan %+v, want extended CONNECT and datagrams promised", p)
