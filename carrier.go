@@ -90,7 +90,7 @@ func (c *carrier) roundTrip(req *http.Request) (*http.Response, error) {
 	case c.h3 != nil && c.h3.wcc != nil:
 		return c.h3.wcc.RoundTrip(req)
 	case c.h3 != nil:
-		return c.h3.cc.RoundTrip(req)
+		return c.h3.roundTrip(req)
 	}
 	return nil, errors.New("dialer: HTTP/1.1 connections are pooled by net/http")
 }
@@ -137,8 +137,8 @@ func (c *carrier) canWebSocket() bool {
 		return true // its WebTransport session request proved it
 	case c.h3 != nil:
 		select {
-		case <-c.h3.cc.ReceivedSettings():
-			return c.h3.cc.Settings().EnableExtendedConnect
+		case <-c.h3.client().ReceivedSettings():
+			return c.h3.client().Settings().EnableExtendedConnect
 		default:
 		}
 	}

@@ -34,7 +34,8 @@ type Dialer struct {
 	netmem    netMemory
 	lingering dnsLinger
 	// sessions keeps TLS sessions for resumption, by trust and origin
-	// (tickets.go).
+	// (tickets.go), and with them the HTTP/3 SETTINGS for 0-RTT
+	// (zerortt.go).
 	sessions sessionCaches
 
 	mu        sync.Mutex

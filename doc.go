@@ -53,6 +53,8 @@ package dialer
 //	h1.go      dialTCP: TCP, then TLS with ALPN; h2 goes on to h2.go
 //	h2.go      HTTP/2 client connections and their SETTINGS
 //	h3.go      dialQUIC, the race's UDP sockets (udpSockets), HTTP/3
+//	zerortt.go QUIC 0-RTT: early dials on the HTTP/3 SETTINGS remembered
+//	           with the origin's tickets, what goes early, rejection
 //	wtreq.go   the one place that reads a dependency's error text
 //	carrier.go what a race hands back: one connection of any version
 //

@@ -112,8 +112,14 @@ type h3Conn struct {
 	wtResp *http.Response
 	wtSess *webtransport.Session
 	wtErr  error
+	// early is set when the connection was dialed with 0-RTT (zerortt.go);
+	// sess, the partition of its TLS sessions, remembers the SETTINGS it
+	// receives (nil: nothing is remembered).
+	early *earlyState
+	sess  *sessions
 	// tr is the UDP socket, closed with the connection once the race has
-	// handed it over (nil while the race still shares it).
+	// handed it over (nil while the race still shares it). mu also guards
+	// cc, which an early connection replaces when 0-RTT is rejected.
 	mu sync.Mutex
 	tr *quic.Transport
 }
@@ -135,8 +141,9 @@ type wtRequest struct {
 // dialQUIC returns the attempt function for QUIC endpoints. With wt set,
 // the connection is owned by webtransport-go and its capability check is
 // the session request itself. TLS sessions are resumed from, and kept in,
-// sess (when not nil; see tlsSessions).
-func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, sess *sessions) dialFunc {
+// sess (when not nil; see tlsSessions). With plan set (and no wt), it
+// dials with 0-RTT (zerortt.go); sess remembers the SETTINGS.
+func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequest, sess *sessions, plan *earlyPlan) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, _ func()) (*carrier, error) {
 		tr, err := socks.transport(hev3.FamilyOf(ep.Addr.Addr()))
 		if err != nil {
@@ -150,7 +157,11 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), quicConfig())
+		dial := tr.Dial
+		if plan != nil && wt == nil {
+			dial = tr.DialEarly
+		}
+		qc, err := dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), quicConfig())
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -164,9 +175,26 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
-		h := &h3Conn{qc: qc, wt: wt}
+		if plan != nil && wt == nil {
+			select {
+			case <-qc.HandshakeComplete():
+				// Up only after the handshake: nothing of ours goes early.
+				plan = nil
+				next, err := settleLate(qc)
+				if err != nil {
+					qc.CloseWithError(0, "")
+					return nil, err
+				}
+				qc = next
+			default:
+			}
+		}
+		h := &h3Conn{qc: qc, wt: wt, sess: sess}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
+			if plan != nil {
+				h.startEarly(plan) // up with 0-RTT keys, before the handshake ended
+			}
 		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")
 			return nil, err
@@ -181,6 +209,11 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	if h.wcc != nil {
 		return h.firstSession(ctx)
 	}
+	if h.early != nil {
+		// The remembered SETTINGS stand until the new ones arrive (RFC
+		// 9114 §7.2.4.2); resolveEarly checks them.
+		return h.early.promised, nil
+	}
 	select {
 	case <-h.cc.ReceivedSettings():
 	case <-ctx.Done():
@@ -188,12 +221,9 @@ func (h *h3Conn) settings(ctx context.Context) (hev3.Settings, error) {
 	case <-h.qc.Context().Done():
 		return hev3.Settings{}, fmt.Errorf("QUIC connection closed before the server's SETTINGS: %w", context.Cause(h.qc.Context()))
 	}
-	s := h.cc.Settings()
-	return hev3.Settings{
-		ExtendedConnect: s.EnableExtendedConnect,
-		Datagrams:       s.EnableDatagrams,
-		WebTransport:    s.Other[settingWebTransportEnabled] != 0,
-	}, nil
+	s := h3Settings(h.cc)
+	h.remember()
+	return s, nil
 }
 
 // firstSession asks for the WebTransport session. webtransport-go checks
@@ -246,7 +276,15 @@ func (h *h3Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 	if h.wcc != nil {
 		return connectRoundTrip(ctx, h.wcc, u, hdr, func(r *http.Request) { r.Proto = protocol })
 	}
-	rs, err := h.cc.OpenRequestStream(ctx)
+	if h.early != nil {
+		return h.connectEarly(ctx, u, hdr, protocol)
+	}
+	return h.connectOn(ctx, h.cc, u, hdr, protocol)
+}
+
+// connectOn opens the extended CONNECT stream of connect on cc.
+func (h *h3Conn) connectOn(ctx context.Context, cc *http3.ClientConn, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
+	rs, err := cc.OpenRequestStream(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -261,7 +261,7 @@ func (a attemptResult) heard() bool { return a.tcpUp || a.connected || heardFrom
 // whole handshake (one round trip, and the crypto).
 func (a attemptResult) rttSample() time.Duration {
 	switch {
-	case a.proto.QUIC() && a.connected:
+	case a.proto.QUIC() && a.connected && !a.early:
 		return a.connectedAt - a.start
 	case a.proto.QUIC():
 		return 0

@@ -67,6 +67,8 @@ type config struct {
 	versions hev3.Versions
 	knownH3  bool
 	idle     time.Duration
+	// earlyData lets WebSocket handshakes go in QUIC 0-RTT (WithEarlyData).
+	earlyData bool
 	// Transport only.
 	responseHeader  time.Duration
 	maxConnsPerHost int
@@ -276,6 +278,28 @@ func WithMaxConnsPerHost(n int) Option {
 // offers it) over a raced connection to the proxy.
 func WithProxy(f func(*http.Request) (*url.URL, error)) Option {
 	return func(c *config) { c.proxy = f }
+}
+
+// WithEarlyData lets a WebSocket handshake (the extended CONNECT of RFC
+// 9220) go in QUIC 0-RTT when the Dialer holds a TLS ticket for the origin
+// and remembers the HTTP/3 SETTINGS it sent, enabling extended CONNECT
+// (RFC 9114 §7.2.4.2): the WebSocket is then ready after one round trip
+// instead of two. Nothing goes early on a round trip under 2 ms, where
+// there is nothing to gain.
+//
+// Early data can be replayed (RFC 9001 §9.2, RFC 8470): an attacker who
+// captures the first flight can send it to the server again, so a
+// replayed handshake reaches the server's application twice, and with it
+// whatever the handshake's URL, headers and cookies ask for. Opt in only
+// where the server tolerates that. If the server rejects 0-RTT the
+// handshake is sent again after the TLS handshake, and a server that
+// accepts it and then takes extended CONNECT back in its new SETTINGS
+// gets no WebSocket on that promise (the dial goes on with HTTP/2).
+// WebTransport sessions are never requested early (webtransport-go sends
+// them after the handshake), and the Transport sends GET, HEAD and OPTIONS
+// requests without a body early without this option.
+func WithEarlyData() Option {
+	return func(c *config) { c.earlyData = true }
 }
 
 // WithPreferIPv4 makes IPv4 the first family tried instead of IPv6.

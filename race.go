@@ -68,6 +68,9 @@ type raceSpec struct {
 	// wt is the WebTransport session a WebTransport race requests on each
 	// QUIC connection as its capability check.
 	wt *wtRequest
+	// early is set when the QUIC attempts may dial with 0-RTT, on the
+	// SETTINGS remembered with the origin's tickets (zerortt.go).
+	early *earlyPlan
 }
 
 // setHost sets the race's host from the URL's: a DNS name (rooted when it
@@ -245,7 +248,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)
 	}
 	if n.dialQUIC == nil {
-		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess)
+		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess, spec.early)
 	}
 	if n.settings == nil {
 		n.settings = func(ctx context.Context, c *carrier) (hev3.Settings, error) { return c.settings(ctx) }
@@ -538,6 +541,10 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 		a.Resumed = cs.DidResume
 	}
 	res.connectedAt = a.Connected
+	if car.h3 != nil && car.h3.early != nil {
+		// Up with 0-RTT keys, before the handshake ended.
+		res.early, a.EarlyData = true, car.h3.early.outcome()
+	}
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
 }

@@ -112,6 +112,13 @@ type Attempt struct {
 	Resumed bool `json:"resumed,omitempty"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
+	// EarlyData is set when a QUIC attempt resumed with 0-RTT: Connected
+	// is then when it could send early, before its handshake ended, and
+	// Settings are the remembered ones (RFC 9114 §7.2.4.2). "accepted" or
+	// "rejected" says what the server did with what was sent early (a
+	// rejected request is sent again after the handshake); "sent" that the
+	// report was made before the server said.
+	EarlyData string `json:"early_data,omitempty"`
 	// Settings are the capabilities the server's HTTP/2 or HTTP/3 SETTINGS
 	// advertised, if they arrived.
 	Settings *Capabilities `json:"settings,omitempty"`
@@ -229,6 +236,9 @@ func (a Attempt) summary() string {
 	}
 	if a.Resumed {
 		what += " resumed"
+	}
+	if a.EarlyData != "" {
+		what += " 0-RTT " + a.EarlyData
 	}
 	if a.Err != "" {
 		what += ": " + a.Err

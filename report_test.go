@@ -30,6 +30,7 @@ func sampleReport() *Report {
 		Attempts: []Attempt{
 			{Addr: netip.MustParseAddrPort("[::1]:443"), Proto: "h1", Family: "IPv6", Start: 2 * time.Millisecond, End: 255 * time.Millisecond, Outcome: "lost"},
 			{Addr: netip.MustParseAddrPort("127.0.0.1:443"), Proto: "h1", Family: "IPv4", Start: 252 * time.Millisecond, Connected: 255 * time.Millisecond, End: 255 * time.Millisecond, Resumed: true, Version: "h1", Outcome: "won"},
+			{Addr: netip.MustParseAddrPort("127.0.0.1:443"), Proto: "h3", Family: "IPv4", Start: 3 * time.Millisecond, Connected: 3 * time.Millisecond, End: 255 * time.Millisecond, Resumed: true, Version: "h3", EarlyData: "accepted", Outcome: "lost"},
 		},
 		Winner:  1,
 		Reason:  "h1 127.0.0.1:443 won",
@@ -58,13 +59,13 @@ func TestReportJSONRoundTrip(t *testing.T) {
 func TestReportString(t *testing.T) {
 	s := sampleReport().String()
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) != 1+3+2+1+1 {
-		t.Fatalf("want 8 lines, got %d:\n%s", len(lines), s)
+	if len(lines) != 1+3+3+1+1 {
+		t.Fatalf("want 9 lines, got %d:\n%s", len(lines), s)
 	}
 	if !strings.HasPrefix(lines[5], "* h1    127.0.0.1:443") || strings.HasPrefix(lines[4], "*") {
 		t.Errorf("winner not marked:\n%s", s)
 	}
-	for _, want := range []string{"SERVFAIL", "alpn=h2 port=8443", "::1", "lost", "won h1 resumed", "learned: TCP over IPv6 was silent", "=> h1 127.0.0.1:443 won"} {
+	for _, want := range []string{"SERVFAIL", "alpn=h2 port=8443", "::1", "lost", "won h1 resumed", "lost h3 resumed 0-RTT accepted", "learned: TCP over IPv6 was silent", "=> h1 127.0.0.1:443 won"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("waterfall lacks %q:\n%s", want, s)
 		}

@@ -64,7 +64,10 @@ type attemptResult struct {
 	// connectedAt, and version is the HTTP version it negotiated.
 	connected   bool
 	connectedAt time.Duration
-	version     hev3.Version
+	// early: a QUIC attempt was up with 0-RTT keys, at connectedAt, before
+	// its handshake ended (zerortt.go).
+	early   bool
+	version hev3.Version
 	// settings are the capability bits of the server's SETTINGS, if they
 	// arrived.
 	settings *hev3.Settings

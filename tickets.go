@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go/http3"
 )
@@ -67,6 +68,8 @@ type sessions struct {
 
 	mu sync.Mutex
 	h3 *http3.Settings
+	// h3RTT is the smoothed RTT of the connection h3 came from (zerortt.go).
+	h3RTT time.Duration
 }
 
 // H3Settings returns the HTTP/3 SETTINGS remembered with the partition's

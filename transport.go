@@ -135,6 +135,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A request goes out at most maxSends times: again only when the
 	// connection broke under it before an answer and it is safe to repeat.
 	const maxSends = 3
+	// emit hands over the report of a race whose winner dialed with 0-RTT
+	// once the first request says what the server did with it.
+	var emit func()
+	defer func() {
+		if emit != nil {
+			emit()
+		}
+	}()
 	for sends, refused := 0, 0; ; {
 		pc := t.d.pool.get(key, (*carrier).servesHTTP)
 		if pc == nil {
@@ -142,7 +150,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return t.viaH1(req)
 			}
 			var err error
-			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port); err != nil {
+			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port, &emit); err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -256,7 +264,11 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 // (the connection is pooled for the others too); an HTTP/1.1 winner goes to
 // the stash where the HTTP/1.1 transport picks it up. A caller that waited
 // for another's race gets nil and looks again.
-func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16) (*pooled, error) {
+//
+// When the winner dialed with 0-RTT, the race's report is left in *emit,
+// to be handed over once the first request has told whether the server
+// accepted it.
+func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16, emit *func()) (*pooled, error) {
 	done, err := t.d.flights.start(ctx, key)
 	if done == nil {
 		return nil, err
@@ -276,11 +288,16 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 	spec.setHost(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
+	spec.early = t.d.planEarly(cfg, spec, false)
 	dctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	car, rep, err := t.d.race(dctx, cfg, spec)
 	t.d.caps.learn(key, spec.need, rep)
-	cfg.emit(rep)
+	if err == nil && car.h3 != nil && car.h3.early != nil {
+		*emit = func() { noteEarly(rep, car); cfg.emit(rep) }
+	} else {
+		cfg.emit(rep)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		spec.tls = cfg.tlsConfig()
 		h := d.caps.apply(w.key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
+		spec.early = d.planEarly(cfg, spec, true)
 	}
 	return w.ladder(ctx, spec, secure)
 }
@@ -156,11 +157,13 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 			c, resp, err = d.wsOnPooled(ctx, cfg, w.u, d.pool.add(w.key, car))
 		}
 		rep.Ready = time.Since(rep.Start)
+		noteEarly(rep, car)
 		died := err != nil && !errors.Is(err, ErrRejected) && !car.alive()
 		if car.version != hev3.H1 && (blamesProtocol(resp, err) || died) && ctx.Err() == nil && spec.versions != hev3.Versions(car.version) {
 			// This origin's version cannot carry the WebSocket after all.
 			d.caps.forget(w.key, car.version)
 			spec.versions &^= hev3.Versions(car.version)
+			spec.early = d.planEarly(cfg, spec, true)
 			rep.Reason += fmt.Sprintf("; WebSocket over %s failed (%v), trying the next protocol", car.version, err)
 			cfg.emit(rep)
 			continue
@@ -192,6 +195,9 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 func blamesProtocol(resp *http.Response, err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, errSettingsChanged) || errors.Is(err, errEarlyNoConnect) {
+		return true // h3 SETTINGS took extended CONNECT back (zerortt.go)
 	}
 	if errors.Is(err, ErrRejected) && resp != nil {
 		switch resp.StatusCode {
@@ -260,7 +266,7 @@ func (d *Dialer) wsOnPooled(ctx context.Context, cfg config, u *url.URL, pc *poo
 		}
 		return resp, rwc, err
 	}}
-	c, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+	c, _, err := websocket.Dial(withEarlyData(ctx, cfg.earlyData), u.String(), &websocket.DialOptions{
 		HTTPClient:      &http.Client{Transport: rt, CheckRedirect: noRedirect},
 		HTTPHeader:      cfg.header,
 		Subprotocols:    cfg.subprotocols,

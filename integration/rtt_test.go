@@ -121,7 +121,8 @@ type rttDial func(context.Context) (*websocket.Conn, *http.Response, error)
 // detector, other packages' tests on both CPUs) an HTTP/3 dial once took
 // 2.81. HTTP/3's 2.95 stays below the 3 round trips no TCP + TLS case can
 // go under, and an extra round trip fails every case. The minimum would
-// only be undercut by 0-RTT or TCP Fast Open, which the dialer does not use.
+// only be undercut by 0-RTT (a WebSocket goes early only with WithEarlyData:
+// see zerortt_test.go) or TCP Fast Open, which these cases do not use.
 func rttCases() []rttCase {
 	viaDialer := func(protos ...string) func(w *rttWorld) (rttDial, func(), func()) {
 		return func(w *rttWorld) (rttDial, func(), func()) {
