@@ -24,6 +24,8 @@ type carrier struct {
 	h3      *h3Conn
 	// transport is the race's shared UDP socket under an h3 carrier.
 	transport *quic.Transport
+	// ech is what Encrypted Client Hello did on the connection (ech.go).
+	ech echResult
 }
 
 // needsSettings reports whether the carrier must show its SETTINGS before it

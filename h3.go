@@ -149,7 +149,9 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
-		qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep), quicConfig())
+		qc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep), func(ctx context.Context, conf *tls.Config) (*quic.Conn, error) {
+			return tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), conf, quicConfig())
+		})
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -170,7 +172,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 			qc.CloseWithError(0, "")
 			return nil, err
 		}
-		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr}, nil
+		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr, ech: ech}, nil
 	}
 }
 

@@ -486,7 +486,7 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	st.car = car
 	a, res := r.attempt(st)
 	res.connected, res.version = true, car.version
-	a.Connected, a.Version = r.since(), car.version.String()
+	a.Connected, a.Version, a.ECHResult = r.since(), car.version.String(), car.ech.String()
 	res.connectedAt = a.Connected
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
@@ -508,6 +508,9 @@ func (r *racer) onFailed(now time.Time, st *attemptState, err error) {
 	a, res := r.attempt(st)
 	res.outcome, res.err = outcomeFailed, err
 	a.End, a.Outcome, a.Err = r.since(), res.outcome.String(), err.Error()
+	if _, ok := errors.AsType[*ECHError](err); ok {
+		a.ECHResult = echRejected.String()
+	}
 	res.end = a.End
 	r.obs.failed(*a)
 	r.m.OnFailed(now, st.id, err)

@@ -87,6 +87,16 @@ type Attempt struct {
 	Hint   bool           `json:"hint,omitempty"` // address came from an SVCB hint
 	ECH    bool           `json:"ech,omitempty"`
 	Start  time.Duration  `json:"start"`
+
+	// ECH (above): the attempt offered Encrypted Client Hello (RFC
+	// 9849) with the HTTPS record's configuration. ECHResult says what
+	// came of it, once known: "accepted"; "retried" (rejected with retry configurations,
+	// accepted on the one retry); "disabled" (the server securely disabled
+	// ECH: the one retry went without it); "rejected" (the attempt failed
+	// with an *ECHError). Empty when ECH was not offered or the attempt
+	// ended before the server's answer to it.
+	ECHResult string `json:"ech_result,omitempty"`
+
 	// TCP is when a TCP+TLS attempt's TCP connection was up, or 0.
 	TCP time.Duration `json:"tcp,omitempty"`
 	// Connected is when the transport (TCP, TLS or QUIC) handshake ended,
@@ -203,6 +213,9 @@ func (a Attempt) summary() string {
 	what := a.Outcome
 	if a.Version != "" {
 		what += " " + a.Version
+	}
+	if a.ECHResult != "" {
+		what += " (ECH " + a.ECHResult + ")"
 	}
 	if a.Err != "" {
 		what += ": " + a.Err
