@@ -120,12 +120,16 @@ func (e *ECHError) Unwrap() error { return e.Err }
 // certificates (Go 1.26), so it cannot verify anything.
 func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(context.Context, *tls.Config) (C, error)) (C, echResult, error) {
 	var zero C
-	if len(conf.EncryptedClientHelloConfigList) == 0 {
+	if len(conf.EncryptedClientHelloConfigList) == 0 || conf.MaxVersion != 0 && conf.MaxVersion < tls.VersionTLS13 {
+		// ECH needs TLS 1.3 (RFC 9849 §6.1): a configuration capped
+		// below it offers none, as Chromium does when TLS 1.3 is off.
+		conf = conf.Clone()
+		conf.EncryptedClientHelloConfigList = nil
 		c, err := handshake(ctx, conf)
 		return c, echNone, err
 	}
 	publicName := firstPublicName(conf.EncryptedClientHelloConfigList)
-	c, err := handshake(ctx, conf)
+	c, err := handshake(ctx, offerECH(conf, conf.EncryptedClientHelloConfigList))
 	if err == nil {
 		return c, echAccepted, nil
 	}
@@ -151,7 +155,7 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 		// §6.1.6: retry configurations none of which we can use disable
 		// ECH securely, as an absent list does.
 		if name != "" {
-			retry.EncryptedClientHelloConfigList, result = rej.RetryConfigList, echRetried
+			retry, result = offerECH(retry, rej.RetryConfigList), echRetried
 			publicName = name
 		}
 	}
@@ -171,6 +175,18 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 		e.What = "server disabled ECH, then the retry without ECH failed"
 	}
 	return zero, echRejected, e
+}
+
+// offerECH returns conf offering ECH with list. It raises MinVersion to
+// TLS 1.3, which ECH implies (RFC 9849 §6.1: the ClientHelloInner offers
+// TLS 1.3 or later) and crypto/tls requires with ECH: a configuration
+// that allows TLS 1.2 (as many do) still allows it on the retry without
+// ECH.
+func offerECH(conf *tls.Config, list []byte) *tls.Config {
+	conf = conf.Clone()
+	conf.EncryptedClientHelloConfigList = list
+	conf.MinVersion = max(conf.MinVersion, tls.VersionTLS13)
+	return conf
 }
 
 // notAuthenticated says that a server rejected ECH without authenticating

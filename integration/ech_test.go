@@ -1,0 +1,340 @@
+package integration
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/dnstest"
+	"github.com/eyeballs/dialer/internal/testkit"
+)
+
+// The names of the ECH tests: the origin the client dials, and the public
+// name of its ECH configurations (RFC 9849 §6.1.7), which the server
+// authenticates for when it rejects ECH.
+const (
+	echOrigin = "ech.example.test"
+	echPublic = "public.example.test"
+)
+
+// An echKey is an ECH key pair and its ECHConfig (RFC 9849 §4): DHKEM
+// X25519 with HKDF-SHA256 and AES-128-GCM, public name echPublic.
+type echKey struct {
+	priv   []byte
+	config []byte
+}
+
+// newECHKey generates a key with config_id id; mandatory adds a mandatory
+// extension (§4.2) that no client knows, so that clients skip the config.
+func newECHKey(t *testing.T, id byte, mandatory bool) echKey {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return echKey{priv: k.Bytes(), config: marshalECHConfig(id, k.PublicKey().Bytes(), mandatory)}
+}
+
+func marshalECHConfig(id byte, pub []byte, mandatory bool) []byte {
+	c := []byte{id, 0x00, 0x20} // config_id, kem_id DHKEM(X25519, HKDF-SHA256)
+	c = append(c, byte(len(pub)>>8), byte(len(pub)))
+	c = append(c, pub...)
+	c = append(c, 0, 4, 0, 1, 0, 1) // cipher_suites: HKDF-SHA256, AES-128-GCM
+	c = append(c, 32, byte(len(echPublic)))
+	c = append(c, echPublic...)
+	if mandatory {
+		c = append(c, 0, 4, 0xff, 0x01, 0, 0)
+	} else {
+		c = append(c, 0, 0)
+	}
+	return append([]byte{0xfe, 0x0d, byte(len(c) >> 8), byte(len(c))}, c...)
+}
+
+// echConfigList is the ECHConfigList of configs, as an HTTPS record's ech
+// parameter carries it.
+func echConfigList(configs ...[]byte) []byte {
+	var b []byte
+	for _, c := range configs {
+		b = append(b, c...)
+	}
+	return append([]byte{byte(len(b) >> 8), byte(len(b))}, b...)
+}
+
+// echServer is a TLS (TCP, HTTP/2) or QUIC (HTTP/3) server on 127.0.0.1
+// holding ECH keys. It presents the origin's certificate, or, to a
+// ClientHello naming echPublic (ECH rejected), the public name's
+// certificate when it has one. It records the server name of every
+// ClientHello it handshakes with (the inner one when it accepted ECH), and
+// answers a request with the connection's server name and whether ECH was
+// accepted.
+type echServer struct {
+	port int
+	mu   sync.Mutex
+	sni  []string
+}
+
+func startECHServer(t *testing.T, quic bool, ca *testkit.CA, keys []tls.EncryptedClientHelloKey, public *tls.Certificate) *echServer {
+	t.Helper()
+	origin, err := ca.Certificate(echOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echServer{}
+	conf := &tls.Config{
+		MinVersion:               tls.VersionTLS13,
+		EncryptedClientHelloKeys: keys,
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			s.mu.Lock()
+			s.sni = append(s.sni, h.ServerName)
+			s.mu.Unlock()
+			if h.ServerName == echPublic && public != nil {
+				return public, nil
+			}
+			return &origin, nil
+		},
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s ech=%v", r.TLS.ServerName, r.TLS.ECHAccepted)
+	})
+	var closer io.Closer
+	if quic {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := testkit.StartH3(pc, conf, h)
+		if err != nil {
+			pc.Close()
+			t.Fatal(err)
+		}
+		s.port, closer = pc.LocalAddr().(*net.UDPAddr).Port, srv
+	} else {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := testkit.StartHTTP(l, conf, h)
+		if err != nil {
+			l.Close()
+			t.Fatal(err)
+		}
+		s.port, closer = l.Addr().(*net.TCPAddr).Port, srv
+	}
+	t.Cleanup(func() { closer.Close() })
+	return s
+}
+
+// names returns the server names of the handshakes so far.
+func (s *echServer) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sni)
+}
+
+// echCase is one server behaviour of TestECH.
+type echCase struct {
+	name string
+	// keys are the server's ECH keys; the client is given key1's config.
+	keys func(k1, k2, k3, mand echKey) []tls.EncryptedClientHelloKey
+	// public is the certificate for echPublic: "trusted" (the test CA),
+	// "untrusted" (another CA) or "" (none: the origin's is presented).
+	public string
+	// result is the winning attempt's Attempt.ECHResult, or, with errPart,
+	// the failed attempt's; sni the handshakes' server names.
+	result  string
+	sni     []string
+	errPart string
+}
+
+var echCases = []echCase{
+	{
+		name:   "accepted",
+		keys:   func(k1, _, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k1.config, PrivateKey: k1.priv, SendAsRetry: true}} },
+		public: "trusted", result: "accepted", sni: []string{echOrigin},
+	},
+	{
+		// The key was rotated: the server rejects ECH and sends its new
+		// config as a retry configuration; one retry with it succeeds.
+		name:   "retried",
+		keys:   func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}} },
+		public: "trusted", result: "retried", sni: []string{echPublic, echOrigin},
+	},
+	{
+		// ECH turned off at the server while the HTTPS record still
+		// carries ech=: securely disabled (it authenticates for the public
+		// name and sends no retry configurations); one retry without ECH.
+		name:   "disabled",
+		keys:   func(_, _, _, _ echKey) []tls.EncryptedClientHelloKey { return nil },
+		public: "trusted", result: "disabled", sni: []string{echPublic, echOrigin},
+	},
+	{
+		// Retry configurations none of which the client can use (a
+		// mandatory extension it does not know) disable ECH as securely.
+		name:   "unusable retry configs",
+		keys:   func(_, _, _, mand echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: mand.config, PrivateKey: mand.priv, SendAsRetry: true}} },
+		public: "trusted", result: "disabled", sni: []string{echPublic, echOrigin},
+	},
+	{
+		// The retry configuration is one the server cannot decrypt
+		// either (its key does not match): the retry is rejected too, and
+		// the dial fails after exactly two handshakes.
+		name: "retry rejected",
+		keys: func(_, k2, k3, _ echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: k3.config, PrivateKey: k2.priv, SendAsRetry: true}}
+		},
+		public: "trusted", result: "rejected", sni: []string{echPublic, echPublic}, errPart: "rejected ECH again",
+	},
+	{
+		// Neither accepts ECH nor authenticates for the public name: an
+		// error, and the origin's name never goes out in clear.
+		name:   "public name not authenticated",
+		keys:   func(_, _, _, _ echKey) []tls.EncryptedClientHelloKey { return nil },
+		public: "", result: "rejected", sni: []string{echPublic}, errPart: "did not authenticate for the public name",
+	},
+	{
+		name:   "public name from untrusted CA",
+		keys:   func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}} },
+		public: "untrusted", result: "rejected", sni: []string{echPublic}, errPart: "did not authenticate for the public name",
+	},
+}
+
+// TestECH: an origin whose HTTPS record carries ech= is dialed with
+// Encrypted Client Hello over TCP+TLS and over QUIC, and a rejection is
+// handled as RFC 9849 §6.1.6 says: one retry with the server's retry
+// configurations, one retry without ECH when the server securely disabled
+// it, an error otherwise. The servers are Go's crypto/tls (through
+// net/http and quic-go) holding ECH keys.
+func TestECH(t *testing.T) {
+	for _, transport := range []string{"tcp", "quic"} {
+		for _, tc := range echCases {
+			t.Run(transport+"/"+tc.name, func(t *testing.T) { testECH(t, transport == "quic", tc) })
+		}
+	}
+}
+
+func testECH(t *testing.T, quic bool, tc echCase) {
+	checkFDs(t)
+	ca, err := testkit.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2, k3, mand := newECHKey(t, 1, false), newECHKey(t, 2, false), newECHKey(t, 3, false), newECHKey(t, 4, true)
+	var public *tls.Certificate
+	switch tc.public {
+	case "trusted":
+		c, err := ca.Certificate(echPublic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		public = &c
+	case "untrusted":
+		other, err := testkit.NewCA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := other.Certificate(echPublic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		public = &c
+	}
+	srv := startECHServer(t, quic, ca, tc.keys(k1, k2, k3, mand), public)
+
+	dns := dnstest.Start(t)
+	dns.A(echOrigin, "127.0.0.1")
+	// One endpoint: QUIC (h3 alone, RFC 9460 §7.1.1 no-default-alpn) or
+	// TCP+TLS offering h2 and HTTP/1.1.
+	alpn, proto := "h2", "h2,h1"
+	if quic {
+		alpn, proto = "h3 no-default-alpn", "h3"
+	}
+	dns.HTTPS(echOrigin, fmt.Sprintf("1 . alpn=%s port=%d ech=%s", alpn, srv.port, base64.StdEncoding.EncodeToString(echConfigList(k1.config))))
+
+	var (
+		mu  sync.Mutex
+		rep *dialer.Report
+	)
+	tr := dialer.New(
+		dialer.WithNameservers(dns.Addr()),
+		dialer.WithHostsFile("-"),
+		dialer.WithTLSConfig(ca.ClientConfig()), // MinVersion TLS 1.2: ECH raises it to 1.3
+		dialer.WithReport(func(r *dialer.Report) { mu.Lock(); rep = r; mu.Unlock() }),
+	).Transport()
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx(t), http.MethodGet, fmt.Sprintf("https://%s:%d/", echOrigin, srv.port), nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+
+	if got := srv.names(); !slices.Equal(got, tc.sni) {
+		t.Errorf("server saw ClientHellos naming %q; want %q", got, tc.sni)
+	}
+	mu.Lock()
+	r := rep
+	mu.Unlock()
+	if r == nil || len(r.Attempts) != 1 {
+		t.Fatalf("report %v; want one with one attempt", r)
+	}
+	a := r.Attempts[0]
+	if !a.ECH || a.ECHResult != tc.result || a.Proto != proto {
+		t.Errorf("attempt %s offered ECH %v with result %q; want %s, true, %q", a.Proto, a.ECH, a.ECHResult, proto, tc.result)
+	}
+	if !strings.Contains(r.String(), "(ECH "+tc.result+")") {
+		t.Errorf("waterfall does not show the ECH result %q:\n%s", tc.result, r)
+	}
+
+	if tc.errPart != "" {
+		var ee *dialer.ECHError
+		var de *dialer.DialError
+		if !errors.As(err, &ee) || !errors.As(err, &de) || !strings.Contains(err.Error(), tc.errPart) {
+			t.Fatalf("error %v; want a DialError holding an *ECHError saying %q", err, tc.errPart)
+		}
+		if ee.PublicName != echPublic {
+			t.Errorf("ECHError.PublicName = %q; want %q", ee.PublicName, echPublic)
+		}
+		if wantRetried := len(tc.sni) > 1; ee.Retried != wantRetried {
+			t.Errorf("ECHError.Retried = %v; want %v", ee.Retried, wantRetried)
+		}
+		switch tc.name {
+		case "retry rejected":
+			if !errors.As(err, new(*tls.ECHRejectionError)) {
+				t.Errorf("error %v does not hold the *tls.ECHRejectionError", err)
+			}
+		default:
+			if !errors.As(err, new(*tls.CertificateVerificationError)) {
+				t.Errorf("error %v does not hold the *tls.CertificateVerificationError", err)
+			}
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantECH := tc.result != "disabled"
+	if want := fmt.Sprintf("%s ech=%v", echOrigin, wantECH); string(body) != want {
+		t.Errorf("server answered %q; want %q", body, want)
+	}
+	if quic && resp.ProtoMajor != 3 || !quic && resp.ProtoMajor != 2 {
+		t.Errorf("response over HTTP/%d", resp.ProtoMajor)
+	}
+	// The next request rides the pooled connection: no new handshake.
+	if _, body2 := get(t, &http.Client{Transport: tr}, req.URL.String()); body2 != string(body) {
+		t.Errorf("second request answered %q; want %q", body2, body)
+	}
+	if got := srv.names(); len(got) != len(tc.sni) {
+		t.Errorf("second request made a handshake: %q", got)
+	}
+}
