@@ -8,6 +8,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/eyeballs/dialer/internal/hev3"
 )
 
 // echConfig encodes one ECHConfig (RFC 9849 §4) of version 0xfe0d with
@@ -179,3 +182,17 @@ func TestECHPolicy(t *testing.T) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// TestECHRetryRTT: a QUIC handshake that took an ECH retry is two
+// handshakes, not an RTT sample; one with ECH accepted is one.
+func TestECHRetryRTT(t *testing.T) {
+	for _, tc := range []struct {
+		ech  echResult
+		want time.Duration
+	}{{echNone, 30 * time.Millisecond}, {echAccepted, 30 * time.Millisecond}, {echRetried, 0}, {echDisabled, 0}} {
+		a := attemptResult{proto: hev3.ProtoH3, start: 10 * time.Millisecond, connected: true, connectedAt: 40 * time.Millisecond, version: hev3.H3, ech: tc.ech}
+		if got := a.rttSample(); got != tc.want {
+			t.Errorf("ECH %q: RTT sample %v; want %v", tc.ech, got, tc.want)
+		}
+	}
+}

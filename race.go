@@ -485,7 +485,7 @@ func (r *racer) onTCPUp(now time.Time, st *attemptState) {
 func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	st.car = car
 	a, res := r.attempt(st)
-	res.connected, res.version = true, car.version
+	res.connected, res.version, res.ech = true, car.version, car.ech
 	a.Connected, a.Version, a.ECHResult = r.since(), car.version.String(), car.ech.String()
 	res.connectedAt = a.Connected
 	r.obs.handshakeDone(*a)

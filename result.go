@@ -65,6 +65,9 @@ type attemptResult struct {
 	connected   bool
 	connectedAt time.Duration
 	version     hev3.Version
+	// ech is what Encrypted Client Hello did on the connection: after an
+	// ECH retry (echRetried, echDisabled) the handshake took two.
+	ech echResult
 	// settings are the capability bits of the server's SETTINGS, if they
 	// arrived.
 	settings *hev3.Settings

@@ -22,7 +22,8 @@ type Trace struct {
 	// AttemptStart: a connection attempt began.
 	AttemptStart func(Attempt)
 	// HandshakeDone: the attempt's transport and TLS (or QUIC) handshake
-	// finished; Version is the negotiated HTTP version.
+	// finished; Version is the negotiated HTTP version, ECHResult what
+	// Encrypted Client Hello did (an ECH retry happens within the attempt).
 	HandshakeDone func(Attempt)
 	// Settings: the server's HTTP/2 or HTTP/3 SETTINGS arrived; see
 	// Attempt.Settings for the capability bits.
@@ -96,7 +97,7 @@ func (o observer) attemptStart(a Attempt) {
 
 // handshakeDone reports an attempt's transport handshake done.
 func (o observer) handshakeDone(a Attempt) {
-	o.debug("attempt connected", "addr", a.Addr, "proto", a.Proto, "version", a.Version)
+	o.debug("attempt connected", "addr", a.Addr, "proto", a.Proto, "version", a.Version, "ech", a.ECHResult)
 	if o.t.HandshakeDone != nil {
 		o.t.HandshakeDone(a)
 	}

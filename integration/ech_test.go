@@ -158,15 +158,19 @@ type echCase struct {
 
 var echCases = []echCase{
 	{
-		name:   "accepted",
-		keys:   func(k1, _, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k1.config, PrivateKey: k1.priv, SendAsRetry: true}} },
+		name: "accepted",
+		keys: func(k1, _, _, _ echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: k1.config, PrivateKey: k1.priv, SendAsRetry: true}}
+		},
 		public: "trusted", result: "accepted", sni: []string{echOrigin},
 	},
 	{
 		// The key was rotated: the server rejects ECH and sends its new
 		// config as a retry configuration; one retry with it succeeds.
-		name:   "retried",
-		keys:   func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}} },
+		name: "retried",
+		keys: func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}}
+		},
 		public: "trusted", result: "retried", sni: []string{echPublic, echOrigin},
 	},
 	{
@@ -180,8 +184,10 @@ var echCases = []echCase{
 	{
 		// Retry configurations none of which the client can use (a
 		// mandatory extension it does not know) disable ECH as securely.
-		name:   "unusable retry configs",
-		keys:   func(_, _, _, mand echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: mand.config, PrivateKey: mand.priv, SendAsRetry: true}} },
+		name: "unusable retry configs",
+		keys: func(_, _, _, mand echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: mand.config, PrivateKey: mand.priv, SendAsRetry: true}}
+		},
 		public: "trusted", result: "disabled", sni: []string{echPublic, echOrigin},
 	},
 	{
@@ -202,8 +208,10 @@ var echCases = []echCase{
 		public: "", result: "rejected", sni: []string{echPublic}, errPart: "did not authenticate for the public name",
 	},
 	{
-		name:   "public name from untrusted CA",
-		keys:   func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey { return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}} },
+		name: "public name from untrusted CA",
+		keys: func(_, k2, _, _ echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: k2.config, PrivateKey: k2.priv, SendAsRetry: true}}
+		},
 		public: "untrusted", result: "rejected", sni: []string{echPublic}, errPart: "did not authenticate for the public name",
 	},
 }
