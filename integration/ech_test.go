@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/tls"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eyeballs/dialer"
 	"github.com/eyeballs/dialer/internal/dnstest"
@@ -37,7 +39,7 @@ type echKey struct {
 
 // newECHKey generates a key with config_id id; mandatory adds a mandatory
 // extension (§4.2) that no client knows, so that clients skip the config.
-func newECHKey(t *testing.T, id byte, mandatory bool) echKey {
+func newECHKey(t testing.TB, id byte, mandatory bool) echKey {
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ type echServer struct {
 	sni  []string
 }
 
-func startECHServer(t *testing.T, quic bool, ca *testkit.CA, keys []tls.EncryptedClientHelloKey, public *tls.Certificate) *echServer {
+func startECHServer(t testing.TB, quic bool, ca *testkit.CA, keys []tls.EncryptedClientHelloKey, public *tls.Certificate) *echServer {
 	t.Helper()
 	origin, err := ca.Certificate(echOrigin)
 	if err != nil {
@@ -230,7 +232,21 @@ func TestECH(t *testing.T) {
 	}
 }
 
-func testECH(t *testing.T, quic bool, tc echCase) {
+// An echWorld is one ECH test's servers and client: a server as the case
+// says, the test DNS server publishing key1's configuration in the
+// origin's HTTPS record (none when noECH), and a Transport that trusts the
+// test CA and keeps the last race's report.
+type echWorld struct {
+	srv   *echServer
+	tr    *dialer.Transport
+	url   string
+	mu    sync.Mutex
+	rep   *dialer.Report
+	alpn  string // the HTTPS record's alpn, and what the attempt offers
+	proto string
+}
+
+func newECHWorld(t testing.TB, quic bool, tc echCase, noECH bool) *echWorld {
 	checkFDs(t)
 	ca, err := testkit.NewCA()
 	if err != nil {
@@ -256,43 +272,63 @@ func testECH(t *testing.T, quic bool, tc echCase) {
 		}
 		public = &c
 	}
-	srv := startECHServer(t, quic, ca, tc.keys(k1, k2, k3, mand), public)
+	w := &echWorld{srv: startECHServer(t, quic, ca, tc.keys(k1, k2, k3, mand), public)}
 
 	dns := dnstest.Start(t)
 	dns.A(echOrigin, "127.0.0.1")
 	// One endpoint: QUIC (h3 alone, RFC 9460 §7.1.1 no-default-alpn) or
 	// TCP+TLS offering h2 and HTTP/1.1.
-	alpn, proto := "h2", "h2,h1"
+	w.alpn, w.proto = "h2", "h2,h1"
 	if quic {
-		alpn, proto = "h3 no-default-alpn", "h3"
+		w.alpn, w.proto = "h3 no-default-alpn", "h3"
 	}
-	dns.HTTPS(echOrigin, fmt.Sprintf("1 . alpn=%s port=%d ech=%s", alpn, srv.port, base64.StdEncoding.EncodeToString(echConfigList(k1.config))))
+	record := fmt.Sprintf("1 . alpn=%s port=%d", w.alpn, w.srv.port)
+	if !noECH {
+		record += " ech=" + base64.StdEncoding.EncodeToString(echConfigList(k1.config))
+	}
+	dns.HTTPS(echOrigin, record)
 
-	var (
-		mu  sync.Mutex
-		rep *dialer.Report
-	)
-	tr := dialer.New(
+	w.tr = dialer.New(
 		dialer.WithNameservers(dns.Addr()),
 		dialer.WithHostsFile("-"),
 		dialer.WithTLSConfig(ca.ClientConfig()), // MinVersion TLS 1.2: ECH raises it to 1.3
-		dialer.WithReport(func(r *dialer.Report) { mu.Lock(); rep = r; mu.Unlock() }),
+		dialer.WithReport(func(r *dialer.Report) { w.mu.Lock(); w.rep = r; w.mu.Unlock() }),
 	).Transport()
-	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(ctx(t), http.MethodGet, fmt.Sprintf("https://%s:%d/", echOrigin, srv.port), nil)
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	var body []byte
-	if err == nil {
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
+	t.Cleanup(w.tr.CloseIdleConnections)
+	w.url = fmt.Sprintf("https://%s:%d/", echOrigin, w.srv.port)
+	return w
+}
+
+// get sends one GET request and returns the body.
+func (w *echWorld) get() (*http.Response, []byte, error) {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(c, http.MethodGet, w.url, nil)
+	resp, err := (&http.Client{Transport: w.tr}).Do(req)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
+// report returns the last race's report.
+func (w *echWorld) report() *dialer.Report {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rep
+}
+
+func testECH(t *testing.T, quic bool, tc echCase) {
+	w := newECHWorld(t, quic, tc, false)
+	srv, proto := w.srv, w.proto
+	resp, body, err := w.get()
 
 	if got := srv.names(); !slices.Equal(got, tc.sni) {
 		t.Errorf("server saw ClientHellos naming %q; want %q", got, tc.sni)
 	}
-	mu.Lock()
-	r := rep
-	mu.Unlock()
+	r := w.report()
 	if r == nil || len(r.Attempts) != 1 {
 		t.Fatalf("report %v; want one with one attempt", r)
 	}
@@ -339,10 +375,48 @@ func testECH(t *testing.T, quic bool, tc echCase) {
 		t.Errorf("response over HTTP/%d", resp.ProtoMajor)
 	}
 	// The next request rides the pooled connection: no new handshake.
-	if _, body2 := get(t, &http.Client{Transport: tr}, req.URL.String()); body2 != string(body) {
-		t.Errorf("second request answered %q; want %q", body2, body)
+	if _, body2, err := w.get(); err != nil || string(body2) != string(body) {
+		t.Errorf("second request answered %q, %v; want %q", body2, err, body)
 	}
 	if got := srv.names(); len(got) != len(tc.sni) {
 		t.Errorf("second request made a handshake: %q", got)
 	}
+}
+
+// BenchmarkECH: the cost of a fresh dial (DNS cached) with ECH accepted,
+// retried with the server's retry configurations, and securely disabled,
+// beside the same dial to the same server without ECH (baseline: the
+// HTTPS record carries no ech=). Each request closes the connection
+// after, so that every one dials.
+func BenchmarkECH(b *testing.B) {
+	for _, transport := range []string{"tcp", "quic"} {
+		for _, name := range []string{"baseline", "accepted", "retried", "disabled"} {
+			b.Run(transport+"/"+name, func(b *testing.B) {
+				tc := echCases[0]
+				if name != "baseline" {
+					tc = *findECHCase(b, name)
+				}
+				w := newECHWorld(b, transport == "quic", tc, name == "baseline")
+				for b.Loop() {
+					if _, _, err := w.get(); err != nil {
+						b.Fatal(err)
+					}
+					w.tr.CloseIdleConnections()
+				}
+				if r := w.report(); name != "baseline" && r.Attempts[0].ECHResult != name {
+					b.Fatalf("ECH %q; want %q", r.Attempts[0].ECHResult, name)
+				}
+			})
+		}
+	}
+}
+
+func findECHCase(t testing.TB, name string) *echCase {
+	for i := range echCases {
+		if echCases[i].name == name {
+			return &echCases[i]
+		}
+	}
+	t.Fatalf("no ECH case %q", name)
+	return nil
 }
