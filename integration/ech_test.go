@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/eyeballs/dialer"
 	"github.com/eyeballs/dialer/internal/dnstest"
 	"github.com/eyeballs/dialer/internal/testkit"
@@ -105,7 +107,9 @@ func startECHServer(t testing.TB, quic bool, ca *testkit.CA, keys []tls.Encrypte
 			return &origin, nil
 		},
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.NewServeMux()
+	h.Handle("/echo", testkit.EchoHandler())
+	h.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s ech=%v", r.TLS.ServerName, r.TLS.ECHAccepted)
 	})
 	var closer io.Closer
@@ -237,13 +241,14 @@ func TestECH(t *testing.T) {
 // origin's HTTPS record (none when noECH), and a Transport that trusts the
 // test CA and keeps the last race's report.
 type echWorld struct {
-	srv   *echServer
-	tr    *dialer.Transport
-	url   string
-	mu    sync.Mutex
-	rep   *dialer.Report
-	alpn  string // the HTTPS record's alpn, and what the attempt offers
-	proto string
+	srv *echServer
+	d   *dialer.Dialer
+	tr  *dialer.Transport // d's
+	url string
+	mu  sync.Mutex
+	rep *dialer.Report
+	// alpn is the HTTPS record's alpn, proto what the attempt offers.
+	alpn, proto string
 }
 
 func newECHWorld(t testing.TB, quic bool, tc echCase, noECH bool) *echWorld {
@@ -288,13 +293,15 @@ func newECHWorld(t testing.TB, quic bool, tc echCase, noECH bool) *echWorld {
 	}
 	dns.HTTPS(echOrigin, record)
 
-	w.tr = dialer.New(
+	w.d = dialer.New(
 		dialer.WithNameservers(dns.Addr()),
 		dialer.WithHostsFile("-"),
 		dialer.WithTLSConfig(ca.ClientConfig()), // MinVersion TLS 1.2: ECH raises it to 1.3
 		dialer.WithReport(func(r *dialer.Report) { w.mu.Lock(); w.rep = r; w.mu.Unlock() }),
-	).Transport()
+	)
+	w.tr = w.d.Transport()
 	t.Cleanup(w.tr.CloseIdleConnections)
+	t.Cleanup(w.d.CloseIdleConnections)
 	w.url = fmt.Sprintf("https://%s:%d/", echOrigin, w.srv.port)
 	return w
 }
@@ -380,6 +387,39 @@ func testECH(t *testing.T, quic bool, tc echCase) {
 	}
 	if got := srv.names(); len(got) != len(tc.sni) {
 		t.Errorf("second request made a handshake: %q", got)
+	}
+}
+
+// TestECHWebSocket: a WebSocket dial goes through the same ECH retry as
+// a request, over HTTP/3 and HTTP/2, and the session works.
+func TestECHWebSocket(t *testing.T) {
+	for _, transport := range []string{"tcp", "quic"} {
+		t.Run(transport, func(t *testing.T) {
+			tc := *findECHCase(t, "retried")
+			w := newECHWorld(t, transport == "quic", tc, false)
+			c, resp, err := w.d.DialWebSocket(ctx(t), fmt.Sprintf("wss://%s:%d/echo", echOrigin, w.srv.port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if want := map[string]int{"tcp": 2, "quic": 3}[transport]; resp.ProtoMajor != want {
+				t.Errorf("WebSocket over HTTP/%d; want HTTP/%d", resp.ProtoMajor, want)
+			}
+			if err := c.Write(ctx(t), websocket.MessageText, []byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if _, msg, err := c.Read(ctx(t)); err != nil || string(msg) != "hello" {
+				t.Fatalf("echo %q, %v", msg, err)
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+			if got := w.srv.names(); !slices.Equal(got, tc.sni) {
+				t.Errorf("server saw ClientHellos naming %q; want %q", got, tc.sni)
+			}
+			r := w.report()
+			if r == nil || r.Winner < 0 || r.Attempts[r.Winner].ECHResult != "retried" {
+				t.Errorf("report: winner's ECH is not %q:\n%s", "retried", r)
+			}
+		})
 	}
 }
 
