@@ -50,6 +50,7 @@ package dialer
 //	h1.go      dialTCP: TCP, then TLS with ALPN; h2 goes on to h2.go
 //	h2.go      HTTP/2 client connections and their SETTINGS
 //	h3.go      dialQUIC, the race's UDP sockets (udpSockets), HTTP/3
+//	ech.go     Encrypted Client Hello on either: retry and disable (RFC 9849)
 //	wtreq.go   the one place that reads a dependency's error text
 //	carrier.go what a race hands back: one connection of any version
 //
