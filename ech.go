@@ -12,8 +12,8 @@ import (
 
 // Encrypted Client Hello (ECH, RFC 9849) on one attempt, TCP+TLS or QUIC
 // alike: the attempt offers the ECHConfigList of the endpoint's HTTPS
-// record (RFC 9849 §6.1; draft-ietf-tls-svcb-ech), and when the server
-// rejects it, follows §6.1.6 as Chromium and Firefox do:
+// record (RFC 9849 §6.1; RFC 9848), and when the server rejects it,
+// follows §6.1.6 as Chromium and Firefox do:
 //
 //   - rejected with retry configurations (the server authenticated for the
 //     configuration's public name, §6.1.7, and sent a well-formed
@@ -24,9 +24,14 @@ import (
 //     public name): one retry on a fresh connection without ECH;
 //   - anything else, including a rejection whose server did not
 //     authenticate for the public name, malformed retry configurations,
-//     and any rejection of the retry: an *ECHError. The real name is
-//     never sent in clear except on the retry that a securely disabled
-//     rejection allows.
+//     and any rejection of the retry: an *ECHError.
+//
+// The origin's name is sent in clear only on the retry that a securely
+// disabled rejection allows, and when the record's ECHConfigList holds no
+// configuration crypto/tls can use (§4: an unknown version, KEM or
+// mandatory extension; "unusable" in the Report), where Chromium too
+// offers no ECH (it sends GREASE ECH). A list that does not parse fails
+// the attempt.
 //
 // At most one retry per attempt (§6.1.6: "Clients SHOULD NOT accept
 // retry_config in response to a connection initiated in response to a
@@ -47,11 +52,12 @@ const echConfigVersion = 0xfe0d
 type echResult uint8
 
 const (
-	echNone     echResult = iota // not offered: the endpoint had no ECH configuration
+	echNone     echResult = iota // not offered (no ECH configuration), or the attempt failed before ECH mattered
 	echAccepted                  // accepted on the first connection
 	echRetried                   // rejected with retry configurations, accepted on the retry
 	echDisabled                  // securely disabled by the server: the retry went without ECH
 	echRejected                  // rejected, and the attempt failed (an *ECHError)
+	echUnusable                  // not offered: the HTTPS record's configurations hold none we can use
 )
 
 // String returns the result as Attempt.ECHResult shows it.
@@ -65,6 +71,8 @@ func (r echResult) String() string {
 		return "disabled"
 	case echRejected:
 		return "rejected"
+	case echUnusable:
+		return "unusable"
 	}
 	return ""
 }
@@ -128,7 +136,20 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 		c, err := handshake(ctx, conf)
 		return c, echNone, err
 	}
-	publicName := firstPublicName(conf.EncryptedClientHelloConfigList)
+	publicName, err := parseECHConfigList(conf.EncryptedClientHelloConfigList)
+	switch {
+	case err != nil:
+		// As Chromium: a list that does not parse fails the attempt.
+		return zero, echNone, fmt.Errorf("ECH: the HTTPS record's ECH configuration list: %w", err)
+	case publicName == "":
+		// §4: configurations of versions, KEMs or mandatory extensions
+		// the client does not know are ignored; with none left ECH is
+		// not offered (Chromium sends GREASE ECH, which Go cannot).
+		conf = conf.Clone()
+		conf.EncryptedClientHelloConfigList = nil
+		c, err := handshake(ctx, conf)
+		return c, echUnusable, err
+	}
 	c, err := handshake(ctx, offerECH(conf, conf.EncryptedClientHelloConfigList))
 	if err == nil {
 		return c, echAccepted, nil
@@ -145,7 +166,7 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 	retry, result := conf.Clone(), echDisabled
 	retry.EncryptedClientHelloConfigList = nil
 	if len(rej.RetryConfigList) > 0 {
-		name, perr := checkECHConfigList(rej.RetryConfigList)
+		name, perr := checkRetryConfigs(rej.RetryConfigList)
 		if perr != nil {
 			// §6.1.6: the client "MUST check that it is syntactically
 			// valid and the client MUST abort the connection with a
@@ -212,25 +233,23 @@ func failedPublicName(err error, publicName, serverName string) bool {
 	return leaf.VerifyHostname(publicName) == nil && leaf.VerifyHostname(serverName) != nil
 }
 
-// firstPublicName returns the public name of the configuration crypto/tls
-// offers from list (the first it can use), or "".
-func firstPublicName(list []byte) string {
-	name, _ := checkECHConfigList(list)
-	return name
+// checkRetryConfigs parses a server's retry configurations
+// (parseECHConfigList) within the bound of maxECHConfigList.
+func checkRetryConfigs(list []byte) (publicName string, err error) {
+	if len(list) > maxECHConfigList {
+		return "", fmt.Errorf("ECHConfigList of %d bytes, more than the %d accepted", len(list), maxECHConfigList)
+	}
+	return parseECHConfigList(list)
 }
 
-// checkECHConfigList parses an ECHConfigList (RFC 9849 §4) and returns
-// the public name of the first configuration crypto/tls can use, or "" if
-// there is none. Usable means, as Go's client picks one: version 0xfe0d, a
-// KEM, KDF and AEAD it implements, a public key that parses, a valid
-// public name (§6.1.7) and no mandatory extension (§4.2), as Go's client
-// picks one. A list that does not parse, or is larger than
-// maxECHConfigList, is an error; configurations of other versions are
-// skipped, as §4 says.
-func checkECHConfigList(b []byte) (publicName string, err error) {
-	if len(b) > maxECHConfigList {
-		return "", fmt.Errorf("ECHConfigList of %d bytes, more than the %d accepted", len(b), maxECHConfigList)
-	}
+// parseECHConfigList parses an ECHConfigList (RFC 9849 §4) and returns
+// the public name of the first configuration crypto/tls can use (the one
+// it offers), or "" if there is none. Usable means, as Go's client picks
+// one: version 0xfe0d, a KEM, KDF and AEAD it implements, a public key
+// that parses, a valid public name (§6.1.7) and no mandatory extension
+// (§4.2). A list that does not parse is an error; configurations of other
+// versions are skipped, as §4 says.
+func parseECHConfigList(b []byte) (publicName string, err error) {
 	r := byteReader(b)
 	list, ok := r.vec16()
 	if !ok || len(r) != 0 || len(list) < 4 {

@@ -97,9 +97,9 @@ func TestCheckECHConfigList(t *testing.T) {
 		}()), "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := checkECHConfigList(tc.list)
+			got, err := checkRetryConfigs(tc.list)
 			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("checkECHConfigList = %q, %v; want %q, error %v", got, err, tc.want, tc.wantErr)
+				t.Errorf("checkRetryConfigs = %q, %v; want %q, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
@@ -135,14 +135,23 @@ func TestECHPolicy(t *testing.T) {
 		{"retry fails", 0, []error{rejected(nil), other}, echRejected, []string{"public.example.test", ""}, "retry without ECH failed"},
 		{"other failure", 0, []error{other}, echNone, []string{"public.example.test"}, "connection reset"},
 		{"TLS 1.2 only", tls.VersionTLS12, []error{nil}, echNone, []string{""}, ""},
+		{"unusable record", 0, []error{nil}, echUnusable, []string{""}, ""},
+		{"malformed record", 0, nil, echNone, nil, "ECH configuration list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf := &tls.Config{ServerName: "origin.example.test", MinVersion: tls.VersionTLS12, MaxVersion: tc.maxVer, EncryptedClientHelloConfigList: first}
+			list := first
+			switch tc.name {
+			case "unusable record":
+				list = unusable
+			case "malformed record":
+				list = first[:len(first)-1]
+			}
+			conf := &tls.Config{ServerName: "origin.example.test", MinVersion: tls.VersionTLS12, MaxVersion: tc.maxVer, EncryptedClientHelloConfigList: list}
 			var offered []string
 			_, got, err := withECH(context.Background(), conf, func(_ context.Context, c *tls.Config) (int, error) {
 				name := ""
 				if c.EncryptedClientHelloConfigList != nil {
-					name, _ = checkECHConfigList(c.EncryptedClientHelloConfigList)
+					name, _ = parseECHConfigList(c.EncryptedClientHelloConfigList)
 					if c.MinVersion != tls.VersionTLS13 {
 						t.Errorf("offering ECH with MinVersion %x", c.MinVersion)
 					}
@@ -174,7 +183,7 @@ func TestECHPolicy(t *testing.T) {
 			if errors.As(err, &ee) != (tc.want == echRejected) {
 				t.Errorf("error %v: *ECHError %v; want it when rejected", err, ee != nil)
 			}
-			if conf.MinVersion != tls.VersionTLS12 || !bytesEqual(conf.EncryptedClientHelloConfigList, first) {
+			if conf.MinVersion != tls.VersionTLS12 || !bytesEqual(conf.EncryptedClientHelloConfigList, list) {
 				t.Error("the caller's configuration changed")
 			}
 		})

@@ -88,13 +88,14 @@ type Attempt struct {
 	ECH    bool           `json:"ech,omitempty"`
 	Start  time.Duration  `json:"start"`
 
-	// ECH (above): the attempt offered Encrypted Client Hello (RFC
-	// 9849) with the HTTPS record's configuration. ECHResult says what
-	// came of it, once known: "accepted"; "retried" (rejected with retry configurations,
-	// accepted on the one retry); "disabled" (the server securely disabled
-	// ECH: the one retry went without it); "rejected" (the attempt failed
-	// with an *ECHError). Empty when ECH was not offered or the attempt
-	// ended before the server's answer to it.
+	// ECH (above): the endpoint's HTTPS record carried an ECH
+	// configuration (RFC 9849, RFC 9848). ECHResult says what came of it,
+	// once known: "accepted"; "retried" (rejected with retry
+	// configurations, accepted on the one retry); "disabled" (the server
+	// securely disabled ECH: the one retry went without it); "rejected"
+	// (the attempt failed with an *ECHError); "unusable" (the record's
+	// configurations hold none this client can use: ECH not offered).
+	// Empty when there was none or the attempt ended before it mattered.
 	ECHResult string `json:"ech_result,omitempty"`
 
 	// TCP is when a TCP+TLS attempt's TCP connection was up, or 0.

@@ -152,6 +152,9 @@ type echCase struct {
 	name string
 	// keys are the server's ECH keys; the client is given key1's config.
 	keys func(k1, k2, k3, mand echKey) []tls.EncryptedClientHelloKey
+	// unusableRecord: the HTTPS record carries only a configuration the
+	// client cannot use (a mandatory extension it does not know).
+	unusableRecord bool
 	// public is the certificate for echPublic: "trusted" (the test CA),
 	// "untrusted" (another CA) or "" (none: the origin's is presented).
 	public string
@@ -205,6 +208,15 @@ var echCases = []echCase{
 			return []tls.EncryptedClientHelloKey{{Config: k3.config, PrivateKey: k2.priv, SendAsRetry: true}}
 		},
 		public: "trusted", result: "rejected", sni: []string{echPublic, echPublic}, errPart: "rejected ECH again",
+	},
+	{
+		// Only configurations the client cannot use (RFC 9849 §4): no ECH
+		// offered, as Chromium (which sends GREASE ECH instead).
+		name: "unusable record",
+		keys: func(k1, _, _, _ echKey) []tls.EncryptedClientHelloKey {
+			return []tls.EncryptedClientHelloKey{{Config: k1.config, PrivateKey: k1.priv, SendAsRetry: true}}
+		},
+		unusableRecord: true, public: "trusted", result: "unusable", sni: []string{echOrigin},
 	},
 	{
 		// Neither accepts ECH nor authenticates for the public name: an
@@ -289,7 +301,11 @@ func newECHWorld(t testing.TB, quic bool, tc echCase, noECH bool) *echWorld {
 	}
 	record := fmt.Sprintf("1 . alpn=%s port=%d", w.alpn, w.srv.port)
 	if !noECH {
-		record += " ech=" + base64.StdEncoding.EncodeToString(echConfigList(k1.config))
+		published := k1.config
+		if tc.unusableRecord {
+			published = mand.config
+		}
+		record += " ech=" + base64.StdEncoding.EncodeToString(echConfigList(published))
 	}
 	dns.HTTPS(echOrigin, record)
 
@@ -374,7 +390,7 @@ func testECH(t *testing.T, quic bool, tc echCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantECH := tc.result != "disabled"
+	wantECH := tc.result == "accepted" || tc.result == "retried"
 	if want := fmt.Sprintf("%s ech=%v", echOrigin, wantECH); string(body) != want {
 		t.Errorf("server answered %q; want %q", body, want)
 	}
