@@ -205,3 +205,19 @@ func TestECHRetryRTT(t *testing.T) {
 		}
 	}
 }
+
+// TestECHErrorHeard: an attempt that failed with an ECHError heard from
+// the server (its handshake got as far as a rejection), so its path is
+// not learned as silent.
+func TestECHErrorHeard(t *testing.T) {
+	rej := &tls.ECHRejectionError{RetryConfigList: []byte{0, 4, 1, 2, 3, 4}}
+	for _, err := range []error{
+		&ECHError{What: "server rejected ECH again on the retry with its own retry configurations", Retried: true, Err: rej},
+		&ECHError{What: "server disabled ECH, then the retry without ECH failed", Retried: true, Err: context.DeadlineExceeded},
+	} {
+		a := attemptResult{proto: hev3.ProtoH3, start: 0, end: time.Second, outcome: outcomeFailed, err: err}
+		if !a.heard() {
+			t.Errorf("%v: not heard from the server", err)
+		}
+	}
+}
