@@ -57,7 +57,7 @@ const (
 	echRetried                   // rejected with retry configurations, accepted on the retry
 	echDisabled                  // securely disabled by the server: the retry went without ECH
 	echRejected                  // rejected, and the attempt failed (an *ECHError)
-	echUnusable                  // not offered: the HTTPS record's configurations hold none we can use
+	echUnusable                  // not offered: the record's configurations hold none we can use, or TLS 1.3 is off
 )
 
 // String returns the result as Attempt.ECHResult shows it.
@@ -128,11 +128,7 @@ func (e *ECHError) Unwrap() error { return e.Err }
 // certificates (Go 1.26), so it cannot verify anything.
 func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(context.Context, *tls.Config) (C, error)) (C, echResult, error) {
 	var zero C
-	if len(conf.EncryptedClientHelloConfigList) == 0 || conf.MaxVersion != 0 && conf.MaxVersion < tls.VersionTLS13 {
-		// ECH needs TLS 1.3 (RFC 9849 §6.1): a configuration capped
-		// below it offers none, as Chromium does when TLS 1.3 is off.
-		conf = conf.Clone()
-		conf.EncryptedClientHelloConfigList = nil
+	if len(conf.EncryptedClientHelloConfigList) == 0 {
 		c, err := handshake(ctx, conf)
 		return c, echNone, err
 	}
@@ -141,10 +137,12 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 	case err != nil:
 		// As Chromium: a list that does not parse fails the attempt.
 		return zero, echNone, fmt.Errorf("ECH: the HTTPS record's ECH configuration list: %w", err)
-	case publicName == "":
+	case publicName == "" || conf.MaxVersion != 0 && conf.MaxVersion < tls.VersionTLS13:
 		// §4: configurations of versions, KEMs or mandatory extensions
 		// the client does not know are ignored; with none left ECH is
-		// not offered (Chromium sends GREASE ECH, which Go cannot).
+		// not offered (Chromium sends GREASE ECH, which Go cannot). ECH
+		// needs TLS 1.3 (§6.1): a configuration capped below it offers
+		// none, as Chromium does when TLS 1.3 is off.
 		conf = conf.Clone()
 		conf.EncryptedClientHelloConfigList = nil
 		c, err := handshake(ctx, conf)

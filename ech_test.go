@@ -134,7 +134,7 @@ func TestECHPolicy(t *testing.T) {
 		{"disabled after retry configs", 0, []error{rejected(retryList), rejected(nil)}, echRejected, []string{"public.example.test", "retry.example.test"}, "rejected ECH again"},
 		{"retry fails", 0, []error{rejected(nil), other}, echRejected, []string{"public.example.test", ""}, "retry without ECH failed"},
 		{"other failure", 0, []error{other}, echNone, []string{"public.example.test"}, "connection reset"},
-		{"TLS 1.2 only", tls.VersionTLS12, []error{nil}, echNone, []string{""}, ""},
+		{"TLS 1.2 only", tls.VersionTLS12, []error{nil}, echUnusable, []string{""}, ""},
 		{"unusable record", 0, []error{nil}, echUnusable, []string{""}, ""},
 		{"malformed record", 0, nil, echNone, nil, "ECH configuration list"},
 	} {

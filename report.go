@@ -93,8 +93,9 @@ type Attempt struct {
 	// once known: "accepted"; "retried" (rejected with retry
 	// configurations, accepted on the one retry); "disabled" (the server
 	// securely disabled ECH: the one retry went without it); "rejected"
-	// (the attempt failed with an *ECHError); "unusable" (the record's
-	// configurations hold none this client can use: ECH not offered).
+	// (the attempt failed with an *ECHError); "unusable" (ECH not
+	// offered: the record's configurations hold none this client can
+	// use, or the TLS configuration caps the version below TLS 1.3).
 	// Empty when there was none or the attempt ended before it mattered.
 	ECHResult string `json:"ech_result,omitempty"`
 
