@@ -221,3 +221,20 @@ func TestECHErrorHeard(t *testing.T) {
 		}
 	}
 }
+
+// FuzzECHConfigList: any bytes a server sends as retry configurations
+// parse without panicking, and a list that passes holds what it claims.
+func FuzzECHConfigList(f *testing.F) {
+	f.Add(echList(echConfig(0x0020, make([]byte, 32), aes128, "public.example.test")))
+	f.Add(echList(echConfig(0x0010, make([]byte, 65), aes128, "a.b", 0x8001)))
+	f.Add([]byte{0, 4, 0xfe, 0x0c, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := checkRetryConfigs(b)
+		if err != nil && name != "" {
+			t.Fatalf("error %v with public name %q", err, name)
+		}
+		if name != "" && (!validPublicName(name) || len(b) > maxECHConfigList) {
+			t.Fatalf("usable public name %q from %d bytes", name, len(b))
+		}
+	})
+}
