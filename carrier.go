@@ -30,6 +30,8 @@ type carrier struct {
 	// sessions is what the carrier's partition (trust and origin) keeps
 	// for resumption (tickets.go), or nil for plain TCP.
 	sessions *sessions
+	// ech is what Encrypted Client Hello did on the connection (ech.go).
+	ech echResult
 }
 
 // tlsState returns a copy of the TLS state of the carrier's connection

@@ -55,6 +55,7 @@ package dialer
 //	h3.go      dialQUIC, the race's UDP sockets (udpSockets), HTTP/3
 //	zerortt.go QUIC 0-RTT: early dials on the HTTP/3 SETTINGS remembered
 //	           with the origin's tickets, what goes early, rejection
+//	ech.go     Encrypted Client Hello on either: retry and disable (RFC 9849)
 //	wtreq.go   the one place that reads a dependency's error text
 //	carrier.go what a race hands back: one connection of any version
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptrace"
+	"sync"
 
 	"github.com/eyeballs/dialer/internal/hev3"
 )
@@ -24,32 +25,25 @@ type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrie
 // nil; see tlsSessions).
 func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
-		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
-		// in ctx; the TLS handshake is reported here.
-		trace := httptrace.ContextClientTrace(ctx)
-		var nd net.Dialer
-		c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+		if conf == nil {
+			var nd net.Dialer
+			c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+			if err != nil {
+				return nil, err
+			}
+			return &carrier{version: hev3.H1, ep: ep, conn: c}, nil
+		}
+		// An ECH retry (ech.go) is a fresh TCP connection: the attempt
+		// reports its TCP progress once.
+		var once sync.Once
+		tc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)), func(ctx context.Context, conf *tls.Config) (*tls.Conn, error) {
+			return dialTLS(ctx, ep, conf, func() { once.Do(tcpUp) })
+		})
 		if err != nil {
 			return nil, err
 		}
-		if conf == nil {
-			return &carrier{version: hev3.H1, ep: ep, conn: c}, nil
-		}
-		tcpUp()
-		if trace != nil && trace.TLSHandshakeStart != nil {
-			trace.TLSHandshakeStart()
-		}
-		tc := tls.Client(c, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)))
-		err = tc.HandshakeContext(ctx)
-		if trace != nil && trace.TLSHandshakeDone != nil {
-			trace.TLSHandshakeDone(tc.ConnectionState(), err)
-		}
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("TCP connected, TLS handshake failed: %w", err)
-		}
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess}, nil
+			return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess, ech: ech}, nil
 		}
 		start := startH2
 		if wt {
@@ -59,8 +53,35 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 		if err != nil {
 			return nil, err
 		}
-		return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess}, nil
+		return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess, ech: ech}, nil
 	}
+}
+
+// dialTLS opens a TCP connection to ep and runs the TLS handshake with conf
+// on it.
+func dialTLS(ctx context.Context, ep hev3.Endpoint, conf *tls.Config, tcpUp func()) (*tls.Conn, error) {
+	// net.Dialer reports ConnectStart and ConnectDone to an httptrace in
+	// ctx; the TLS handshake is reported here.
+	trace := httptrace.ContextClientTrace(ctx)
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+	if err != nil {
+		return nil, err
+	}
+	tcpUp()
+	if trace != nil && trace.TLSHandshakeStart != nil {
+		trace.TLSHandshakeStart()
+	}
+	tc := tls.Client(c, conf)
+	err = tc.HandshakeContext(ctx)
+	if trace != nil && trace.TLSHandshakeDone != nil {
+		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TCP connected, TLS handshake failed: %w", err)
+	}
+	return tc, nil
 }
 
 // attemptTLS derives one attempt's TLS configuration from the user's,

@@ -161,7 +161,9 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if plan != nil && wt == nil {
 			dial = tr.DialEarly
 		}
-		qc, err := dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), quicConfig())
+		qc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), func(ctx context.Context, conf *tls.Config) (*quic.Conn, error) {
+			return dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), conf, quicConfig())
+		})
 		if trace != nil && trace.TLSHandshakeDone != nil {
 			var state tls.ConnectionState
 			if qc != nil {
@@ -199,7 +201,7 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 			qc.CloseWithError(0, "")
 			return nil, err
 		}
-		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr, sessions: sess}, nil
+		return &carrier{version: hev3.H3, ep: ep, h3: h, transport: tr, sessions: sess, ech: ech}, nil
 	}
 }
 

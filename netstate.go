@@ -258,9 +258,12 @@ func (a attemptResult) heard() bool { return a.tcpUp || a.connected || heardFrom
 
 // rttSample returns the attempt's RTT sample, or 0: TCP's handshake (the
 // time to TCP up, or to the connection of a plain TCP attempt), QUIC's
-// whole handshake (one round trip, and the crypto).
+// whole handshake (one round trip, and the crypto) unless an ECH retry
+// made it two.
 func (a attemptResult) rttSample() time.Duration {
 	switch {
+	case a.proto.QUIC() && a.connected && (a.ech == echRetried || a.ech == echDisabled):
+		return 0
 	case a.proto.QUIC() && a.connected && !a.early:
 		return a.connectedAt - a.start
 	case a.proto.QUIC():

@@ -535,8 +535,8 @@ func (r *racer) onTCPUp(now time.Time, st *attemptState) {
 func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	st.car = car
 	a, res := r.attempt(st)
-	res.connected, res.version = true, car.version
-	a.Connected, a.Version = r.since(), car.version.String()
+	res.connected, res.version, res.ech = true, car.version, car.ech
+	a.Connected, a.Version, a.ECHResult = r.since(), car.version.String(), car.ech.String()
 	if cs := car.tlsState(); cs != nil {
 		a.Resumed = cs.DidResume
 	}
@@ -565,6 +565,9 @@ func (r *racer) onFailed(now time.Time, st *attemptState, err error) {
 	a, res := r.attempt(st)
 	res.outcome, res.err = outcomeFailed, err
 	a.End, a.Outcome, a.Err = r.since(), res.outcome.String(), err.Error()
+	if _, ok := errors.AsType[*ECHError](err); ok {
+		a.ECHResult = echRejected.String()
+	}
 	res.end = a.End
 	r.obs.failed(*a)
 	r.m.OnFailed(now, st.id, err)

@@ -100,6 +100,18 @@ type Attempt struct {
 	Hint   bool           `json:"hint,omitempty"` // address came from an SVCB hint
 	ECH    bool           `json:"ech,omitempty"`
 	Start  time.Duration  `json:"start"`
+
+	// ECH (above): the endpoint's HTTPS record carried an ECH
+	// configuration (RFC 9849, RFC 9848). ECHResult says what came of it,
+	// once known: "accepted"; "retried" (rejected with retry
+	// configurations, accepted on the one retry); "disabled" (the server
+	// securely disabled ECH: the one retry went without it); "rejected"
+	// (the attempt failed with an *ECHError); "unusable" (ECH not
+	// offered: the record's configurations hold none this client can
+	// use, or the TLS configuration caps the version below TLS 1.3).
+	// Empty when there was none or the attempt ended before it mattered.
+	ECHResult string `json:"ech_result,omitempty"`
+
 	// TCP is when a TCP+TLS attempt's TCP connection was up, or 0.
 	TCP time.Duration `json:"tcp,omitempty"`
 	// Connected is when the transport (TCP, TLS or QUIC) handshake ended,
@@ -239,6 +251,9 @@ func (a Attempt) summary() string {
 	}
 	if a.EarlyData != "" {
 		what += " 0-RTT " + a.EarlyData
+	}
+	if a.ECHResult != "" {
+		what += " (ECH " + a.ECHResult + ")"
 	}
 	if a.Err != "" {
 		what += ": " + a.Err

@@ -68,6 +68,9 @@ type attemptResult struct {
 	// its handshake ended (zerortt.go).
 	early   bool
 	version hev3.Version
+	// ech is what Encrypted Client Hello did on the connection: after an
+	// ECH retry (echRetried, echDisabled) the handshake took two.
+	ech echResult
 	// settings are the capability bits of the server's SETTINGS, if they
 	// arrived.
 	settings *hev3.Settings
@@ -143,8 +146,9 @@ func winReason(spec raceSpec, a *Attempt, v hev3.Version) string {
 // host refused the connection (ECONNREFUSED, an ICMP port unreachable
 // where the system reports it), the peer closed the QUIC connection (a
 // transport or application error it sent, CONNECTION_REFUSED among
-// them), answered with a version negotiation or a stateless reset, or
-// presented a certificate that failed verification.
+// them), answered with a version negotiation or a stateless reset,
+// presented a certificate that failed verification, or rejected ECH
+// (an *ECHError).
 //
 // quic-go's UDP sockets are unconnected: Linux reports no ICMP error on
 // them, so a QUIC attempt to a closed port times out there like one to a
@@ -167,6 +171,9 @@ func heardFrom(err error) bool {
 	}
 	if _, ok := errors.AsType[*quic.StatelessResetError](err); ok {
 		return true
+	}
+	if _, ok := errors.AsType[*ECHError](err); ok {
+		return true // the server answered the handshake that offered ECH
 	}
 	_, ok := errors.AsType[*tls.CertificateVerificationError](err)
 	return ok

@@ -23,9 +23,10 @@ type Trace struct {
 	AttemptStart func(Attempt)
 	// HandshakeDone: the attempt's transport and TLS (or QUIC) handshake
 	// finished; Version is the negotiated HTTP version, Resumed whether
-	// the TLS handshake resumed a session. A QUIC attempt that resumed
-	// with 0-RTT reports it as soon as it can send early, before its
-	// handshake ends, with EarlyData "sent".
+	// the TLS handshake resumed a session, ECHResult what Encrypted Client
+	// Hello did (an ECH retry happens within the attempt). A QUIC attempt
+	// that resumed with 0-RTT reports it as soon as it can send early,
+	// before its handshake ends, with EarlyData "sent".
 	HandshakeDone func(Attempt)
 	// Settings: the server's HTTP/2 or HTTP/3 SETTINGS arrived; see
 	// Attempt.Settings for the capability bits.
@@ -99,7 +100,7 @@ func (o observer) attemptStart(a Attempt) {
 
 // handshakeDone reports an attempt's transport handshake done.
 func (o observer) handshakeDone(a Attempt) {
-	o.debug("attempt connected", "addr", a.Addr, "proto", a.Proto, "version", a.Version, "resumed", a.Resumed, "early_data", a.EarlyData)
+	o.debug("attempt connected", "addr", a.Addr, "proto", a.Proto, "version", a.Version, "resumed", a.Resumed, "early_data", a.EarlyData, "ech", a.ECHResult)
 	if o.t.HandshakeDone != nil {
 		o.t.HandshakeDone(a)
 	}

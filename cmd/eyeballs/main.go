@@ -192,10 +192,11 @@ func isTLS(err error) bool {
 		alert     tls.AlertError
 		record    tls.RecordHeaderError
 		ech       *tls.ECHRejectionError
+		echErr    *dialer.ECHError
 		quicErr   *quic.TransportError
 	)
 	return errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &record) || errors.As(err, &ech) ||
+		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &record) || errors.As(err, &ech) || errors.As(err, &echErr) ||
 		(errors.As(err, &quicErr) && quicErr.ErrorCode.IsCryptoError())
 }
 

@@ -181,6 +181,7 @@ func TestExitCode(t *testing.T) {
 		{"bad name", dial("connect", nil, fmt.Errorf("TLS handshake failed: %w", x509.HostnameError{Host: "x.test", Certificate: &x509.Certificate{}})), 5},
 		{"QUIC crypto error", dial("connect", nil, &quic.TransportError{ErrorCode: quic.TransportErrorCode(0x100 + 42)}), 5},
 		{"TLS alert", dial("connect", nil, tls.AlertError(40)), 5},
+		{"ECH retry configurations malformed", dial("connect", nil, &dialer.ECHError{What: "server rejected ECH and sent malformed retry configurations", Err: errors.New("malformed ECHConfigList")}), 5},
 		{"dial deadline", dial("connect", context.DeadlineExceeded, &quic.IdleTimeoutError{}), 6},
 		{"deadline in DNS", dial("dns", context.DeadlineExceeded), 6},
 		{"get -timeout", &timeoutError{"no complete answer within -timeout 1s", errors.New("context deadline exceeded")}, 6},
