@@ -65,13 +65,16 @@ func ProxyFromEnvironment(req *http.Request) (*url.URL, error) {
 }
 
 // envProxy reads the proxy variables once.
-var envProxy = sync.OnceValue(func() func(*url.URL) (*url.URL, error) {
-	all := getenvAny("ALL_PROXY", "all_proxy")
+var envProxy = sync.OnceValue(func() func(*url.URL) (*url.URL, error) { return envProxyFunc(os.Getenv) })
+
+// envProxyFunc reads the proxy variables with getenv.
+func envProxyFunc(getenv func(string) string) func(*url.URL) (*url.URL, error) {
+	all := getenvAny(getenv, "ALL_PROXY", "all_proxy")
 	c := &httpproxy.Config{
-		HTTPProxy:  getenvAny("HTTP_PROXY", "http_proxy"),
-		HTTPSProxy: getenvAny("HTTPS_PROXY", "https_proxy"),
-		NoProxy:    getenvAny("NO_PROXY", "no_proxy"),
-		CGI:        os.Getenv("REQUEST_METHOD") != "",
+		HTTPProxy:  getenvAny(getenv, "HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: getenvAny(getenv, "HTTPS_PROXY", "https_proxy"),
+		NoProxy:    getenvAny(getenv, "NO_PROXY", "no_proxy"),
+		CGI:        getenv("REQUEST_METHOD") != "",
 	}
 	if c.HTTPProxy == "" {
 		c.HTTPProxy = all
@@ -80,12 +83,12 @@ var envProxy = sync.OnceValue(func() func(*url.URL) (*url.URL, error) {
 		c.HTTPSProxy = all
 	}
 	return c.ProxyFunc()
-})
+}
 
 // getenvAny returns the first of the variables that is set.
-func getenvAny(names ...string) string {
+func getenvAny(getenv func(string) string, names ...string) string {
 	for _, n := range names {
-		if v := os.Getenv(n); v != "" {
+		if v := getenv(n); v != "" {
 			return v
 		}
 	}

@@ -86,7 +86,7 @@ func (t *Transport) setup() {
 		ForceAttemptHTTP2:     true,
 		DialContext:           func(ctx context.Context, network, addr string) (net.Conn, error) { return d.dialContext(ctx, network, addr, false) },
 		DialTLSContext:        t.dialTLS,
-		TLSClientConfig:       d.base.tls,
+		TLSClientConfig:       d.base.tls.Clone(), // net/http adds h2 to its NextProtos
 		IdleConnTimeout:       d.pool.idleTimeout(),
 		ResponseHeaderTimeout: d.base.responseHeader,
 		MaxConnsPerHost:       d.base.maxConnsPerHost,
