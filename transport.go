@@ -82,9 +82,11 @@ func (t *Transport) setup() {
 	// https origin's tunnel ForceAttemptHTTP2 offers h2 and http/1.1;
 	// direct TLS connections come from dialTLS, which offers http/1.1.
 	t.h1 = &http.Transport{
-		Proxy:                 proxy,
-		ForceAttemptHTTP2:     true,
-		DialContext:           func(ctx context.Context, network, addr string) (net.Conn, error) { return d.dialContext(ctx, network, addr, false) },
+		Proxy:             proxy,
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.dialContext(ctx, network, addr, false)
+		},
 		DialTLSContext:        t.dialTLS,
 		TLSClientConfig:       d.base.tls.Clone(), // net/http adds h2 to its NextProtos
 		IdleConnTimeout:       d.pool.idleTimeout(),
