@@ -263,3 +263,48 @@ func TestProxyDante(t *testing.T) {
 	roundTrip(t, s, []byte("wt via dante"))
 	checkProxied(t, rep, port, 0)
 }
+
+// TestProxyTransport: Transport GETs through Squid (CONNECT) and Dante
+// (SOCKS5) reach the origin over HTTP/2 inside the tunnel, with the
+// proxy's address raced by the Dialer; the origin itself is never dialed.
+func TestProxyTransport(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(*testing.T) int
+		proxy string
+	}{
+		{"squid", func(t *testing.T) int { return startSquid(t, true) }, "http"},
+		{"dante", startDante, "socks5h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, true, serve, serve)
+			e.dns.A(host, "127.0.0.1")
+			port := tc.start(t)
+			e.dns.A(proxyHost, "127.0.0.1")
+			proxy := fmt.Sprintf("%s://%s:%d", tc.proxy, proxyHost, port)
+			if tc.proxy == "socks5h" {
+				// Dante resolves names with the system's resolver, which
+				// must not be asked about the test's names.
+				proxy = fmt.Sprintf("%s://127.0.0.1:%d", tc.proxy, port)
+			}
+			c, _, last := e.client(t, viaProxy(proxy))
+			url := e.httpURL("/proto")
+			if tc.proxy == "socks5h" {
+				url = "https://127.0.0.1:" + itoa(e.port) + "/proto"
+			}
+			for range 2 {
+				resp, body := get(t, c, url)
+				if resp.StatusCode != 200 || resp.ProtoMajor != 2 || body != "2" {
+					t.Errorf("%s HTTP/%d %q: want 200 over HTTP/2", resp.Status, resp.ProtoMajor, body)
+				}
+			}
+			rep := last()
+			if rep == nil || rep.Kind != "tcp" || rep.Winner < 0 || int(rep.Attempts[rep.Winner].Addr.Port()) != port {
+				t.Errorf("want a race to the proxy's address\n%s", rep)
+			}
+			if n := e.v4.Accepted() + e.v6.Accepted(); n != 1 {
+				t.Errorf("the origin accepted %d connections, want 1 (from the proxy, reused)", n)
+			}
+		})
+	}
+}
