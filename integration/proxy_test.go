@@ -26,7 +26,7 @@ const proxyHost = "proxy.example.test"
 // a free port, resolving the test host through a hosts file, with
 // private config, pid and logs under t.TempDir(); it stops when the test
 // ends. It skips the test when Squid is not installed.
-func startSquid(t *testing.T, v6 bool) int {
+func startSquid(t testing.TB, v6 bool) int {
 	t.Helper()
 	bin, err := exec.LookPath("squid")
 	if err != nil {
@@ -71,7 +71,7 @@ http_access deny all
 // startDante starts danted (SOCKS5, no authentication) on 127.0.0.1 and
 // [::1] on a free port, under t.TempDir(); it skips the test when Dante is
 // not installed.
-func startDante(t *testing.T) int {
+func startDante(t testing.TB) int {
 	t.Helper()
 	bin, err := exec.LookPath("danted")
 	if err != nil {
@@ -102,7 +102,7 @@ socks pass { from: 0/0 to: 0/0 }
 
 // startDaemon runs a proxy in the foreground until the test ends and
 // waits until it accepts on 127.0.0.1:port.
-func startDaemon(t *testing.T, dir string, port int, bin string, args ...string) {
+func startDaemon(t testing.TB, dir string, port int, bin string, args ...string) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -136,7 +136,7 @@ func startDaemon(t *testing.T, dir string, port int, bin string, args ...string)
 }
 
 // freePort returns a TCP port free on both loopback families.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l4, l6, port, err := testkit.ListenPair()
 	if err != nil {
 		t.Fatal(err)
@@ -270,10 +270,10 @@ func TestProxyDante(t *testing.T) {
 func TestProxyTransport(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		start func(*testing.T) int
+		start func(testing.TB) int
 		proxy string
 	}{
-		{"squid", func(t *testing.T) int { return startSquid(t, true) }, "http"},
+		{"squid", func(t testing.TB) int { return startSquid(t, true) }, "http"},
 		{"dante", startDante, "socks5h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
