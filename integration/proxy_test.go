@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -29,6 +30,34 @@ const proxyHost = "proxy.example.test"
 // ends. It skips the test when Squid is not installed.
 func startSquid(t testing.TB, v6 bool) int {
 	t.Helper()
+	return squid(t, func(port int, dir string) string {
+		listen := fmt.Sprintf("http_port 127.0.0.1:%d\n", port)
+		if v6 {
+			listen += fmt.Sprintf("http_port [::1]:%d\n", port)
+		}
+		return listen
+	})
+}
+
+// startSquidTLS starts Squid as an https:// proxy on 127.0.0.1 with a
+// certificate of ca for "localhost" and 127.0.0.1.
+func startSquidTLS(t *testing.T, ca *testkit.CA) int {
+	t.Helper()
+	return squid(t, func(port int, dir string) string {
+		certFile, keyFile := writeCert(t, ca, "localhost", "127.0.0.1")
+		for _, f := range []string{certFile, keyFile} {
+			os.Chmod(f, 0o644)
+			os.Chmod(filepath.Dir(f), 0o755)
+			os.Chmod(filepath.Dir(filepath.Dir(f)), 0o711)
+		}
+		return fmt.Sprintf("https_port 127.0.0.1:%d tls-cert=%s tls-key=%s\n", port, certFile, keyFile)
+	})
+}
+
+// squid starts Squid with the listening lines listen gives for a free
+// port; see startSquid.
+func squid(t testing.TB, listen func(port int, dir string) string) int {
+	t.Helper()
 	bin, err := exec.LookPath("squid")
 	if err != nil {
 		if _, err = os.Stat("/usr/sbin/squid"); err != nil {
@@ -42,13 +71,9 @@ func startSquid(t testing.TB, v6 bool) int {
 	os.Chmod(filepath.Dir(dir), 0o711)
 	os.Chmod(dir, 0o777)
 	port := freePort(t)
-	listen := fmt.Sprintf("http_port 127.0.0.1:%d\n", port)
-	if v6 {
-		listen += fmt.Sprintf("http_port [::1]:%d\n", port)
-	}
 	hosts := filepath.Join(dir, "hosts")
 	os.WriteFile(hosts, []byte("127.0.0.1 "+host+"\n::1 "+host+"\n"), 0o644)
-	conf := listen + `pid_filename ` + dir + `/squid.pid
+	conf := listen(port, dir) + `pid_filename ` + dir + `/squid.pid
 cache_log ` + dir + `/cache.log
 access_log ` + dir + `/access.log
 hosts_file ` + hosts + `
@@ -365,5 +390,29 @@ func TestProxyPoolPartition(t *testing.T) {
 	}
 	if n := e.v4.Accepted() + e.v6.Accepted(); n != 2 {
 		t.Errorf("the origin accepted %d connections, want 2", n)
+	}
+}
+
+// TestProxySquidHTTPS: an https:// proxy gets TLS first, verified against
+// the Dialer's roots, then CONNECT inside it, then TLS to the origin inside
+// that; a proxy whose certificate the roots do not hold fails at the
+// proxy's TLS.
+func TestProxySquidHTTPS(t *testing.T) {
+	e := newEnv(t, true, serve, serve)
+	e.dns.A(host, "127.0.0.1")
+	port := startSquidTLS(t, e.ca)
+	d := e.dialer(viaProxy(fmt.Sprintf("https://127.0.0.1:%d", port)))
+	defer d.CloseIdleConnections()
+	rep := dialEcho(t, d, e.url(true), 2)
+	checkProxied(t, rep, port, 200)
+
+	other, err := testkit.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = d.DialWebSocket(ctx(t), e.url(true), dialer.WithTLSConfig(other.ClientConfig()))
+	var pe *dialer.ProxyError
+	if !errors.As(err, &pe) || pe.Op != "tls" || !errors.Is(err, dialer.ErrProxy) {
+		t.Errorf("error %v: want the proxy's TLS failing", err)
 	}
 }
