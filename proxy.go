@@ -324,23 +324,39 @@ func proxyTLS(conf *tls.Config, hop *proxyHop) *tls.Config {
 }
 
 // proxyName is the race's proxy URL without its password, or "".
-func (s raceSpec) proxyName() string {
-	if s.proxy == nil {
-		return ""
-	}
-	return s.proxy.redacted()
-}
+func (s raceSpec) proxyName() string { return s.proxy.name() }
 
 // proxyReport is the Report's record of the race's proxy hop, or nil.
-func (s raceSpec) proxyReport() *ProxyHop {
-	if s.proxy == nil {
+func (s raceSpec) proxyReport() *ProxyHop { return s.proxy.report(s.kind) }
+
+// name is the hop's proxy URL without its password; "" for no hop.
+func (p *proxyHop) name() string {
+	if p == nil {
+		return ""
+	}
+	return p.redacted()
+}
+
+// report is the Report's record of the hop for a dial of kind, or nil
+// for no hop.
+func (p *proxyHop) report(kind string) *ProxyHop {
+	if p == nil {
 		return nil
 	}
-	p := &ProxyHop{URL: s.proxy.redacted(), Target: s.proxy.target()}
-	if s.kind != "tcp" {
-		p.Note = noteProxied
+	r := &ProxyHop{URL: p.redacted(), Target: p.target()}
+	if kind != "tcp" {
+		r.Note = noteProxied
 	}
-	return p
+	return r
+}
+
+// blame names the hop in a dial's error, if it is a *DialError.
+func (p *proxyHop) blame(err error) error {
+	var de *DialError
+	if p != nil && errors.As(err, &de) && de.Proxy == "" {
+		de.Proxy = p.redacted()
+	}
+	return err
 }
 
 // socksAddrs returns, for a socks5:// proxy, how an attempt resolves the

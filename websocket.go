@@ -64,7 +64,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust().via(hop), host, port)}
+	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust().via(hop), host, port), hop: hop}
 	if secure {
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
@@ -106,6 +106,7 @@ type wsDial struct {
 	u      *url.URL
 	rawURL string
 	key    poolKey
+	hop    *proxyHop // the proxy, or nil
 
 	conn *websocket.Conn
 	resp *http.Response
@@ -135,8 +136,8 @@ func (w *wsDial) tryPooled(ctx context.Context) bool {
 		return false
 	}
 	w.cfg.emit(&Report{URL: w.rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
-		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
-	w.conn, w.resp, w.err = c, r, wrapHandshake(w.rawURL, err)
+		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version), Proxy: w.hop.report("websocket")})
+	w.conn, w.resp, w.err = c, r, w.hop.blame(wrapHandshake(w.rawURL, err))
 	return true
 }
 
@@ -174,7 +175,7 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 			cfg.emit(rep)
 			continue
 		}
-		err = wrapHandshake(w.rawURL, err)
+		err = w.hop.blame(wrapHandshake(w.rawURL, err))
 		if err != nil {
 			rep.Err = err.Error()
 		}

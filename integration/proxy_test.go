@@ -383,10 +383,17 @@ func TestProxyPoolPartition(t *testing.T) {
 	if direct.Proxy != nil || proxied.Proxy == nil || e.v4.Accepted()+e.v6.Accepted() != 2 {
 		t.Fatalf("want a direct and a proxied connection, 2 accepted (got %d)\n%s\n%s", e.v4.Accepted()+e.v6.Accepted(), direct, proxied)
 	}
-	for _, rep := range []*dialer.Report{dial(), dial(via)} {
-		if !strings.HasPrefix(rep.Reason, "reused a live h2") {
-			t.Errorf("want the pooled connection of the same kind reused\n%s", rep)
+	for i, rep := range []*dialer.Report{dial(), dial(via)} {
+		if !strings.HasPrefix(rep.Reason, "reused a live h2") || (rep.Proxy != nil) != (i == 1) {
+			t.Errorf("want the pooled connection of the same kind reused, the proxy in the report of the proxied one\n%s", rep)
 		}
+	}
+	// The origin's refusal through the proxy is the origin's, and the
+	// error names the proxy it went through.
+	_, _, err := d.DialWebSocket(ctx(t), e.url(true), via, dialer.WithHeader(http.Header{"X-Connect-Status": {"403"}}))
+	var de *dialer.DialError
+	if !errors.Is(err, dialer.ErrRejected) || errors.Is(err, dialer.ErrProxy) || !errors.As(err, &de) || de.Proxy == "" {
+		t.Errorf("error %v: want ErrRejected from the origin, naming the proxy", err)
 	}
 	if n := e.v4.Accepted() + e.v6.Accepted(); n != 2 {
 		t.Errorf("the origin accepted %d connections, want 2", n)
