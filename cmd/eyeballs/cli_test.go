@@ -84,12 +84,19 @@ func (r result) String() string {
 // most 20 s.
 func eyeballs(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return eyeballsEnv(t, stdin, nil, args...)
+}
+
+// eyeballsEnv is eyeballs with env added to the environment (which has no
+// proxy variables of its own).
+func eyeballsEnv(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = withoutProxies(os.Environ())
+	cmd.Env = append(withoutProxies(os.Environ()), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 2 * time.Second
@@ -984,6 +991,33 @@ func TestBinaryProxy(t *testing.T) {
 			!strings.Contains(r.stderr, "proxy http://alice:xxxxx@"+l.Addr().String()+" → origin.example.test:443") ||
 			!strings.Contains(r.stderr, "407") || strings.Contains(r.stderr, "s3cret") {
 			t.Errorf("eyeballs %s -x: want exit 4, the hop drawn, the 407 and the hint, no password; %s", cmd.name, r)
+		}
+	}
+	// The environment, as net/http and curl read it: the proxy is used
+	// (exit 4, its 407) unless NO_PROXY or -noproxy send the dial direct,
+	// where DNS (a closed port) fails it (exit 3).
+	peer := "http://" + l.Addr().String()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		code int
+	}{
+		{[]string{"HTTPS_PROXY=" + peer}, nil, 4},
+		{[]string{"https_proxy=" + peer}, nil, 4},
+		{[]string{"ALL_PROXY=" + peer}, nil, 4},
+		{[]string{"HTTP_PROXY=" + peer}, nil, 3}, // not for https/wss
+		{[]string{"HTTPS_PROXY=" + peer, "NO_PROXY=.example.test"}, nil, 3},
+		{[]string{"HTTPS_PROXY=" + peer}, []string{"-noproxy"}, 3},
+	} {
+		for _, cmd := range []string{"ws", "wt", "get"} {
+			u := "https://origin.example.test/"
+			if cmd == "ws" {
+				u = "wss://origin.example.test/"
+			}
+			args := append(append([]string{cmd, "-nameserver", "127.0.0.1:1", "-timeout", "5s"}, tc.args...), u)
+			if r := eyeballsEnv(t, "", tc.env, args...); r.code != tc.code {
+				t.Errorf("%v eyeballs %s: exit %d, want %d; %s", tc.env, strings.Join(args, " "), r.code, tc.code, r)
+			}
 		}
 	}
 }
