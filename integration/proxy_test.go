@@ -423,3 +423,28 @@ func TestProxySquidHTTPS(t *testing.T) {
 		t.Errorf("error %v: want the proxy's TLS failing", err)
 	}
 }
+
+// TestProxyPlainWebSocket: a ws:// dial through a proxy asks it for a
+// tunnel too (RFC 6455 §4.1), through Squid and Dante, and upgrades over
+// HTTP/1.1 inside it.
+func TestProxyPlainWebSocket(t *testing.T) {
+	e := newEnv(t, false, serve, serve)
+	e.dns.A(host, "127.0.0.1")
+	for _, p := range []struct {
+		name  string
+		start func(testing.TB) int
+		url   string
+		code  int
+	}{
+		{"squid", func(t testing.TB) int { return startSquid(t, false) }, "http://127.0.0.1:%d", 200},
+		{"dante", startDante, "socks5://127.0.0.1:%d", 0},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			port := p.start(t)
+			d := e.dialer(viaProxy(fmt.Sprintf(p.url, port)))
+			defer d.CloseIdleConnections()
+			rep := dialEcho(t, d, e.url(false), 1)
+			checkProxied(t, rep, port, p.code)
+		})
+	}
+}
