@@ -258,9 +258,10 @@ func WithMaxConnsPerHost(n int) Option {
 // HTTP/2. The Report's Proxy and each Attempt's Tunnel show the hop;
 // errors from the proxy match ErrProxy. Connections through a proxy are
 // shared only by dials through the same proxy URL (credentials
-// included). Transport requests through a proxy go through net/http's
-// transport (h2 or HTTP/1.1 in the tunnel), whose connections to the
-// proxy the Dialer races.
+// included). A Transport races https origins through the proxy the same
+// way (h2 in the tunnel, pooled); plain http:// requests and origins that
+// speak only HTTP/1.1 go through net/http's proxy support, over
+// connections to the proxy that the Dialer races.
 func WithProxy(f func(*http.Request) (*url.URL, error)) Option {
 	return func(c *config) { c.proxy = f }
 }

@@ -79,19 +79,17 @@ func (t *Transport) setup() {
 	if proxy == nil {
 		proxy = ProxyFromEnvironment
 	}
-	// Requests through a proxy go through net/http's transport, which
-	// tunnels (CONNECT, SOCKS5) above DialContext: the proxy's addresses
-	// are raced by the Dialer, without a proxy of its own. Inside an
-	// https origin's tunnel ForceAttemptHTTP2 offers h2 and http/1.1;
-	// direct TLS connections come from dialTLS, which offers http/1.1.
+	// Plain http:// and HTTP/1.1-only https origins behind a proxy go
+	// through net/http's transport, which tunnels (CONNECT, SOCKS5)
+	// above DialContext: the proxy's addresses are raced by the Dialer,
+	// without a proxy of its own.
 	t.h1 = &http.Transport{
-		Proxy:             proxy,
-		ForceAttemptHTTP2: true,
+		Proxy: proxy,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.dialContext(ctx, network, addr, false)
 		},
 		DialTLSContext:        t.dialTLS,
-		TLSClientConfig:       d.base.tls.Clone(), // net/http adds h2 to its NextProtos
+		TLSClientConfig:       d.base.tls,
 		IdleConnTimeout:       d.pool.idleTimeout(),
 		ResponseHeaderTimeout: d.base.responseHeader,
 		MaxConnsPerHost:       d.base.maxConnsPerHost,
