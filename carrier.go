@@ -32,6 +32,8 @@ type carrier struct {
 	sessions *sessions
 	// ech is what Encrypted Client Hello did on the connection (ech.go).
 	ech echResult
+	// tunnel is how the connection crossed a proxy (proxy.go), or nil.
+	tunnel *tunnelInfo
 }
 
 // tlsState returns a copy of the TLS state of the carrier's connection

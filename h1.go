@@ -25,8 +25,10 @@ type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrie
 // nil; see tlsSessions).
 func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
+		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
+		// in ctx; the TLS handshake is reported by handshakeTLS.
+		var nd net.Dialer
 		if conf == nil {
-			var nd net.Dialer
 			c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
 			if err != nil {
 				return nil, err
@@ -36,44 +38,57 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 		// An ECH retry (ech.go) is a fresh TCP connection: the attempt
 		// reports its TCP progress once.
 		var once sync.Once
-		tc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)), func(ctx context.Context, conf *tls.Config) (*tls.Conn, error) {
-			return dialTLS(ctx, ep, conf, func() { once.Do(tcpUp) })
+		return tlsCarrier(ctx, conf, serverName, ep, wt, sess, func(ctx context.Context) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+			if err == nil {
+				once.Do(tcpUp)
+			}
+			return c, err
 		})
-		if err != nil {
-			return nil, err
-		}
-		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess, ech: ech}, nil
-		}
-		start := startH2
-		if wt {
-			start = startOwnH2
-		}
-		h2, err := start(tc)
-		if err != nil {
-			return nil, err
-		}
-		return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess, ech: ech}, nil
 	}
 }
 
-// dialTLS opens a TCP connection to ep and runs the TLS handshake with conf
-// on it.
-func dialTLS(ctx context.Context, ep hev3.Endpoint, conf *tls.Config, tcpUp func()) (*tls.Conn, error) {
-	// net.Dialer reports ConnectStart and ConnectDone to an httptrace in
-	// ctx; the TLS handshake is reported here.
-	trace := httptrace.ContextClientTrace(ctx)
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
+// tlsCarrier runs an attempt's TLS handshake on a connection from open (a
+// TCP connection to the server, or a tunnel to it through a proxy),
+// offering the endpoint's ALPN protocols and ECH configuration, with
+// Encrypted Client Hello's retry rules (withECH: a retry opens a second
+// connection) and resuming sessions from sess. It starts HTTP/2 when ALPN
+// chose it (the package's own client, announcing WebTransport, when wt is
+// set); otherwise the carrier is the TLS connection, for HTTP/1.1.
+func tlsCarrier(ctx context.Context, conf *tls.Config, serverName string, ep hev3.Endpoint, wt bool, sess *sessions, open func(context.Context) (net.Conn, error)) (*carrier, error) {
+	tc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)), func(ctx context.Context, conf *tls.Config) (*tls.Conn, error) {
+		c, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return handshakeTLS(ctx, c, conf)
+	})
 	if err != nil {
 		return nil, err
 	}
-	tcpUp()
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess, ech: ech}, nil
+	}
+	start := startH2
+	if wt {
+		start = startOwnH2
+	}
+	h2, err := start(tc)
+	if err != nil {
+		return nil, err
+	}
+	return &carrier{version: hev3.H2, ep: ep, h2: h2, tc: tc, sessions: sess, ech: ech}, nil
+}
+
+// handshakeTLS runs the TLS handshake with conf on c, reporting it to an
+// httptrace in ctx. c is closed on error.
+func handshakeTLS(ctx context.Context, c net.Conn, conf *tls.Config) (*tls.Conn, error) {
+	trace := httptrace.ContextClientTrace(ctx)
 	if trace != nil && trace.TLSHandshakeStart != nil {
 		trace.TLSHandshakeStart()
 	}
 	tc := tls.Client(c, conf)
-	err = tc.HandshakeContext(ctx)
+	err := tc.HandshakeContext(ctx)
 	if trace != nil && trace.TLSHandshakeDone != nil {
 		trace.TLSHandshakeDone(tc.ConnectionState(), err)
 	}

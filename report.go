@@ -53,6 +53,9 @@ type Report struct {
 	// net.Resolver on macOS and Windows or where resolv.conf cannot be
 	// read. "" when they were asked for (or not wanted, as for ws://).
 	HTTPSUnavailable string `json:"https_unavailable,omitempty"`
+	// Proxy is the proxy the race went through (WithProxy), or nil: the
+	// attempts' addresses are then the proxy's.
+	Proxy *ProxyHop `json:"proxy,omitempty"`
 
 	// results holds the typed record of each attempt, in the order of
 	// Attempts: what the Dialer learns from. It is not encoded.
@@ -122,6 +125,11 @@ type Attempt struct {
 	// a session from an earlier connection to the origin under the same
 	// TLS configuration (RFC 8446 §2.2) instead of a full handshake.
 	Resumed bool `json:"resumed,omitempty"`
+	// Tunnel is when the proxy's tunnel to the origin opened (the answer
+	// to CONNECT, or SOCKS5's reply), or 0; ProxyStatus is the proxy's
+	// status in answer to CONNECT (HTTP proxies).
+	Tunnel      time.Duration `json:"tunnel,omitempty"`
+	ProxyStatus int           `json:"proxy_status,omitempty"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
 	// EarlyData is set when a QUIC attempt resumed with 0-RTT: Connected
@@ -156,6 +164,13 @@ func (r *Report) String() string {
 	x := axis{total: r.Duration}
 	if x.total <= 0 {
 		x.total = time.Millisecond
+	}
+	if p := r.Proxy; p != nil {
+		fmt.Fprintf(&b, "  proxy %s → %s", p.URL, p.Target)
+		if p.Note != "" {
+			fmt.Fprintf(&b, " (%s)", p.Note)
+		}
+		b.WriteByte('\n')
 	}
 	for _, q := range r.DNS {
 		end := q.End
@@ -243,6 +258,16 @@ func (q DNSQuery) summary() string {
 // summary says how the attempt ended: its outcome, version and error.
 func (a Attempt) summary() string {
 	what := a.Outcome
+	if a.Tunnel != 0 {
+		what += " tunnel"
+		if a.ProxyStatus != 0 {
+			what += fmt.Sprintf(" %d", a.ProxyStatus)
+		}
+		if a.TCP != 0 {
+			what += " in " + durfmt.Format(a.Tunnel-a.TCP)
+		}
+		what += ","
+	}
 	if a.Version != "" {
 		what += " " + a.Version
 	}

@@ -27,6 +27,8 @@ type Trace struct {
 	// Hello did (an ECH retry happens within the attempt). A QUIC attempt
 	// that resumed with 0-RTT reports it as soon as it can send early,
 	// before its handshake ends, with EarlyData "sent".
+	// Through a proxy, Addr is the proxy's, and Tunnel and ProxyStatus
+	// tell when and how its tunnel to the origin opened.
 	HandshakeDone func(Attempt)
 	// Settings: the server's HTTP/2 or HTTP/3 SETTINGS arrived; see
 	// Attempt.Settings for the capability bits.

@@ -27,9 +27,12 @@ import (
 // Alt-Svc header or an earlier success says h3) and TCP+TLS offering h2 and
 // http/1.1, and keeps HTTP/2 and HTTP/3 connections in its Dialer's pool,
 // where WebSocket and WebTransport dials of the same Dialer find them too.
-// Origins that speak only HTTP/1.1, plain http:// and requests through a
-// proxy from the environment go through an http.Transport whose
-// connections are raced by the same Dialer.
+// Origins that speak only HTTP/1.1 and plain http:// go through an
+// http.Transport whose connections are raced by the same Dialer. An https
+// origin behind a proxy (WithProxy, or the environment's) is raced
+// through the proxy's addresses with h2 in the tunnel, pooled apart from
+// direct connections; HTTP/1.1 through a proxy goes through net/http's
+// CONNECT, over connections to the proxy the Dialer races.
 //
 // A Transport is safe for concurrent use.
 type Transport struct {
@@ -75,11 +78,17 @@ func (t *Transport) setup() {
 	t.stash = map[poolKey]net.Conn{}
 	proxy := d.base.proxy
 	if proxy == nil {
-		proxy = http.ProxyFromEnvironment
+		proxy = ProxyFromEnvironment
 	}
+	// Plain http:// and HTTP/1.1-only https origins behind a proxy go
+	// through net/http's transport, which tunnels (CONNECT, SOCKS5)
+	// above DialContext: the proxy's addresses are raced by the Dialer,
+	// without a proxy of its own.
 	t.h1 = &http.Transport{
-		Proxy:                 proxy,
-		DialContext:           d.DialContext,
+		Proxy: proxy,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.dialContext(ctx, network, addr, false)
+		},
 		DialTLSContext:        t.dialTLS,
 		TLSClientConfig:       d.base.tls,
 		IdleConnTimeout:       d.pool.idleTimeout(),
@@ -120,7 +129,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("dialer: request has no URL host")
 	}
-	if req.URL.Scheme != "https" || t.proxied(req) {
+	if req.URL.Scheme != "https" {
+		// Plain http:// goes to a proxy in absolute form, as net/http
+		// sends it (RFC 9112 §3.2.2), or directly.
 		return t.viaH1(req)
 	}
 	host, port, err := splitHostPort(req.URL.Host, "443")
@@ -128,8 +139,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
 	}
-	key := originKey(t.trust, host, port)
-	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
+	// An https origin behind a proxy is raced through it like any other
+	// (h2 in the tunnel, pooled apart from direct connections); one that
+	// speaks HTTP/1.1 only goes through net/http's own CONNECT.
+	hop, err := t.d.base.proxyFor("https", host, port)
+	if err != nil {
+		closeBody(req)
+		return nil, &DialError{URL: req.URL.String(), Stage: "proxy", Err: err}
+	}
+	key := originKey(t.trust.via(hop), host, port)
+	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && (!t.d.base.knownH3 || hop != nil) {
 		return t.viaH1(req)
 	}
 	// A request goes out at most maxSends times: again only when the
@@ -150,7 +169,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return t.viaH1(req)
 			}
 			var err error
-			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port, &emit); err != nil {
+			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port, hop, &emit); err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -265,10 +284,14 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 // the stash where the HTTP/1.1 transport picks it up. A caller that waited
 // for another's race gets nil and looks again.
 //
+// Through a proxy (hop), the race is the proxy's addresses, each attempt
+// tunnelling to the origin; an HTTP/1.1 winner is closed, as net/http
+// makes its own connections through the proxy for HTTP/1.1.
+//
 // When the winner dialed with 0-RTT, the race's report is left in *emit,
 // to be handed over once the first request has told whether the server
 // accepted it.
-func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16, emit *func()) (*pooled, error) {
+func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16, hop *proxyHop, emit *func()) (*pooled, error) {
 	done, err := t.d.flights.start(ctx, key)
 	if done == nil {
 		return nil, err
@@ -288,6 +311,9 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 	spec.setHost(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
+	if hop != nil {
+		spec.proxied(hop) // RoundTrip checked that h2 is allowed
+	}
 	spec.early = t.d.planEarly(cfg, spec, false)
 	dctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
@@ -305,6 +331,10 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 		return t.d.pool.add(key, car), nil
 	}
 	t.d.caps.markH1Only(key)
+	if hop != nil {
+		car.conn.Close()
+		return nil, nil
+	}
 	t.mu.Lock()
 	if old := t.stash[key]; old != nil {
 		old.Close()
@@ -361,15 +391,6 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 	return car.conn, nil
 }
 
-// proxied reports whether the environment sends req through a proxy.
-func (t *Transport) proxied(req *http.Request) bool {
-	if t.h1.Proxy == nil {
-		return false
-	}
-	u, err := t.h1.Proxy(req)
-	return err == nil && u != nil
-}
-
 // learnAltSvc records an Alt-Svc h3 alternative on the same host.
 func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	v := resp.Header.Get("Alt-Svc")
@@ -380,7 +401,12 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if err != nil {
 		return
 	}
-	key := originKey(t.trust, host, port)
+	// What an origin said through a proxy is kept with that proxy.
+	hop, err := t.d.base.proxyFor("https", host, port)
+	if err != nil {
+		return
+	}
+	key := originKey(t.trust.via(hop), host, port)
 	if p, ma, ok := parseAltSvcH3(v, port); ok {
 		t.d.caps.altSvc(key, p, ma)
 	}

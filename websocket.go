@@ -55,10 +55,16 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if err := cfg.checkHostHeader(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	// A proxy gets a tunnel for ws as for wss: CONNECT (RFC 6455 §4.1:
+	// "ask it to open a TCP connection to the host given by /host/").
+	hop, err := cfg.proxyFor(httpScheme(u.Scheme), host, port)
+	if err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "proxy", Err: err}
+	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust(), host, port)}
+	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust().via(hop), host, port), hop: hop}
 	if secure {
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
@@ -86,6 +92,10 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
 		spec.early = d.planEarly(cfg, spec, true)
 	}
+	if hop != nil && !spec.proxied(hop) {
+		return nil, nil, &DialError{URL: rawURL, Proxy: hop.redacted(), Stage: "capability",
+			Err: fmt.Errorf("%w: only HTTP/3 allowed, and %s", ErrUnsupported, noteProxied)}
+	}
 	return w.ladder(ctx, spec, secure)
 }
 
@@ -97,6 +107,7 @@ type wsDial struct {
 	u      *url.URL
 	rawURL string
 	key    poolKey
+	hop    *proxyHop // the proxy, or nil
 
 	conn *websocket.Conn
 	resp *http.Response
@@ -126,8 +137,8 @@ func (w *wsDial) tryPooled(ctx context.Context) bool {
 		return false
 	}
 	w.cfg.emit(&Report{URL: w.rawURL, Kind: "websocket", Start: start, Winner: -1, Ready: time.Since(start),
-		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version)})
-	w.conn, w.resp, w.err = c, r, wrapHandshake(w.rawURL, err)
+		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version), Proxy: w.hop.report("websocket")})
+	w.conn, w.resp, w.err = c, r, w.hop.blame(wrapHandshake(w.rawURL, err))
 	return true
 }
 
@@ -168,7 +179,7 @@ func (w *wsDial) ladder(ctx context.Context, spec raceSpec, secure bool) (*webso
 			cfg.emit(rep)
 			continue
 		}
-		err = wrapHandshake(w.rawURL, err)
+		err = w.hop.blame(wrapHandshake(w.rawURL, err))
 		if err != nil {
 			rep.Err = err.Error()
 		}

@@ -4,6 +4,7 @@ package main
 // as a script would.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -83,12 +84,19 @@ func (r result) String() string {
 // most 20 s.
 func eyeballs(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return eyeballsEnv(t, stdin, nil, args...)
+}
+
+// eyeballsEnv is eyeballs with env added to the environment (which has no
+// proxy variables of its own).
+func eyeballsEnv(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = withoutProxies(os.Environ())
+	cmd.Env = append(withoutProxies(os.Environ()), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 2 * time.Second
@@ -273,6 +281,8 @@ func TestBinaryUsageErrors(t *testing.T) {
 			tc{[]string{cmd.name, "--resolve", "x.test:99999:127.0.0.1", cmd.url}, "not a number from 1 to 65535"},
 			tc{[]string{cmd.name, "--connect-to", "x.test:443:y.test", cmd.url}, "is not HOST1:PORT1:HOST2:PORT2"},
 			tc{[]string{cmd.name, "--connect-to", "x.test:443::", cmd.url}, "connects nowhere else"},
+			tc{[]string{cmd.name, "-x", "ftp://p.test:21", cmd.url}, `scheme "ftp", want http, https, socks5 or socks5h`},
+			tc{[]string{cmd.name, "-proxy", "p.test:3128", "-noproxy", cmd.url}, "-proxy and -noproxy exclude each other"},
 			tc{[]string{cmd.name, "ftp://x.test/"}, "is not a"},
 			tc{[]string{cmd.name, "x.test"}, "is not a"},
 			tc{[]string{cmd.name, cmd.url, "extra"}, "want exactly one"},
@@ -955,4 +965,71 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBinaryProxy: -x sends the dial through the proxy; -trace draws the
+// hop, and a proxy that refuses the tunnel exits 4 with a hint that
+// blames the proxy, its password never shown.
+func TestBinaryProxy(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	proxy := "http://alice:s3cret@" + l.Addr().String()
+	for _, cmd := range []struct{ name, url string }{{"ws", "wss://origin.example.test/"}, {"wt", "https://origin.example.test/"}, {"get", "https://origin.example.test/"}} {
+		r := eyeballs(t, "", cmd.name, "-nameserver", "127.0.0.1:1", "-timeout", "5s", "-trace", "-x", proxy, cmd.url)
+		if r.code != 4 || !strings.Contains(r.stderr, "the proxy failed, not the server") ||
+			!strings.Contains(r.stderr, "proxy http://alice:xxxxx@"+l.Addr().String()+" → origin.example.test:443") ||
+			!strings.Contains(r.stderr, "407") || strings.Contains(r.stderr, "s3cret") {
+			t.Errorf("eyeballs %s -x: want exit 4, the hop drawn, the 407 and the hint, no password; %s", cmd.name, r)
+		}
+	}
+	// The environment, as net/http and curl read it: the proxy is used
+	// (exit 4, its 407) unless NO_PROXY or -noproxy send the dial direct,
+	// where DNS (a closed port) fails it (exit 3).
+	peer := "http://" + l.Addr().String()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		code int
+	}{
+		{[]string{"HTTPS_PROXY=" + peer}, nil, 4},
+		{[]string{"https_proxy=" + peer}, nil, 4},
+		{[]string{"ALL_PROXY=" + peer}, nil, 4},
+		{[]string{"HTTP_PROXY=" + peer}, nil, 3}, // not for https/wss
+		{[]string{"HTTPS_PROXY=" + peer, "NO_PROXY=.example.test"}, nil, 3},
+		{[]string{"HTTPS_PROXY=" + peer}, []string{"-noproxy"}, 3},
+	} {
+		for _, cmd := range []string{"ws", "wt", "get"} {
+			u := "https://origin.example.test/"
+			if cmd == "ws" {
+				u = "wss://origin.example.test/"
+			}
+			args := append(append([]string{cmd, "-nameserver", "127.0.0.1:1", "-timeout", "5s"}, tc.args...), u)
+			if r := eyeballsEnv(t, "", tc.env, args...); r.code != tc.code {
+				t.Errorf("%v eyeballs %s: exit %d, want %d; %s", tc.env, strings.Join(args, " "), r.code, tc.code, r)
+			}
+		}
+	}
 }
