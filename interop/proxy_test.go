@@ -382,7 +382,7 @@ func TestProxyBlackholedFamily(t *testing.T) {
 			t.Cleanup(func() { bh.Close() })
 			th := through{px: px, u: px.url(scheme, proxyName, "", "")}
 			pw.markDNS()
-		mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
+			mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
 			c, _, rep := dialWS(t, pw.dialer(th.u), wsURL(pw.origin, originName), 2)
 			checkProxied(t, rep, px)
 			tried6 := false
