@@ -24,6 +24,8 @@ type carrier struct {
 	h3      *h3Conn
 	// transport is the race's shared UDP socket under an h3 carrier.
 	transport *quic.Transport
+	// tunnel is how the connection crossed a proxy (proxy.go), or nil.
+	tunnel *tunnelInfo
 }
 
 // needsSettings reports whether the carrier must show its SETTINGS before it

@@ -78,8 +78,22 @@ func (d *Dialer) init() { d.once.Do(func() { d.setup(nil) }) }
 // DialContext connects to address ("host:port") on network "tcp", "tcp4" or
 // "tcp6", racing the host's addresses with Happy Eyeballs. Its signature
 // fits http.Transport.DialContext and net.Dialer.DialContext.
+//
+// DialContext goes through a proxy only when the Dialer was given
+// WithProxy: then it races the proxy's addresses and returns a tunnel to
+// address (HTTP CONNECT or SOCKS5), the proxy function being asked about
+// an https URL for port 443 and an http URL otherwise. Without WithProxy
+// it ignores the environment's proxy variables, as net.Dialer does: an
+// http.Transport does its own CONNECT above DialContext, and a dialer
+// that tunnelled too would send the proxy's own connection through
+// the proxy.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	d.init()
+	return d.dialContext(ctx, network, address, d.base.proxy != nil)
+}
+
+// dialContext is DialContext, through cfg's proxy when viaProxy is set.
+func (d *Dialer) dialContext(ctx context.Context, network, address string, viaProxy bool) (net.Conn, error) {
 	cfg := d.base
 	switch network {
 	case "tcp":
@@ -103,6 +117,19 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		noHTTPS:  true,
 	}
 	spec.host, spec.literal = hostOrLiteral(host)
+	if viaProxy {
+		scheme := "http"
+		if port == 443 {
+			scheme = "https"
+		}
+		hop, err := cfg.proxyFor(scheme, host, port)
+		if err != nil {
+			return nil, &DialError{URL: spec.url, Stage: "proxy", Err: err}
+		}
+		if hop != nil {
+			spec.proxied(hop)
+		}
+	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	w, rep, err := d.race(ctx, cfg, spec)

@@ -30,9 +30,13 @@ var ErrNoAddress = errors.New("no address resolved")
 // is a net.Error: Timeout reports a dial that ran out of time.
 type DialError struct {
 	URL string
+	// Proxy is the proxy the dial went through (password redacted), or
+	// "" for a direct dial.
+	Proxy string
 	// Stage is where the dial stopped: "url", "dns", "connect",
 	// "capability" or "handshake"; for a Transport, "request" when a
-	// request failed on a pooled connection.
+	// request failed on a pooled connection; "proxy" when the proxy, not
+	// the origin, failed every attempt (the error matches ErrProxy).
 	Stage string
 	// Err is the cause of the failure as a whole (for example
 	// context.DeadlineExceeded, ErrNoAddress, ErrUnsupported, or the
@@ -60,7 +64,11 @@ func (e AttemptError) Unwrap() error { return e.Err }
 
 func (e *DialError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dial %s: %s failed", e.URL, e.Stage)
+	fmt.Fprintf(&b, "dial %s", e.URL)
+	if e.Proxy != "" {
+		fmt.Fprintf(&b, " via proxy %s", e.Proxy)
+	}
+	fmt.Fprintf(&b, ": %s failed", e.Stage)
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}

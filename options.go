@@ -30,7 +30,9 @@ import (
 //	  WithLogger
 //	WithIdleTimeout                      New only (the Dialer's pool)
 //	WithResponseHeaderTimeout,           the Transport, from New or NewTransport only
-//	  WithMaxConnsPerHost, WithProxy
+//	  WithMaxConnsPerHost
+//	WithProxy                            every dial and the Transport; DialContext
+//	                                     only when given to New
 //
 // A Transport uses its Dialer's options; there are no per-request options.
 type Option func(*config)
@@ -239,10 +241,26 @@ func WithMaxConnsPerHost(n int) Option {
 	return func(c *config) { c.maxConnsPerHost = n }
 }
 
-// WithProxy sets how a Transport picks a proxy for a request, as
-// http.Transport.Proxy does; the default is http.ProxyFromEnvironment.
-// Requests through a proxy use HTTP/1.1 (or h2 when the proxied TLS
-// offers it) over a raced connection to the proxy.
+// WithProxy sets how dials pick a proxy, as http.Transport.Proxy does:
+// f gets a request for the origin (an https URL for wss and https, http
+// for ws and http) and returns the proxy's URL, or nil for a direct dial.
+// The default is ProxyFromEnvironment. http:// and https:// proxies are
+// asked for a tunnel with CONNECT (Proxy-Authorization Basic from the
+// URL's user info), socks5:// and socks5h:// proxies with SOCKS5 (user
+// name and password from the user info). It applies to DialWebSocket,
+// DialWebTransport and the Transport, from New or per call; DialContext
+// goes through a proxy only when WithProxy was given to New.
+//
+// A dial through a proxy races the proxy's addresses with Happy
+// Eyeballs; inside the tunnel it runs TLS to the origin and the same
+// ladder as a direct dial (h2 with extended CONNECT, else HTTP/1.1), but
+// never QUIC, which cannot cross a TCP proxy: WebTransport runs over
+// HTTP/2. The Report's Proxy and each Attempt's Tunnel show the hop;
+// errors from the proxy match ErrProxy. Connections through a proxy are
+// shared only by dials through the same proxy URL (credentials
+// included). Transport requests through a proxy go through net/http's
+// transport (h2 or HTTP/1.1 in the tunnel), whose connections to the
+// proxy the Dialer races.
 func WithProxy(f func(*http.Request) (*url.URL, error)) Option {
 	return func(c *config) { c.proxy = f }
 }

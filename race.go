@@ -67,10 +67,22 @@ type raceSpec struct {
 	// wt is the WebTransport session a WebTransport race requests on each
 	// QUIC connection as its capability check.
 	wt *wtRequest
+	// proxy, when set, is the proxy the race goes through (proxy.go):
+	// host, literal and port are then the proxy's, and originHost and
+	// originLit the origin's (see raceSpec.proxied).
+	proxy      *proxyHop
+	originHost string
+	originLit  netip.Addr
 }
 
 // serverName is the TLS server name of the race's attempts.
 func (s raceSpec) serverName() string {
+	if s.proxy != nil {
+		if s.originLit.IsValid() {
+			return s.originLit.String()
+		}
+		return s.originHost
+	}
 	if s.literal.IsValid() {
 		return s.literal.String()
 	}
@@ -143,8 +155,8 @@ type raceNet struct {
 func (d *Dialer) race(ctx context.Context, cfg config, spec raceSpec) (*carrier, *Report, error) {
 	r, err := d.newRacer(ctx, cfg, spec)
 	if err != nil {
-		derr := &DialError{URL: spec.url, Stage: "dns", Err: err}
-		rep := &Report{URL: spec.url, Kind: spec.kind, Start: time.Now(), Winner: -1, Err: derr.Error()}
+		derr := &DialError{URL: spec.url, Stage: "dns", Err: err, Proxy: spec.proxyName()}
+		rep := &Report{URL: spec.url, Kind: spec.kind, Start: time.Now(), Winner: -1, Err: derr.Error(), Proxy: spec.proxyReport()}
 		return nil, rep, derr
 	}
 	car, rep, err := r.run()
@@ -184,7 +196,7 @@ func (d *Dialer) newRacer(ctx context.Context, cfg config, spec raceSpec) (*race
 		dns:           newDNSTrace(ctx, spec.host),
 		start:         start,
 		m:             hev3.New(spec.machine(cfg, hn, view), start),
-		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1},
+		rep:           &Report{URL: spec.url, Kind: spec.kind, Start: start, Winner: -1, Proxy: spec.proxyReport()},
 		stop:          stop,
 		dnsStop:       dnsStop,
 		dnsDetach:     detach,
@@ -206,6 +218,9 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		if res != nil {
 			n.lookup = res.Lookup
 		}
+	}
+	if n.dialTCP == nil && spec.proxy != nil {
+		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, spec.socksAddrs(cfg, n.lookup))
 	}
 	if n.dialTCP == nil {
 		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil)
@@ -488,6 +503,9 @@ func (r *racer) onConnected(now time.Time, st *attemptState, car *carrier) {
 	res.connected, res.version = true, car.version
 	a.Connected, a.Version = r.since(), car.version.String()
 	res.connectedAt = a.Connected
+	if t := car.tunnel; t != nil {
+		a.Tunnel, a.ProxyStatus = t.at.Sub(r.start), t.status
+	}
 	r.obs.handshakeDone(*a)
 	r.m.OnConnected(now, st.id, car.version)
 }
@@ -619,7 +637,7 @@ func expired(ctx context.Context) bool {
 
 // raceError builds the error of a race without a winner.
 func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.FailReason, aborted bool) *DialError {
-	e := &DialError{URL: spec.url}
+	e := &DialError{URL: spec.url, Proxy: spec.proxyName()}
 	for _, q := range rep.DNS {
 		if q.Err != "" {
 			e.DNS = append(e.DNS, fmt.Errorf("%s %s: %s", q.Type, q.Name, q.Err))
@@ -636,12 +654,18 @@ func raceError(ctx context.Context, spec raceSpec, rep *Report, reason hev3.Fail
 		if len(rep.Attempts) == 0 {
 			e.Stage = "dns"
 		}
+	case reason == hev3.FailDNS && spec.proxy != nil:
+		e.Stage, e.Err = "proxy", &ProxyError{Proxy: spec.proxyName(), Target: spec.proxy.target(), Op: "resolve",
+			Err: fmt.Errorf("%w for the proxy's host %s", ErrNoAddress, spec.host)}
 	case reason == hev3.FailDNS:
 		e.Stage, e.Err = "dns", fmt.Errorf("%w for %s", ErrNoAddress, spec.host)
 	case reason == hev3.FailUnsupported:
 		e.Stage, e.Err = "capability", ErrUnsupported
 	default:
 		e.Stage = "connect"
+	}
+	if spec.proxy != nil && e.Stage == "connect" && e.Err == nil {
+		e.Stage, e.Err = proxyBlame(rep)
 	}
 	if udpSilent(rep) {
 		hint := errors.New("no QUIC handshake got an answer: UDP looks blocked")

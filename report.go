@@ -48,6 +48,9 @@ type Report struct {
 	// (draft-ietf-happy-happyeyeballs-v3 §5.3, §6). Empty: the race ran
 	// as on a network never seen.
 	Learned []string `json:"learned,omitempty"`
+	// Proxy is the proxy the race went through (WithProxy), or nil: the
+	// attempts' addresses are then the proxy's.
+	Proxy *ProxyHop `json:"proxy,omitempty"`
 
 	// results holds the typed record of each attempt, in the order of
 	// Attempts: what the Dialer learns from. It is not encoded.
@@ -93,6 +96,11 @@ type Attempt struct {
 	// or 0 if it never did.
 	Connected time.Duration `json:"connected,omitempty"`
 	End       time.Duration `json:"end"`
+	// Tunnel is when the proxy's tunnel to the origin opened (the answer
+	// to CONNECT, or SOCKS5's reply), or 0; ProxyStatus is the proxy's
+	// status in answer to CONNECT (HTTP proxies).
+	Tunnel      time.Duration `json:"tunnel,omitempty"`
+	ProxyStatus int           `json:"proxy_status,omitempty"`
 	// Version is the negotiated HTTP version ("h1", "h2", "h3"), if any.
 	Version string `json:"version,omitempty"`
 	// Settings are the capabilities the server's HTTP/2 or HTTP/3 SETTINGS
@@ -120,6 +128,13 @@ func (r *Report) String() string {
 	x := axis{total: r.Duration}
 	if x.total <= 0 {
 		x.total = time.Millisecond
+	}
+	if p := r.Proxy; p != nil {
+		fmt.Fprintf(&b, "  proxy %s → %s", p.URL, p.Target)
+		if p.Note != "" {
+			fmt.Fprintf(&b, " (%s)", p.Note)
+		}
+		b.WriteByte('\n')
 	}
 	for _, q := range r.DNS {
 		end := q.End
@@ -201,6 +216,16 @@ func (q DNSQuery) summary() string {
 // summary says how the attempt ended: its outcome, version and error.
 func (a Attempt) summary() string {
 	what := a.Outcome
+	if a.Tunnel != 0 {
+		what += " tunnel"
+		if a.ProxyStatus != 0 {
+			what += fmt.Sprintf(" %d", a.ProxyStatus)
+		}
+		if a.TCP != 0 {
+			what += " in " + durfmt.Format(a.Tunnel-a.TCP)
+		}
+		what += ","
+	}
 	if a.Version != "" {
 		what += " " + a.Version
 	}

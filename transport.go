@@ -74,13 +74,21 @@ func (t *Transport) setup() {
 	t.stash = map[poolKey]net.Conn{}
 	proxy := d.base.proxy
 	if proxy == nil {
-		proxy = http.ProxyFromEnvironment
+		proxy = ProxyFromEnvironment
 	}
+	// Requests through a proxy go through net/http's transport, which
+	// tunnels (CONNECT, SOCKS5) above DialContext: the proxy's addresses
+	// are raced by the Dialer, without a proxy of its own. Inside an
+	// https origin's tunnel ForceAttemptHTTP2 offers h2 and http/1.1;
+	// direct TLS connections come from dialTLS, which offers http/1.1.
 	t.h1 = &http.Transport{
-		Proxy:                 proxy,
-		DialContext:           d.DialContext,
+		Proxy:             proxy,
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.dialContext(ctx, network, addr, false)
+		},
 		DialTLSContext:        t.dialTLS,
-		TLSClientConfig:       d.base.tls,
+		TLSClientConfig:       d.base.tls.Clone(), // net/http adds h2 to its NextProtos
 		IdleConnTimeout:       d.pool.idleTimeout(),
 		ResponseHeaderTimeout: d.base.responseHeader,
 		MaxConnsPerHost:       d.base.maxConnsPerHost,

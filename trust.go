@@ -29,9 +29,10 @@ import (
 // configuration that is garbage collected never matches a new one that
 // happens to reuse its address.
 //
-// The proxy (WithProxy) is not part of a trust: requests through a proxy
-// never use the pool (they go through the Transport's HTTP/1.1 side,
-// which net/http keys by proxy), and the sessions do not use proxies.
+// The proxy a dial goes through (WithProxy) is part of its trust (see
+// via): a connection tunnelled through a proxy is never reused by a
+// direct dial, nor by a dial through another proxy or with other proxy
+// credentials, nor the other way round.
 type trust struct {
 	sum   [sha256.Size]byte
 	conf  weak.Pointer[tls.Config]    // set when the configuration compares by identity
@@ -144,4 +145,18 @@ type poolKey struct {
 // originKey returns the key of origin host:port under trust t.
 func originKey(t trust, host string, port uint16) poolKey {
 	return poolKey{trust: t, origin: net.JoinHostPort(host, strconv.Itoa(int(port)))}
+}
+
+// via returns t for dials through hop: the proxy URL, credentials
+// included, is hashed into it, so that what was learned or pooled through
+// one proxy stays with it. A nil hop (a direct dial) leaves t as it is.
+func (t trust) via(hop *proxyHop) trust {
+	if hop == nil {
+		return t
+	}
+	h := sha256.New()
+	h.Write(t.sum[:])
+	writeField(h, "proxy", hop.u.String())
+	h.Sum(t.sum[:0])
+	return t
 }

@@ -55,10 +55,16 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 	if err := cfg.checkHostHeader(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	// A proxy gets a tunnel for ws as for wss: CONNECT (RFC 6455 §4.1:
+	// "ask it to open a TCP connection to the host given by /host/").
+	hop, err := cfg.proxyFor(httpScheme(u.Scheme), host, port)
+	if err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "proxy", Err: err}
+	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 
-	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust(), host, port)}
+	w := &wsDial{d: d, cfg: cfg, u: u, rawURL: rawURL, key: originKey(cfg.trust().via(hop), host, port)}
 	if secure {
 		// Concurrent dials to the origin wait for one race, whose h2 or
 		// h3 winner can carry them all.
@@ -84,6 +90,10 @@ func (d *Dialer) DialWebSocket(ctx context.Context, rawURL string, opts ...Optio
 		spec.tls = cfg.tlsConfig()
 		h := d.caps.apply(w.key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 		spec.versions, spec.knownH3, spec.h3Port = h.versions, h.knownH3, h.h3Port
+	}
+	if hop != nil && !spec.proxied(hop) {
+		return nil, nil, &DialError{URL: rawURL, Proxy: hop.redacted(), Stage: "capability",
+			Err: fmt.Errorf("%w: only HTTP/3 allowed, and %s", ErrUnsupported, noteProxied)}
 	}
 	return w.ladder(ctx, spec, secure)
 }

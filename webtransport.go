@@ -62,13 +62,17 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 	if err := cfg.checkHostHeader(); err != nil {
 		return nil, nil, &DialError{URL: rawURL, Stage: "url", Err: err}
 	}
+	hop, err := cfg.proxyFor("https", host, port)
+	if err != nil {
+		return nil, nil, &DialError{URL: rawURL, Stage: "proxy", Err: err}
+	}
 	ctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	target := *u
 	if cfg.host != "" {
 		target.Host = cfg.host // :authority
 	}
-	w := &wtDial{d: d, cfg: cfg, rawURL: rawURL, key: originKey(cfg.trust(), host, port),
+	w := &wtDial{d: d, cfg: cfg, rawURL: rawURL, key: originKey(cfg.trust().via(hop), host, port),
 		req:     &wtRequest{url: &target, header: cfg.header, protocols: cfg.subprotocols},
 		allowed: cfg.versionsOr(hev3.Versions(hev3.H3) | hev3.Versions(hev3.H2))}
 	// Concurrent sessions to the origin wait for one race.
@@ -98,6 +102,11 @@ func (d *Dialer) DialWebTransport(ctx context.Context, rawURL string, opts ...Op
 		h.versions = w.allowed
 	}
 	spec.versions, spec.h3Port = h.versions, h.h3Port
+	// Through a proxy, QUIC cannot go: the session runs over HTTP/2.
+	if hop != nil && !spec.proxied(hop) {
+		return nil, nil, &DialError{URL: rawURL, Proxy: hop.redacted(), Stage: "capability",
+			Err: fmt.Errorf("%w: only HTTP/3 allowed, and %s", ErrUnsupported, noteProxied)}
+	}
 	return w.race(ctx, spec)
 }
 

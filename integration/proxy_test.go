@@ -1,0 +1,265 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/eyeballs/dialer"
+	"github.com/eyeballs/dialer/internal/testkit"
+)
+
+// proxyHost is the proxy's name; only the test DNS server knows it.
+const proxyHost = "proxy.example.test"
+
+// startSquid starts Squid on 127.0.0.1 (and [::1] unless v6 is false) on
+// a free port, resolving the test host through a hosts file, with
+// private config, pid and logs under t.TempDir(); it stops when the test
+// ends. It skips the test when Squid is not installed.
+func startSquid(t *testing.T, v6 bool) int {
+	t.Helper()
+	bin, err := exec.LookPath("squid")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/squid"); err != nil {
+			t.Skip("squid not installed (apt-get install squid): skipping the Squid proxy test")
+		}
+		bin = "/usr/sbin/squid"
+	}
+	dir := t.TempDir()
+	// Squid started as root runs as its own user: it must reach the
+	// directory and write there.
+	os.Chmod(filepath.Dir(dir), 0o711)
+	os.Chmod(dir, 0o777)
+	port := freePort(t)
+	listen := fmt.Sprintf("http_port 127.0.0.1:%d\n", port)
+	if v6 {
+		listen += fmt.Sprintf("http_port [::1]:%d\n", port)
+	}
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(hosts, []byte("127.0.0.1 "+host+"\n::1 "+host+"\n"), 0o644)
+	conf := listen + `pid_filename ` + dir + `/squid.pid
+cache_log ` + dir + `/cache.log
+access_log ` + dir + `/access.log
+hosts_file ` + hosts + `
+dns_nameservers 127.0.0.1
+cache deny all
+cache_mem 8 MB
+coredump_dir ` + dir + `
+shutdown_lifetime 0 seconds
+pinger_enable off
+http_access allow localhost
+http_access deny all
+`
+	cf := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, dir, port, bin, "-N", "-f", cf)
+	return port
+}
+
+// startDante starts danted (SOCKS5, no authentication) on 127.0.0.1 and
+// [::1] on a free port, under t.TempDir(); it skips the test when Dante is
+// not installed.
+func startDante(t *testing.T) int {
+	t.Helper()
+	bin, err := exec.LookPath("danted")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/danted"); err != nil {
+			t.Skip("danted not installed (apt-get install dante-server): skipping the Dante proxy test")
+		}
+		bin = "/usr/sbin/danted"
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`logoutput: %s/danted.log
+internal: 127.0.0.1 port = %d
+internal: ::1 port = %d
+external: 127.0.0.1
+external: ::1
+socksmethod: none
+clientmethod: none
+client pass { from: 0/0 to: 0/0 }
+socks pass { from: 0/0 to: 0/0 }
+`, dir, port, port)
+	cf := filepath.Join(dir, "danted.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, dir, port, bin, "-f", cf, "-p", filepath.Join(dir, "danted.pid"), "-N", "1")
+	return port
+}
+
+// startDaemon runs a proxy in the foreground until the test ends and
+// waits until it accepts on 127.0.0.1:port.
+func startDaemon(t *testing.T, dir string, port int, bin string, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited: %s", bin, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not accept on port %d: %s", bin, port, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freePort returns a TCP port free on both loopback families.
+func freePort(t *testing.T) int {
+	l4, l6, port, err := testkit.ListenPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4.Close()
+	l6.Close()
+	return port
+}
+
+// viaProxy is WithProxy with one proxy URL for every dial.
+func viaProxy(raw string) dialer.Option {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	return dialer.WithProxy(http.ProxyURL(u))
+}
+
+// checkProxied checks that a report shows the proxy hop: the proxy, an
+// attempt to one of its addresses with the tunnel open, and QUIC not
+// offered.
+func checkProxied(t *testing.T, rep *dialer.Report, proxyPort int, status int) {
+	t.Helper()
+	if rep == nil || rep.Proxy == nil || rep.Winner < 0 {
+		t.Fatalf("the report does not show a proxy hop\n%s", rep)
+	}
+	w := rep.Attempts[rep.Winner]
+	if int(w.Addr.Port()) != proxyPort || w.Tunnel == 0 || w.ProxyStatus != status {
+		t.Errorf("winner %+v: want the proxy's port %d, a tunnel, status %d\n%s", w, proxyPort, status, rep)
+	}
+	for _, a := range rep.Attempts {
+		if a.Proto == "h3" {
+			t.Errorf("a proxied race offered QUIC\n%s", rep)
+		}
+	}
+	if !strings.Contains(rep.String(), "QUIC not offered: proxied") {
+		t.Errorf("the waterfall does not say why QUIC was not offered\n%s", rep)
+	}
+}
+
+// TestProxySquidWebSocket: WebSocket dials through Squid (HTTP CONNECT)
+// go over HTTP/2 with extended CONNECT inside the tunnel, over HTTP/1.1
+// when told to, and for ws:// too; the proxy's name is raced like any
+// host. The origin's HTTPS record says h3, which a proxy cannot carry.
+func TestProxySquidWebSocket(t *testing.T) {
+	e := newEnv(t, true, serve, serve)
+	e.dns.A(host, "127.0.0.1")
+	e.dns.AAAA(host, "::1")
+	e.dns.HTTPS(host, "1 . alpn=h3,h2")
+	port := startSquid(t, true)
+	e.dns.A(proxyHost, "127.0.0.1")
+	e.dns.AAAA(proxyHost, "::1")
+	d := e.dialer(viaProxy(fmt.Sprintf("http://%s:%d", proxyHost, port)))
+	defer d.CloseIdleConnections()
+
+	rep := dialEcho(t, d, e.url(true), 2)
+	checkProxied(t, rep, port, 200)
+	if w := rep.Attempts[rep.Winner]; w.Family != "IPv6" {
+		t.Errorf("want the proxy's IPv6 address first\n%s", rep)
+	}
+	var h1 *dialer.Report
+	c, resp, err := d.DialWebSocket(ctx(t), e.url(true), dialer.WithProtocols("h1"), dialer.WithReport(func(r *dialer.Report) { h1 = r }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 1 {
+		t.Errorf("HTTP/%d with WithProtocols(h1)", resp.ProtoMajor)
+	}
+	echo(t, c, websocket.MessageText, []byte("h1 via squid"))
+	closeConn(t, c)
+	checkProxied(t, h1, port, 200)
+}
+
+// TestProxyBlackholedFamily: the proxy's IPv6 address drops SYNs; the race
+// falls back to its IPv4 address one attempt delay later.
+func TestProxyBlackholedFamily(t *testing.T) {
+	e := newEnv(t, true, serve, serve)
+	e.dns.A(host, "127.0.0.1")
+	port := startSquid(t, false)
+	f, err := testkit.Blackhole(fmt.Sprintf("[::1]:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	e.dns.A(proxyHost, "127.0.0.1")
+	e.dns.AAAA(proxyHost, "::1")
+	d := e.dialer(viaProxy(fmt.Sprintf("http://%s:%d", proxyHost, port)))
+	defer d.CloseIdleConnections()
+	rep := dialEcho(t, d, e.url(true), 2)
+	checkProxied(t, rep, port, 200)
+	if len(rep.Attempts) != 2 || rep.Attempts[0].Family != "IPv6" || rep.Attempts[rep.Winner].Family != "IPv4" {
+		t.Fatalf("want the proxy's IPv6 address tried, then IPv4 winning\n%s", rep)
+	}
+	if gap := rep.Attempts[1].Start - rep.Attempts[0].Start; gap < 200*time.Millisecond || gap > time.Second {
+		t.Errorf("IPv4 started %v after IPv6, want about the 250ms attempt delay\n%s", gap, rep)
+	}
+}
+
+// TestProxySquidWebTransport: a WebTransport dial through Squid runs over
+// HTTP/2 although the origin's QUIC works.
+func TestProxySquidWebTransport(t *testing.T) {
+	e := newEnv(t, true, wtH2, wtH2)
+	e.quic(wt, wt)
+	e.dns.A(host, "127.0.0.1")
+	port := startSquid(t, true)
+	d := e.dialer(viaProxy(fmt.Sprintf("http://127.0.0.1:%d", port)))
+	t.Cleanup(d.CloseIdleConnections)
+	s, rep := dialWTOver(t, 2, d, e.wtURL())
+	roundTrip(t, s, []byte("wt via squid"))
+	checkProxied(t, rep, port, 200)
+}
+
+// TestProxyDante: WebSocket over HTTP/2 and WebTransport over HTTP/2
+// through Dante (SOCKS5), the origin resolved here (socks5://).
+func TestProxyDante(t *testing.T) {
+	e := newEnv(t, true, wtH2, wtH2)
+	e.dns.A(host, "127.0.0.1")
+	port := startDante(t)
+	d := e.dialer(viaProxy(fmt.Sprintf("socks5://127.0.0.1:%d", port)))
+	t.Cleanup(d.CloseIdleConnections)
+	rep := dialEcho(t, d, e.url(true), 2)
+	checkProxied(t, rep, port, 0)
+	s, rep := dialWTOver(t, 2, d, e.wtURL())
+	roundTrip(t, s, []byte("wt via dante"))
+	checkProxied(t, rep, port, 0)
+}
