@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -109,12 +110,14 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 	t.Run("WebSocketH2", func(t *testing.T) {
 		pw.markDNS()
 		mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
-		c, _, rep := dialWS(t, pw.dialer(th.u), wsURL(pw.origin, originName), 2)
-		checkProxied(t, rep, th.px)
+		d := pw.dialer(th.u)
+		c, _, rep := dialWS(t, d, wsURL(pw.origin, originName), 2)
+		checkProxied(t, rep, th, hostPort(originName, pw.origin.Port()))
 		if win := winner(t, rep); win.Settings == nil || !win.Settings.ExtendedConnect {
 			t.Errorf("winner's SETTINGS %+v, want extended CONNECT; race:\n%s", win.Settings, rep)
 		}
 		closeWS(t, c)
+		d.CloseIdleConnections() // Squid logs a tunnel when it ends
 		th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
 		protos = append(protos, "WS h2")
 	})
@@ -122,7 +125,7 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 		pw.markDNS()
 		mark, logged := pw.seen.mark(), th.logged(pw.old.Port())
 		c, _, rep := dialWS(t, pw.dialer(th.u), wsURL(pw.old, oldName), 1)
-		checkProxied(t, rep, th.px)
+		checkProxied(t, rep, th, hostPort(oldName, pw.old.Port()))
 		checkLadder(t, rep, "h2")
 		closeWS(t, c)
 		th.checkVia(t, pw, pw.old.Port(), logged, mark, oldName)
@@ -133,7 +136,8 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 		logged := th.logged(pw.origin.Port())
 		var rep *dialer.Report
 		var mu sync.Mutex
-		s, resp, err := pw.dialer(th.u).DialWebTransport(ctx(t), httpsURL(pw.origin, originName, "/wt"),
+		d := pw.dialer(th.u)
+		s, resp, err := d.DialWebTransport(ctx(t), httpsURL(pw.origin, originName, "/wt"),
 			dialer.WithReport(func(r *dialer.Report) { mu.Lock(); rep = r; mu.Unlock() }))
 		mu.Lock()
 		defer mu.Unlock()
@@ -144,9 +148,10 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 			t.Errorf("WebTransport over HTTP/%d (response HTTP/%d), want HTTP/2: QUIC cannot cross a TCP proxy; race:\n%s",
 				s.HTTPVersion(), resp.ProtoMajor, rep)
 		}
-		checkProxied(t, rep, th.px)
+		checkProxied(t, rep, th, hostPort(originName, pw.origin.Port()))
 		echoWT(t, s)
 		s.CloseWithError(0, "")
+		d.CloseIdleConnections()
 		th.checkVia(t, pw, pw.origin.Port(), logged, -1, originName)
 		protos = append(protos, "WT h2")
 	})
@@ -223,10 +228,12 @@ func checkNoLookup(t *testing.T, pw *proxyWorld, name string) {
 	}
 }
 
-// checkProxied checks that a race reached the proxy and nothing else: every
-// attempt went to the proxy's port over TCP, none offered h3 (QUIC cannot
-// cross a TCP proxy), and one won.
-func checkProxied(t *testing.T, rep *dialer.Report, px *runningProxy) {
+// checkProxied checks that a race reached the proxy and nothing else: the
+// Report names the proxy hop (its URL without the password, the origin as
+// target, and that QUIC was not offered); every attempt went to the
+// proxy's port over TCP, none offered h3 (QUIC cannot cross a TCP proxy);
+// the winner's tunnel opened (with 200 from an HTTP proxy).
+func checkProxied(t *testing.T, rep *dialer.Report, th through, target string) {
 	t.Helper()
 	if rep == nil {
 		t.Fatal("no race report")
@@ -234,15 +241,37 @@ func checkProxied(t *testing.T, rep *dialer.Report, px *runningProxy) {
 	if len(rep.Attempts) == 0 {
 		t.Errorf("race with no attempts:\n%s", rep)
 	}
+	if p := rep.Proxy; p == nil {
+		t.Errorf("the Report shows no proxy hop; race:\n%s", rep)
+	} else {
+		if want := th.u.Redacted(); p.URL != want {
+			t.Errorf("Report.Proxy.URL %q, want %q", p.URL, want)
+		}
+		if pass, ok := th.u.User.Password(); ok && strings.Contains(p.URL+rep.String(), pass) {
+			t.Errorf("the Report shows the proxy password:\n%s", rep)
+		}
+		if p.Target != target {
+			t.Errorf("Report.Proxy.Target %q, want %q", p.Target, target)
+		}
+		if !strings.Contains(p.Note, "QUIC") {
+			t.Errorf("Report.Proxy.Note %q does not say why QUIC was not offered", p.Note)
+		}
+	}
 	for _, a := range rep.Attempts {
 		if strings.Contains(a.Proto, "h3") || a.Version == "h3" {
 			t.Errorf("attempt %v offered %q (negotiated %q) through a TCP proxy; race:\n%s", a.Addr, a.Proto, a.Version, rep)
 		}
-		if int(a.Addr.Port()) != px.port || !a.Addr.Addr().IsLoopback() {
-			t.Errorf("attempt to %v, want only the proxy's addresses (port %d); race:\n%s", a.Addr, px.port, rep)
+		if int(a.Addr.Port()) != th.px.port || !a.Addr.Addr().IsLoopback() {
+			t.Errorf("attempt to %v, want only the proxy's addresses (port %d); race:\n%s", a.Addr, th.px.port, rep)
 		}
 	}
-	winner(t, rep)
+	w := winner(t, rep)
+	if w.Tunnel == 0 {
+		t.Errorf("the winner shows no tunnel; race:\n%s", rep)
+	}
+	if th.px.kind == "squid" && w.ProxyStatus != http.StatusOK {
+		t.Errorf("the winner's CONNECT answer %d, want 200; race:\n%s", w.ProxyStatus, rep)
+	}
 }
 
 // echoWT checks that a stream on s echoes.
@@ -264,9 +293,10 @@ func echoWT(t *testing.T, s *dialer.Session) {
 }
 
 // checkProxyRefused checks the error of a dial that the proxy refused: it
-// failed at once (no timeout), and it says that the proxy, not the origin,
-// answered, with what.
-func checkProxyRefused(t *testing.T, err error, took time.Duration, what ...string) {
+// failed at once (no timeout), matches dialer.ErrProxy, and its
+// *dialer.ProxyError has the proxy's status (0: no HTTP status, as from a
+// SOCKS5 proxy) and the target.
+func checkProxyRefused(t *testing.T, err error, took time.Duration, status int, target string) {
 	t.Helper()
 	if err == nil {
 		t.Fatal("dial succeeded, want the proxy's refusal")
@@ -274,10 +304,45 @@ func checkProxyRefused(t *testing.T, err error, took time.Duration, what ...stri
 	if errors.Is(err, context.DeadlineExceeded) || took > 10*time.Second {
 		t.Errorf("dial took %v and failed with %v; want the refusal at once", took, err)
 	}
-	msg := strings.ToLower(err.Error())
-	for _, w := range append([]string{"proxy"}, what...) {
-		if !strings.Contains(msg, strings.ToLower(w)) {
-			t.Errorf("error %q does not say %q", err, w)
+	if !errors.Is(err, dialer.ErrProxy) {
+		t.Errorf("error %q does not match dialer.ErrProxy", err)
+	}
+	var pe *dialer.ProxyError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %q has no *dialer.ProxyError", err)
+	}
+	if pe.StatusCode != status {
+		t.Errorf("ProxyError.StatusCode %d, want %d (%v)", pe.StatusCode, status, err)
+	}
+	if pe.Target != target {
+		t.Errorf("ProxyError.Target %q, want %q (%v)", pe.Target, target, err)
+	}
+	if status != 0 && !strings.Contains(err.Error(), itoa(status)) {
+		t.Errorf("error %q does not say the proxy's status %d", err, status)
+	}
+	if strings.Contains(err.Error(), proxyPass) {
+		t.Errorf("error %q shows the proxy password", err)
+	}
+}
+
+// checkTunnelBroken checks the error of a dial whose tunnel the proxy
+// closed right after answering 200: the dial failed at once, not as the
+// origin's rejection, and the error names both the proxy and the origin
+// the tunnel was for (the client cannot tell which of the two closed it).
+func checkTunnelBroken(t *testing.T, err error, took time.Duration, proxy *url.URL, target string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("dial succeeded through a tunnel that closed")
+	}
+	if errors.Is(err, context.DeadlineExceeded) || took > 10*time.Second {
+		t.Errorf("dial took %v and failed with %v; want a failure at once", took, err)
+	}
+	if errors.Is(err, dialer.ErrRejected) {
+		t.Errorf("error %q matches ErrRejected: the origin never answered", err)
+	}
+	for _, w := range []string{proxy.Redacted(), target} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %s", err, w)
 		}
 	}
 }
@@ -302,19 +367,26 @@ func TestSquidProxyRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := pw.dialer(tc.u)
-			start := time.Now()
-			_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, tc.host))
-			checkProxyRefused(t, err, time.Since(start), itoa(tc.status))
-			start = time.Now()
-			_, _, err = d.DialWebTransport(ctx(t), httpsURL(pw.origin, tc.host, "/wt"))
-			checkProxyRefused(t, err, time.Since(start), itoa(tc.status))
-			start = time.Now()
-			client := &http.Client{Transport: dialer.NewTransport(pw.options(tc.u)...)}
-			resp, err := client.Get(httpsURL(pw.origin, tc.host, "/hello"))
-			if err == nil {
-				resp.Body.Close()
-			}
-			checkProxyRefused(t, err, time.Since(start))
+			target := hostPort(tc.host, pw.origin.Port())
+			t.Run("WebSocket", func(t *testing.T) {
+				start := time.Now()
+				_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, tc.host))
+				checkProxyRefused(t, err, time.Since(start), tc.status, target)
+			})
+			t.Run("WebTransport", func(t *testing.T) {
+				start := time.Now()
+				_, _, err := d.DialWebTransport(ctx(t), httpsURL(pw.origin, tc.host, "/wt"))
+				checkProxyRefused(t, err, time.Since(start), tc.status, target)
+			})
+			t.Run("Transport", func(t *testing.T) {
+				start := time.Now()
+				client := &http.Client{Transport: dialer.NewTransport(pw.options(tc.u)...)}
+				resp, err := client.Get(httpsURL(pw.origin, tc.host, "/hello"))
+				if err == nil {
+					resp.Body.Close()
+				}
+				checkProxyRefused(t, err, time.Since(start), tc.status, target)
+			})
 			logLines(t, px.log, squidLine(tc.host, pw.origin.Port(), tc.status), 3)
 		})
 	}
@@ -341,11 +413,12 @@ func TestDanteProxyRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := pw.dialer(tc.u)
 			start := time.Now()
+			target := hostPort(tc.host, pw.origin.Port())
 			_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, tc.host))
-			checkProxyRefused(t, err, time.Since(start))
+			checkProxyRefused(t, err, time.Since(start), 0, target)
 			start = time.Now()
 			_, _, err = d.DialWebTransport(ctx(t), httpsURL(pw.origin, tc.host, "/wt"))
-			checkProxyRefused(t, err, time.Since(start))
+			checkProxyRefused(t, err, time.Since(start), 0, target)
 			logLinesFunc(t, px.logText, regexp.MustCompile(regexp.QuoteMeta(tc.log)), 2)
 		})
 	}
@@ -383,8 +456,9 @@ func TestProxyBlackholedFamily(t *testing.T) {
 			th := through{px: px, u: px.url(scheme, proxyName, "", "")}
 			pw.markDNS()
 			mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
-			c, _, rep := dialWS(t, pw.dialer(th.u), wsURL(pw.origin, originName), 2)
-			checkProxied(t, rep, px)
+			d := pw.dialer(th.u)
+			c, _, rep := dialWS(t, d, wsURL(pw.origin, originName), 2)
+			checkProxied(t, rep, th, hostPort(originName, pw.origin.Port()))
 			tried6 := false
 			for _, a := range rep.Attempts {
 				if a.Addr.Addr() == netip.IPv6Loopback() {
@@ -398,6 +472,7 @@ func TestProxyBlackholedFamily(t *testing.T) {
 				t.Errorf("winner %v, want the proxy's IPv4 address; race:\n%s", w.Addr, rep)
 			}
 			closeWS(t, c)
+			d.CloseIdleConnections()
 			th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
 		})
 	}
@@ -411,17 +486,21 @@ func TestProxyClosesAfterCONNECT(t *testing.T) {
 	h := startHostileProxy(t)
 	u := &url.URL{Scheme: "http", Host: "127.0.0.1:" + itoa(h.port())}
 	d := pw.dialer(u)
+	target := hostPort(originName, pw.origin.Port())
 	start := time.Now()
 	_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, originName))
-	checkProxyRefused(t, err, time.Since(start))
+	checkTunnelBroken(t, err, time.Since(start), u, target)
 	start = time.Now()
 	_, _, err = d.DialWebTransport(ctx(t), httpsURL(pw.origin, originName, "/wt"))
-	checkProxyRefused(t, err, time.Since(start))
+	checkTunnelBroken(t, err, time.Since(start), u, target)
+	start = time.Now()
 	client := &http.Client{Transport: dialer.NewTransport(pw.options(u)...)}
 	resp, err := client.Get(httpsURL(pw.origin, originName, "/hello"))
 	if err == nil {
 		resp.Body.Close()
 		t.Errorf("GET through a proxy that closes the tunnel: %s, want an error", resp.Status)
+	} else if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("GET took %v to fail (%v), want at once", took, err)
 	}
 	want := "CONNECT " + originName + ":" + itoa(pw.origin.Port())
 	got := h.targets()
@@ -452,6 +531,7 @@ func TestProxyNoProxyConfig(t *testing.T) {
 	mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
 	c, _, _ := dialWS(t, d, wsURL(pw.origin, originName), 2)
 	closeWS(t, c)
+	d.CloseIdleConnections() // Squid logs a tunnel when it ends
 	th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
 	mark = pw.seen.mark()
 	c, _, rep := dialWS(t, d, wsURL(pw.origin, directName), 2)
@@ -569,6 +649,9 @@ func TestProxyEnvironmentChild(t *testing.T) {
 	c, _, _ = dialWS(t, d, wsDirect, 2)
 	closeWS(t, c)
 }
+
+// hostPort joins host and port.
+func hostPort(host string, port int) string { return net.JoinHostPort(host, itoa(port)) }
 
 // portOf returns the port of URL s.
 func portOf(t *testing.T, s string) uint16 {
