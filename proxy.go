@@ -192,7 +192,7 @@ func (s *raceSpec) proxied(hop *proxyHop) bool {
 }
 
 // noteProxied is what the Report says of QUIC on a proxied race.
-const noteProxied = "QUIC not offered: proxied (QUIC cannot cross a TCP proxy)"
+const noteProxied = "QUIC not offered: proxied, and QUIC cannot cross a TCP proxy"
 
 // dialProxied returns the attempt function of a race through hop: TCP to
 // the proxy's address (TLS to the proxy too for an https:// proxy,

@@ -26,7 +26,7 @@ const proxyHost = "proxy.example.test"
 // a free port, resolving the test host through a hosts file, with
 // private config, pid and logs under t.TempDir(); it stops when the test
 // ends. It skips the test when Squid is not installed.
-func startSquid(t *testing.T, v6 bool) int {
+func startSquid(t testing.TB, v6 bool) int {
 	t.Helper()
 	bin, err := exec.LookPath("squid")
 	if err != nil {
@@ -71,7 +71,7 @@ http_access deny all
 // startDante starts danted (SOCKS5, no authentication) on 127.0.0.1 and
 // [::1] on a free port, under t.TempDir(); it skips the test when Dante is
 // not installed.
-func startDante(t *testing.T) int {
+func startDante(t testing.TB) int {
 	t.Helper()
 	bin, err := exec.LookPath("danted")
 	if err != nil {
@@ -102,7 +102,7 @@ socks pass { from: 0/0 to: 0/0 }
 
 // startDaemon runs a proxy in the foreground until the test ends and
 // waits until it accepts on 127.0.0.1:port.
-func startDaemon(t *testing.T, dir string, port int, bin string, args ...string) {
+func startDaemon(t testing.TB, dir string, port int, bin string, args ...string) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -136,7 +136,7 @@ func startDaemon(t *testing.T, dir string, port int, bin string, args ...string)
 }
 
 // freePort returns a TCP port free on both loopback families.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l4, l6, port, err := testkit.ListenPair()
 	if err != nil {
 		t.Fatal(err)
@@ -262,4 +262,49 @@ func TestProxyDante(t *testing.T) {
 	s, rep := dialWTOver(t, 2, d, e.wtURL())
 	roundTrip(t, s, []byte("wt via dante"))
 	checkProxied(t, rep, port, 0)
+}
+
+// TestProxyTransport: Transport GETs through Squid (CONNECT) and Dante
+// (SOCKS5) reach the origin over HTTP/2 inside the tunnel, with the
+// proxy's address raced by the Dialer; the origin itself is never dialed.
+func TestProxyTransport(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(testing.TB) int
+		proxy string
+	}{
+		{"squid", func(t testing.TB) int { return startSquid(t, true) }, "http"},
+		{"dante", startDante, "socks5h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, true, serve, serve)
+			e.dns.A(host, "127.0.0.1")
+			port := tc.start(t)
+			e.dns.A(proxyHost, "127.0.0.1")
+			proxy := fmt.Sprintf("%s://%s:%d", tc.proxy, proxyHost, port)
+			if tc.proxy == "socks5h" {
+				// Dante resolves names with the system's resolver, which
+				// must not be asked about the test's names.
+				proxy = fmt.Sprintf("%s://127.0.0.1:%d", tc.proxy, port)
+			}
+			c, _, last := e.client(t, viaProxy(proxy))
+			url := e.httpURL("/proto")
+			if tc.proxy == "socks5h" {
+				url = "https://127.0.0.1:" + itoa(e.port) + "/proto"
+			}
+			for range 2 {
+				resp, body := get(t, c, url)
+				if resp.StatusCode != 200 || resp.ProtoMajor != 2 || body != "2" {
+					t.Errorf("%s HTTP/%d %q: want 200 over HTTP/2", resp.Status, resp.ProtoMajor, body)
+				}
+			}
+			rep := last()
+			if rep == nil || rep.Kind != "tcp" || rep.Winner < 0 || int(rep.Attempts[rep.Winner].Addr.Port()) != port {
+				t.Errorf("want a race to the proxy's address\n%s", rep)
+			}
+			if n := e.v4.Accepted() + e.v6.Accepted(); n != 1 {
+				t.Errorf("the origin accepted %d connections, want 1 (from the proxy, reused)", n)
+			}
+		})
+	}
 }

@@ -273,6 +273,8 @@ func TestBinaryUsageErrors(t *testing.T) {
 			tc{[]string{cmd.name, "--resolve", "x.test:99999:127.0.0.1", cmd.url}, "not a number from 1 to 65535"},
 			tc{[]string{cmd.name, "--connect-to", "x.test:443:y.test", cmd.url}, "is not HOST1:PORT1:HOST2:PORT2"},
 			tc{[]string{cmd.name, "--connect-to", "x.test:443::", cmd.url}, "connects nowhere else"},
+			tc{[]string{cmd.name, "-x", "ftp://p.test:21", cmd.url}, `scheme "ftp", want http, https, socks5 or socks5h`},
+			tc{[]string{cmd.name, "-proxy", "p.test:3128", "-noproxy", cmd.url}, "-proxy and -noproxy exclude each other"},
 			tc{[]string{cmd.name, "ftp://x.test/"}, "is not a"},
 			tc{[]string{cmd.name, "x.test"}, "is not a"},
 			tc{[]string{cmd.name, cmd.url, "extra"}, "want exactly one"},

@@ -75,9 +75,12 @@ type common struct {
 	subprotocols listFlag
 	resolve      resolveFlag
 	connectTo    connectFlag
+	proxy        string
+	noProxy      bool
 
-	roots  *x509.CertPool // from -cacert, by check
-	routes *routes        // --resolve and --connect-to, by check
+	roots    *x509.CertPool // from -cacert, by check
+	routes   *routes        // --resolve and --connect-to, by check
+	proxyURL *url.URL       // from -proxy, by check
 }
 
 // register adds the common flags to fs; -timeout has the given default
@@ -101,6 +104,9 @@ func (c *common) register(fs *flag.FlagSet, timeout time.Duration, timeoutUsage 
 	fs.StringVar(&c.userAgent, "user-agent", "", "User-Agent header `VALUE`")
 	alias(fs, "A", "user-agent")
 	fs.Var(&c.resolve, "resolve", "use ADDR for HOST on PORT, without DNS (curl's --resolve; ADDR may be a comma-separated list; repeatable)\n`HOST:PORT:ADDR`")
+	fs.StringVar(&c.proxy, "proxy", "", "go through the proxy at `URL` (http://, https://, socks5://, socks5h://; user:password@ for credentials)\ninstead of the one HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY pick (curl's -x)")
+	alias(fs, "x", "proxy")
+	fs.BoolVar(&c.noProxy, "noproxy", false, "connect directly, ignoring HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY")
 	fs.Var(&c.connectTo, "connect-to", "connect to HOST2:PORT2 for requests to HOST1:PORT1, still verifying HOST1's certificate\n(curl's --connect-to; empty parts match any or keep the URL's; repeatable)\n`HOST1:PORT1:HOST2:PORT2`")
 }
 
@@ -137,6 +143,31 @@ func (c *common) check() error {
 		c.roots = pool
 	}
 	c.routes = &routes{resolve: c.resolve, connectTo: c.connectTo}
+	return c.checkProxy()
+}
+
+// checkProxy checks -proxy and -noproxy.
+func (c *common) checkProxy() error {
+	if c.proxy == "" {
+		return nil
+	}
+	if c.noProxy {
+		return usagef("-proxy and -noproxy exclude each other")
+	}
+	raw := c.proxy
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw // as curl and net/http take a bare host:port
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return usagef("-proxy %q is not a proxy URL", c.proxy)
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return usagef("-proxy %q: scheme %q, want http, https, socks5 or socks5h", c.proxy, u.Scheme)
+	}
+	c.proxyURL = u
 	return nil
 }
 
@@ -171,6 +202,12 @@ func (c *common) options(p *progress, o *output) []dialer.Option {
 	}
 	if len(c.nameservers) > 0 {
 		opts = append(opts, dialer.WithNameservers(c.nameservers...))
+	}
+	switch {
+	case c.proxyURL != nil:
+		opts = append(opts, dialer.WithProxy(http.ProxyURL(c.proxyURL)))
+	case c.noProxy:
+		opts = append(opts, dialer.WithProxy(func(*http.Request) (*url.URL, error) { return nil, nil }))
 	}
 	o.around = p.hold
 	if c.trace || c.verbose || o.json {

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -52,7 +51,6 @@ func runGet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	alias(fs, "o", "output")
 	location := fs.Bool("location", false, fmt.Sprintf("follow redirects (at most %d)", maxRedirects))
 	alias(fs, "L", "location")
-	noProxy := fs.Bool("noproxy", false, "connect directly, ignoring HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
 	args, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -127,9 +125,6 @@ func runGet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	p := newProgress(stderr, "requesting "+u.Host)
 	defer p.stop()
 	opts := append(c.options(p, o), dialer.WithTimeout(*connectTimeout))
-	if *noProxy {
-		opts = append(opts, dialer.WithProxy(func(*http.Request) (*url.URL, error) { return nil, nil }))
-	}
 	gt := &getTransport{c: &c, opts: opts, verbose: p}
 	if !c.verbose {
 		gt.verbose = nil

@@ -173,6 +173,8 @@ func exitCode(err error) int {
 		return exitTLS
 	case isTimeout(err):
 		return exitTimeout
+	case errors.Is(err, dialer.ErrProxy):
+		return exitConnect // the proxy refused or failed: no connection
 	case errors.Is(err, dialer.ErrNoAddress), errors.As(err, &derr) && derr.Stage == "dns", isDNSError(err):
 		return exitDNS
 	case isConnect(err):
@@ -305,6 +307,8 @@ func hint(err error) string {
 		return "" // its message names the bound
 	case errors.As(err, &hostname):
 		return "the server's certificate does not cover this name"
+	case errors.Is(err, dialer.ErrProxy) && !isTimeout(err):
+		return "the proxy failed, not the server: check -proxy (or HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) and its user:password, or pass -noproxy"
 	case isTLS(err):
 		return "pass -cacert FILE to trust the server's CA"
 	case errors.Is(err, dialer.ErrRejected):
