@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -58,7 +59,7 @@ func TestSquidProxy(t *testing.T) {
 	for _, auth := range []bool{false, true} {
 		name := map[bool]string{false: "open", true: "basic auth"}[auth]
 		t.Run(name, func(t *testing.T) {
-			r := need(t, squidPeer, "CONNECT proxy ("+name+"): WebSocket h2 and h1, WebTransport h2, Transport GET")
+			r := need(t, squidPeer, "CONNECT proxy ("+name+"): WebSocket h2 and h1, WebTransport h2, Transport GET, DialContext")
 			pw := newProxyWorld(t)
 			px := startSquid(t, pw, r, squidOptions{auth: auth})
 			user, pass := "", ""
@@ -85,7 +86,7 @@ func TestDanteProxy(t *testing.T) {
 		{"socks5", "socks5", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := need(t, dantePeer, "SOCKS5 proxy ("+tc.name+"): WebSocket h2 and h1, WebTransport h2, Transport GET")
+			r := need(t, dantePeer, "SOCKS5 proxy ("+tc.name+"): WebSocket h2 and h1, WebTransport h2, Transport GET, DialContext")
 			pw := newProxyWorld(t)
 			px := startDante(t, pw, r, danteOptions{auth: tc.auth})
 			user, pass := "", ""
@@ -167,6 +168,49 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 		}
 		th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
 		protos = append(protos, fmt.Sprintf("GET h%d", resp.ProtoMajor))
+	})
+	t.Run("DialContext", func(t *testing.T) {
+		pw.markDNS()
+		mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
+		var rep *dialer.Report
+		var mu sync.Mutex
+		d := pw.dialer(th.u, dialer.WithReport(func(r *dialer.Report) { mu.Lock(); rep = r; mu.Unlock() }))
+		target := hostPort(originName, pw.origin.Port())
+		raw, err := d.DialContext(ctx(t), "tcp", target)
+		if err != nil {
+			t.Fatalf("DialContext: %v", err)
+		}
+		defer raw.Close()
+		mu.Lock()
+		if rep == nil || rep.Proxy == nil || rep.Proxy.Target != target {
+			t.Errorf("DialContext's Report shows no proxy hop to %s:\n%v", target, rep)
+		} else if w := winner(t, rep); int(w.Addr.Port()) != th.px.port {
+			t.Errorf("DialContext won on %v, want the proxy's port %d:\n%s", w.Addr, th.px.port, rep)
+		}
+		mu.Unlock()
+		// The tunnel carries whatever the caller speaks: here TLS and an
+		// HTTP/1.1 GET, as http.Transport would over DialContext.
+		conf := pw.ca.ClientConfig()
+		conf.ServerName, conf.NextProtos = originName, []string{"http/1.1"}
+		tc := tls.Client(raw, conf)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		req, _ := http.NewRequest(http.MethodGet, httpsURL(pw.origin, originName, "/hello"), nil)
+		req.Close = true
+		if err := req.Write(tc); err != nil {
+			t.Fatalf("GET over DialContext's tunnel: %v", err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(tc), req)
+		if err != nil {
+			t.Fatalf("GET over DialContext's tunnel: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tc.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "hello from origin" {
+			t.Errorf("GET /hello: %s %q, want 200 %q", resp.Status, body, "hello from origin")
+		}
+		th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
+		protos = append(protos, "DialContext")
 	})
 	th.r.proto = strings.Join(protos, ", ")
 }
@@ -412,14 +456,27 @@ func TestDanteProxyRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := pw.dialer(tc.u)
-			start := time.Now()
 			target := hostPort(tc.host, pw.origin.Port())
-			_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, tc.host))
-			checkProxyRefused(t, err, time.Since(start), 0, target)
-			start = time.Now()
-			_, _, err = d.DialWebTransport(ctx(t), httpsURL(pw.origin, tc.host, "/wt"))
-			checkProxyRefused(t, err, time.Since(start), 0, target)
-			logLinesFunc(t, px.logText, regexp.MustCompile(regexp.QuoteMeta(tc.log)), 2)
+			t.Run("WebSocket", func(t *testing.T) {
+				start := time.Now()
+				_, _, err := d.DialWebSocket(ctx(t), wsURL(pw.origin, tc.host))
+				checkProxyRefused(t, err, time.Since(start), 0, target)
+			})
+			t.Run("WebTransport", func(t *testing.T) {
+				start := time.Now()
+				_, _, err := d.DialWebTransport(ctx(t), httpsURL(pw.origin, tc.host, "/wt"))
+				checkProxyRefused(t, err, time.Since(start), 0, target)
+			})
+			t.Run("Transport", func(t *testing.T) {
+				start := time.Now()
+				client := &http.Client{Transport: dialer.NewTransport(pw.options(tc.u)...)}
+				resp, err := client.Get(httpsURL(pw.origin, tc.host, "/hello"))
+				if err == nil {
+					resp.Body.Close()
+				}
+				checkProxyRefused(t, err, time.Since(start), 0, target)
+			})
+			logLinesFunc(t, px.logText, regexp.MustCompile(regexp.QuoteMeta(tc.log)), 3)
 		})
 	}
 	r.proto = "socks5"
