@@ -49,6 +49,17 @@ type through struct {
 	u     *url.URL
 	local bool
 	r     *row
+	// front, when set, is the port the dialer reaches the proxy on (a TLS
+	// front), instead of the proxy's own.
+	front int
+}
+
+// port is the port the dialer reaches the proxy on.
+func (th through) port() int {
+	if th.front != 0 {
+		return th.front
+	}
+	return th.px.port
 }
 
 // TestSquidProxy runs every kind of session through Squid (HTTP CONNECT,
@@ -69,6 +80,35 @@ func TestSquidProxy(t *testing.T) {
 			sessionsThrough(t, pw, through{px: px, u: px.url("http", proxyName, user, pass), r: r})
 		})
 	}
+}
+
+// TestSquidProxyOverTLS runs every kind of session through an https://
+// proxy: TLS to the proxy (HAProxy in TCP mode, verified against the
+// proxy's name with the dialer's roots), Squid's CONNECT inside it, and
+// the origin's TLS inside the tunnel: TLS in TLS.
+func TestSquidProxyOverTLS(t *testing.T) {
+	r := need(t, squidPeer, "https:// CONNECT proxy (HAProxy TLS front): WebSocket h2 and h1, WebTransport h2, Transport GET, DialContext", haproxy)
+	pw := newProxyWorld(t)
+	px := startSquid(t, pw, r, squidOptions{auth: true})
+	front := startTLSFront(t, pw, haproxy.path(), px)
+	u := &url.URL{Scheme: "https", Host: hostPort(proxyName, front), User: url.UserPassword(proxyUser, proxyPass)}
+	sessionsThrough(t, pw, through{px: px, u: u, r: r, front: front})
+	// The proxy's certificate names proxyName only: by its IP the proxy
+	// cannot be verified, and the dial must fail at the proxy's TLS.
+	t.Run("UnverifiedProxy", func(t *testing.T) {
+		bad := &url.URL{Scheme: "https", Host: hostPort("127.0.0.1", front), User: u.User}
+		start := time.Now()
+		_, _, err := pw.dialer(bad).DialWebSocket(ctx(t), wsURL(pw.origin, originName))
+		checkProxyRefused(t, err, time.Since(start), 0, hostPort(originName, pw.origin.Port()))
+		var pe *dialer.ProxyError
+		if errors.As(err, &pe) && pe.Op != "tls" {
+			t.Errorf("ProxyError.Op %q, want tls (%v)", pe.Op, err)
+		}
+		var ce *tls.CertificateVerificationError
+		if !errors.As(err, &ce) {
+			t.Errorf("error %q is not a certificate verification error", err)
+		}
+	})
 }
 
 // TestDanteProxy runs every kind of session through Dante (SOCKS5, RFC
@@ -184,8 +224,8 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 		mu.Lock()
 		if rep == nil || rep.Proxy == nil || rep.Proxy.Target != target {
 			t.Errorf("DialContext's Report shows no proxy hop to %s:\n%v", target, rep)
-		} else if w := winner(t, rep); int(w.Addr.Port()) != th.px.port {
-			t.Errorf("DialContext won on %v, want the proxy's port %d:\n%s", w.Addr, th.px.port, rep)
+		} else if w := winner(t, rep); int(w.Addr.Port()) != th.port() {
+			t.Errorf("DialContext won on %v, want the proxy's port %d:\n%s", w.Addr, th.port(), rep)
 		}
 		mu.Unlock()
 		// The tunnel carries whatever the caller speaks: here TLS and an
@@ -305,8 +345,8 @@ func checkProxied(t *testing.T, rep *dialer.Report, th through, target string) {
 		if strings.Contains(a.Proto, "h3") || a.Version == "h3" {
 			t.Errorf("attempt %v offered %q (negotiated %q) through a TCP proxy; race:\n%s", a.Addr, a.Proto, a.Version, rep)
 		}
-		if int(a.Addr.Port()) != th.px.port || !a.Addr.Addr().IsLoopback() {
-			t.Errorf("attempt to %v, want only the proxy's addresses (port %d); race:\n%s", a.Addr, th.px.port, rep)
+		if int(a.Addr.Port()) != th.port() || !a.Addr.Addr().IsLoopback() {
+			t.Errorf("attempt to %v, want only the proxy's addresses (port %d); race:\n%s", a.Addr, th.port(), rep)
 		}
 	}
 	w := winner(t, rep)

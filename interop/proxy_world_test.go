@@ -3,6 +3,8 @@ package interop
 import (
 	"bufio"
 	"crypto/md5"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -316,6 +318,31 @@ func startSquid(t testing.TB, pw *proxyWorld, r *row, o squidOptions) *runningPr
 			logs: []string{filepath.Join(dir, "cache.log"), filepath.Join(dir, "access.log")}}
 	})
 	return &runningProxy{proc: p, kind: "squid", port: ports[0], log: filepath.Join(dir, "access.log"), source: squidSource}
+}
+
+// startTLSFront starts HAProxy (conf/squid/haproxy-tls.cfg) as a TLS
+// front for px on 127.0.0.1 and [::1], with a certificate for proxyName
+// from pw's CA, and returns its port: px becomes an https:// proxy, TLS to
+// the proxy then CONNECT inside it (RFC 9110 §9.3.6).
+func startTLSFront(t testing.TB, pw *proxyWorld, haproxyPath string, px *runningProxy) int {
+	t.Helper()
+	_, _, ports := launch(t, pw.world, "haproxy-tls", 1, false, func(dir string, ports []int) command {
+		conf := filepath.Join(dir, "haproxy.cfg")
+		pw.render("squid/haproxy-tls.cfg", conf, map[string]string{"DIR": dir, "PORT": itoa(ports[0]), "SQUID": itoa(px.port)})
+		cert, err := pw.ca.Certificate(proxyName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemb := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+		pemb = append(pemb, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})...)
+		pw.write(filepath.Join(dir, "proxy.pem"), pemb)
+		return command{bin: haproxyPath, args: []string{"-db", "-f", conf}}
+	})
+	return ports[0]
 }
 
 // squidLine returns a pattern for Squid's access.log line (logformat
