@@ -340,6 +340,10 @@ func checkProxied(t *testing.T, rep *dialer.Report, th through, target string) {
 		if !strings.Contains(p.Note, "QUIC") {
 			t.Errorf("Report.Proxy.Note %q does not say why QUIC was not offered", p.Note)
 		}
+		// The waterfall (the trace, eyeballs -trace) shows the hop too.
+		if hop := "proxy " + p.URL + " → " + target; !strings.Contains(rep.String(), hop) {
+			t.Errorf("the race's text lacks %q:\n%s", hop, rep)
+		}
 	}
 	for _, a := range rep.Attempts {
 		if strings.Contains(a.Proto, "h3") || a.Version == "h3" {
@@ -648,59 +652,80 @@ func TestProxyNoProxyConfig(t *testing.T) {
 const proxyEnvChild = "INTEROP_PROXY_ENV_CHILD"
 
 // TestProxyEnvironment runs TestProxyEnvironmentChild in a new process of
-// the test binary whose environment sets HTTPS_PROXY (Squid, by name) and
-// NO_PROXY (directName): net/http reads those once per process, so only a
-// fresh process shows the default. With no WithProxy, DialWebSocket,
-// DialWebTransport and the Transport must go through Squid, except to
-// directName.
+// the test binary whose environment names a proxy and sets NO_PROXY
+// (directName): net/http and the dialer read those once per process, so
+// only a fresh process shows the default. With no WithProxy, DialWebSocket,
+// DialWebTransport and the Transport must go through the proxy, except to
+// directName. Squid comes from HTTPS_PROXY, Dante (socks5h) from ALL_PROXY
+// (as curl reads it: for every scheme without a variable of its own).
 func TestProxyEnvironment(t *testing.T) {
-	r := need(t, squidPeer, "HTTPS_PROXY and NO_PROXY from the environment (default)")
-	pw := newProxyWorld(t)
-	px := startSquid(t, pw, r, squidOptions{})
-	caFile := filepath.Join(pw.dir, "proxy-ca.pem")
-	pw.write(caFile, pw.ca.PEM())
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, variable, scheme string
+	}{
+		{"squid", "HTTPS_PROXY", "http"},
+		{"dante", "ALL_PROXY", "socks5h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				r  *row
+				pw *proxyWorld
+				px *runningProxy
+			)
+			if tc.name == "squid" {
+				r = need(t, squidPeer, tc.variable+" and NO_PROXY from the environment (default)")
+				pw = newProxyWorld(t)
+				px = startSquid(t, pw, r, squidOptions{})
+			} else {
+				r = need(t, dantePeer, tc.variable+" and NO_PROXY from the environment (default)")
+				pw = newProxyWorld(t)
+				px = startDante(t, pw, r, danteOptions{})
+			}
+			caFile := filepath.Join(pw.dir, "proxy-ca.pem")
+			pw.write(caFile, pw.ca.PEM())
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			instr := strings.Join([]string{pw.dns.Addr(), caFile,
+				wsURL(pw.origin, originName), httpsURL(pw.origin, originName, "/wt"),
+				httpsURL(pw.origin, originName, "/hello"), wsURL(pw.origin, directName)}, " ")
+			cmd := exec.Command(exe, "-test.run=^TestProxyEnvironmentChild$", "-test.count=1", "-test.v")
+			for _, kv := range os.Environ() {
+				if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToUpper(k), "_PROXY") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			cmd.Env = append(cmd.Env, proxyEnvChild+"="+instr,
+				tc.variable+"="+px.url(tc.scheme, proxyName, "", "").String(), "NO_PROXY="+directName)
+			th := through{px: px}
+			logged := th.logged(pw.origin.Port())
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "--- PASS: TestProxyEnvironmentChild") {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+			// WebSocket, WebTransport and GET to originName: three tunnels.
+			logLinesFunc(t, px.logText, th.logRE(pw.origin.Port()), logged+3)
+			if strings.Contains(px.logText(), directName) {
+				t.Errorf("%s saw %s, which NO_PROXY exempts:\n%s", tc.name, directName, px.logText())
+			}
+			var viaProxy, direct int
+			for _, req := range pw.seen.since(0) {
+				switch {
+				case req.host == originName && req.from == px.source:
+					viaProxy++
+				case req.host == directName && req.from == directIP:
+					direct++
+				default:
+					t.Errorf("the origin saw %s for %s from %v: wrong way round", req.path, req.host, req.from)
+				}
+			}
+			if viaProxy != 2 || direct != 1 {
+				t.Errorf("the origin saw %d requests for %s through the proxy (want 2) and %d for %s directly (want 1)", viaProxy, originName, direct, directName)
+			}
+			checkNoLookup(t, pw, originName)
+			r.proto = "h2"
+		})
 	}
-	instr := strings.Join([]string{pw.dns.Addr(), caFile,
-		wsURL(pw.origin, originName), httpsURL(pw.origin, originName, "/wt"),
-		httpsURL(pw.origin, originName, "/hello"), wsURL(pw.origin, directName)}, " ")
-	cmd := exec.Command(exe, "-test.run=^TestProxyEnvironmentChild$", "-test.count=1", "-test.v")
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToUpper(k), "_PROXY") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, proxyEnvChild+"="+instr,
-		"HTTPS_PROXY="+px.url("http", proxyName, "", "").String(), "NO_PROXY="+directName)
-	th := through{px: px}
-	logged := th.logged(pw.origin.Port())
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestProxyEnvironmentChild") {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	// WebSocket, WebTransport and GET to originName: three tunnels.
-	logLines(t, px.log, squidLine(originName, pw.origin.Port(), 200), logged+3)
-	if strings.Contains(px.logText(), directName) {
-		t.Errorf("squid saw %s, which NO_PROXY exempts:\n%s", directName, px.logText())
-	}
-	var viaProxy, direct int
-	for _, req := range pw.seen.since(0) {
-		switch {
-		case req.host == originName && req.from == squidSource:
-			viaProxy++
-		case req.host == directName && req.from == directIP:
-			direct++
-		default:
-			t.Errorf("the origin saw %s for %s from %v: wrong way round", req.path, req.host, req.from)
-		}
-	}
-	if viaProxy != 2 || direct != 1 {
-		t.Errorf("the origin saw %d requests for %s through Squid (want 2) and %d for %s directly (want 1)", viaProxy, originName, direct, directName)
-	}
-	checkNoLookup(t, pw, originName)
-	r.proto = "h2"
 }
 
 // TestProxyEnvironmentChild is TestProxyEnvironment's other half; it runs
