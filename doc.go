@@ -62,6 +62,8 @@ package dialer
 //	                      the host's network that keys it
 //	altsvc.go             Alt-Svc headers
 //	trust.go              keys that partition everything reused by trust
+//	proxy.go, proxyconnect.go, socks.go  WithProxy: which proxy, the race
+//	                      of its addresses, CONNECT and SOCKS5 tunnels
 //	wsconnect.go, wth2.go, wth3.go, session.go  the sessions on a carrier
 //	report.go, trace.go   the Report, the Trace and httptrace, for people
 //	errors.go             DialError and the sentinel errors

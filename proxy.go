@@ -187,7 +187,9 @@ func (s *raceSpec) proxied(hop *proxyHop) bool {
 	s.originHost, s.originLit = s.host, s.literal
 	s.host, s.literal, s.port = hop.host, hop.lit, hop.port
 	s.versions &^= hev3.Versions(hev3.H3)
-	s.knownH3, s.h3Port, s.noHTTPS, s.avoid = false, 0, true, nil
+	// avoid stays: under the proxy's trust (trust.via) the addresses a
+	// Transport learned to avoid are the proxy's.
+	s.knownH3, s.h3Port, s.noHTTPS = false, 0, true
 	return s.versions != 0
 }
 
@@ -282,18 +284,23 @@ func tunnel(ctx context.Context, c net.Conn, hop *proxyHop, conf *tls.Config, so
 }
 
 // ctxErr puts the context's cause in front of an I/O error that its end
-// caused (the deadline set by tunnel).
+// caused (the deadline set by tunnel, which may fire a moment before the
+// context's own timer).
 func ctxErr(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); cause != nil {
-		return fmt.Errorf("%w (%v)", cause, err)
+	if !expired(ctx) {
+		return err
 	}
-	return err
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = context.DeadlineExceeded
+	}
+	return fmt.Errorf("%w (%v)", cause, err)
 }
 
 // ctxErrProxy does what ctxErr does inside a ProxyError.
 func ctxErrProxy(ctx context.Context, err error) error {
 	var pe *ProxyError
-	if errors.As(err, &pe) && ctx.Err() != nil && pe.StatusCode == 0 {
+	if errors.As(err, &pe) && pe.StatusCode == 0 {
 		pe.Err = ctxErr(ctx, pe.Err)
 	}
 	return err
@@ -342,11 +349,14 @@ func (s raceSpec) proxyReport() *ProxyHop {
 // AAAA with WithPreferIPv4), within the dial's family restriction. The
 // tunnel asks for the first address. nil for other proxies.
 func (s raceSpec) socksAddrs(cfg config, lookup func(context.Context, string, hev3.RecordType) hev3.Answer) func(context.Context) ([]netip.Addr, error) {
-	if s.proxy == nil || s.proxy.scheme != "socks5" || s.originLit.IsValid() || lookup == nil {
+	if s.proxy == nil || s.proxy.scheme != "socks5" || s.originLit.IsValid() {
 		return nil
 	}
 	name := s.originHost
 	return func(ctx context.Context) ([]netip.Addr, error) {
+		if lookup == nil { // no resolver could be set up
+			return nil, fmt.Errorf("%w for %s: no resolver", ErrNoAddress, name)
+		}
 		types := []hev3.RecordType{hev3.AAAA, hev3.A}
 		if cfg.preferIPv4 || (cfg.onlyFamily && cfg.family == hev3.IPv4) {
 			types = []hev3.RecordType{hev3.A, hev3.AAAA}

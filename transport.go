@@ -26,9 +26,12 @@ import (
 // Alt-Svc header or an earlier success says h3) and TCP+TLS offering h2 and
 // http/1.1, and keeps HTTP/2 and HTTP/3 connections in its Dialer's pool,
 // where WebSocket and WebTransport dials of the same Dialer find them too.
-// Origins that speak only HTTP/1.1, plain http:// and requests through a
-// proxy from the environment go through an http.Transport whose
-// connections are raced by the same Dialer.
+// Origins that speak only HTTP/1.1 and plain http:// go through an
+// http.Transport whose connections are raced by the same Dialer. An https
+// origin behind a proxy (WithProxy, or the environment's) is raced
+// through the proxy's addresses with h2 in the tunnel, pooled apart from
+// direct connections; HTTP/1.1 through a proxy goes through net/http's
+// CONNECT, over connections to the proxy the Dialer races.
 //
 // A Transport is safe for concurrent use.
 type Transport struct {
@@ -127,7 +130,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("dialer: request has no URL host")
 	}
-	if req.URL.Scheme != "https" || t.proxied(req) {
+	if req.URL.Scheme != "https" {
+		// Plain http:// goes to a proxy in absolute form, as net/http
+		// sends it (RFC 9112 §3.2.2), or directly.
 		return t.viaH1(req)
 	}
 	host, port, err := splitHostPort(req.URL.Host, "443")
@@ -135,8 +140,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
 	}
-	key := originKey(t.trust, host, port)
-	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && !t.d.base.knownH3 {
+	// An https origin behind a proxy is raced through it like any other
+	// (h2 in the tunnel, pooled apart from direct connections); one that
+	// speaks HTTP/1.1 only goes through net/http's own CONNECT.
+	hop, err := t.d.base.proxyFor("https", host, port)
+	if err != nil {
+		closeBody(req)
+		return nil, &DialError{URL: req.URL.String(), Stage: "proxy", Err: err}
+	}
+	key := originKey(t.trust.via(hop), host, port)
+	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && (!t.d.base.knownH3 || hop != nil) {
 		return t.viaH1(req)
 	}
 	// A request goes out at most maxSends times: again only when the
@@ -149,7 +162,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return t.viaH1(req)
 			}
 			var err error
-			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port); err != nil {
+			if pc, err = t.dial(req.Context(), req.URL.String(), key, host, port, hop); err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -244,7 +257,11 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 // (the connection is pooled for the others too); an HTTP/1.1 winner goes to
 // the stash where the HTTP/1.1 transport picks it up. A caller that waited
 // for another's race gets nil and looks again.
-func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16) (*pooled, error) {
+//
+// Through a proxy (hop), the race is the proxy's addresses, each attempt
+// tunnelling to the origin; an HTTP/1.1 winner is closed, as net/http
+// makes its own connections through the proxy for HTTP/1.1.
+func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host string, port uint16, hop *proxyHop) (*pooled, error) {
 	done, err := t.d.flights.start(ctx, key)
 	if done == nil {
 		return nil, err
@@ -264,6 +281,9 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 	spec.host, spec.literal = hostOrLiteral(host)
 	h := t.d.caps.apply(key, spec.need, raceHints{versions: cfg.versionsOr(hev3.AllVersions), knownH3: cfg.knownH3})
 	spec.versions, spec.knownH3, spec.h3Port, spec.avoid = h.versions, h.knownH3, h.h3Port, h.avoid
+	if hop != nil {
+		spec.proxied(hop) // RoundTrip checked that h2 is allowed
+	}
 	dctx, cancel := cfg.dialContext(ctx)
 	defer cancel()
 	car, rep, err := t.d.race(dctx, cfg, spec)
@@ -276,6 +296,10 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 		return t.d.pool.add(key, car), nil
 	}
 	t.d.caps.markH1Only(key)
+	if hop != nil {
+		car.conn.Close()
+		return nil, nil
+	}
 	t.mu.Lock()
 	if old := t.stash[key]; old != nil {
 		old.Close()
@@ -330,15 +354,6 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string) (net.Conn
 		return nil, err
 	}
 	return car.conn, nil
-}
-
-// proxied reports whether the environment sends req through a proxy.
-func (t *Transport) proxied(req *http.Request) bool {
-	if t.h1.Proxy == nil {
-		return false
-	}
-	u, err := t.h1.Proxy(req)
-	return err == nil && u != nil
 }
 
 // learnAltSvc records an Alt-Svc h3 alternative on the same host.

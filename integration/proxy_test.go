@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,45 +266,68 @@ func TestProxyDante(t *testing.T) {
 }
 
 // TestProxyTransport: Transport GETs through Squid (CONNECT) and Dante
-// (SOCKS5) reach the origin over HTTP/2 inside the tunnel, with the
-// proxy's address raced by the Dialer; the origin itself is never dialed.
+// (SOCKS5) reach the origin over HTTP/2 inside the tunnel, raced through
+// the proxy's addresses, the Report showing the hop; the second request
+// reuses the connection. An origin that speaks HTTP/1.1 only is reached
+// through net/http's CONNECT after the first race shows it.
 func TestProxyTransport(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		start func(testing.TB) int
-		proxy string
+		name   string
+		start  func(testing.TB) int
+		proxy  string
+		origin family
+		major  int
 	}{
-		{"squid", func(t testing.TB) int { return startSquid(t, true) }, "http"},
-		{"dante", startDante, "socks5h"},
+		{"squid", func(t testing.TB) int { return startSquid(t, true) }, "http", serve, 2},
+		{"squid-h1", func(t testing.TB) int { return startSquid(t, true) }, "http", serveH1, 1},
+		{"dante", startDante, "socks5h", serve, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, true, serve, serve)
+			e := newEnv(t, true, tc.origin, tc.origin)
 			e.dns.A(host, "127.0.0.1")
 			port := tc.start(t)
 			e.dns.A(proxyHost, "127.0.0.1")
 			proxy := fmt.Sprintf("%s://%s:%d", tc.proxy, proxyHost, port)
+			url := e.httpURL("/proto")
+			status := 200
 			if tc.proxy == "socks5h" {
 				// Dante resolves names with the system's resolver, which
 				// must not be asked about the test's names.
 				proxy = fmt.Sprintf("%s://127.0.0.1:%d", tc.proxy, port)
-			}
-			c, _, last := e.client(t, viaProxy(proxy))
-			url := e.httpURL("/proto")
-			if tc.proxy == "socks5h" {
 				url = "https://127.0.0.1:" + itoa(e.port) + "/proto"
+				status = 0
 			}
-			for range 2 {
+			var (
+				mu  sync.Mutex
+				rep *dialer.Report // the first
+			)
+			tr := e.dialer(viaProxy(proxy), dialer.WithReport(func(r *dialer.Report) {
+				mu.Lock()
+				defer mu.Unlock()
+				if rep == nil {
+					rep = r
+				}
+			})).Transport()
+			t.Cleanup(tr.CloseIdleConnections)
+			c := &http.Client{Transport: tr}
+			for range 3 {
 				resp, body := get(t, c, url)
-				if resp.StatusCode != 200 || resp.ProtoMajor != 2 || body != "2" {
-					t.Errorf("%s HTTP/%d %q: want 200 over HTTP/2", resp.Status, resp.ProtoMajor, body)
+				if resp.StatusCode != 200 || resp.ProtoMajor != tc.major || body != itoa(tc.major) {
+					t.Errorf("%s HTTP/%d %q: want 200 over HTTP/%d", resp.Status, resp.ProtoMajor, body, tc.major)
 				}
 			}
-			rep := last()
-			if rep == nil || rep.Kind != "tcp" || rep.Winner < 0 || int(rep.Attempts[rep.Winner].Addr.Port()) != port {
-				t.Errorf("want a race to the proxy's address\n%s", rep)
+			mu.Lock()
+			defer mu.Unlock()
+			if rep == nil || rep.Kind != "http" {
+				t.Fatalf("the first request made no race through the proxy\n%s", rep)
 			}
-			if n := e.v4.Accepted() + e.v6.Accepted(); n != 1 {
-				t.Errorf("the origin accepted %d connections, want 1 (from the proxy, reused)", n)
+			checkProxied(t, rep, port, status)
+			want := 1 // reused
+			if tc.major == 1 {
+				want = 2 // the race's, closed, and net/http's, reused
+			}
+			if n := e.v4.Accepted() + e.v6.Accepted(); n != want {
+				t.Errorf("the origin accepted %d connections, want %d", n, want)
 			}
 		})
 	}

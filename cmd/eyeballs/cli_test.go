@@ -4,6 +4,7 @@ package main
 // as a script would.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -945,4 +946,44 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBinaryProxy: -x sends the dial through the proxy; -trace draws the
+// hop, and a proxy that refuses the tunnel exits 4 with a hint that
+// blames the proxy, its password never shown.
+func TestBinaryProxy(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	proxy := "http://alice:s3cret@" + l.Addr().String()
+	for _, cmd := range []struct{ name, url string }{{"ws", "wss://origin.example.test/"}, {"wt", "https://origin.example.test/"}, {"get", "https://origin.example.test/"}} {
+		r := eyeballs(t, "", cmd.name, "-nameserver", "127.0.0.1:1", "-timeout", "5s", "-trace", "-x", proxy, cmd.url)
+		if r.code != 4 || !strings.Contains(r.stderr, "the proxy failed, not the server") ||
+			!strings.Contains(r.stderr, "proxy http://alice:xxxxx@"+l.Addr().String()+" → origin.example.test:443") ||
+			!strings.Contains(r.stderr, "407") || strings.Contains(r.stderr, "s3cret") {
+			t.Errorf("eyeballs %s -x: want exit 4, the hop drawn, the 407 and the hint, no password; %s", cmd.name, r)
+		}
+	}
 }
