@@ -482,8 +482,8 @@ func TestSquidProxyRefuses(t *testing.T) {
 }
 
 // TestDanteProxyRefuses dials through Dante when it refuses: a destination
-// its rules block (SOCKS5 reply 0x02, RFC 1928 §6) and a wrong password
-// (RFC 1929 §2, a status other than 0). The dial fails at once with an
+// its rules block (SOCKS5 reply 0x02, RFC 1928 §6), a wrong password (RFC
+// 1929 §2, a status other than 0) and a name it cannot resolve. The dial fails at once with an
 // error that names the proxy.
 func TestDanteProxyRefuses(t *testing.T) {
 	r := need(t, dantePeer, "SOCKS5 proxy refuses: ruleset, wrong password")
@@ -497,6 +497,9 @@ func TestDanteProxyRefuses(t *testing.T) {
 	}{
 		{"ruleset", px.url("socks5h", proxyName, proxyUser, proxyPass), deniedName, "block("},
 		{"wrong password", px.url("socks5h", proxyName, proxyUser, "wrong"), originName, "password authentication failed"},
+		// directName is not in Dante's hosts file, and Dante has no DNS:
+		// SOCKS5 reply 0x04, host unreachable.
+		{"unknown name", px.url("socks5h", proxyName, proxyUser, proxyPass), directName, "could not resolve hostname"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := pw.dialer(tc.u)

@@ -365,7 +365,8 @@ type danteOptions struct {
 // 127.0.0.1 and [::1] and a free port. Dante resolves names and checks
 // passwords through the C library, from /etc/hosts, /etc/passwd and
 // /etc/shadow; it runs in a mount namespace of its own (unshare -m) where
-// the test's files are bind-mounted over those, so neither the machine's
+// the test's files are bind-mounted over those and over
+// /etc/nsswitch.conf (files only, no DNS), so neither the machine's
 // resolver nor its users are involved. Without the rights to make that
 // namespace (not root and no unprivileged user namespaces) the test skips.
 func startDante(t testing.TB, pw *proxyWorld, r *row, o danteOptions) *runningProxy {
@@ -405,9 +406,13 @@ func startDante(t testing.TB, pw *proxyWorld, r *row, o danteOptions) *runningPr
 		pw.render("dante/danted.conf", conf, map[string]string{
 			"DIR": dir, "PORT": itoa(ports[0]), "LISTEN6": listen6, "USER": userLines, "METHOD": method,
 		})
-		hosts := filepath.Join(dir, "hosts")
+		hosts, nss := filepath.Join(dir, "hosts"), filepath.Join(dir, "nsswitch.conf")
 		pw.write(hosts, pw.hosts())
-		mounts := []string{"mount --bind " + hosts + " /etc/hosts"}
+		// Files only: a name missing from the hosts file fails in Dante
+		// instead of reaching the machine's resolver.
+		pw.write(nss, []byte("passwd: files\ngroup: files\nshadow: files\nhosts: files\n"+
+			"networks: files\nprotocols: files\nservices: files\n"))
+		mounts := []string{"mount --bind " + hosts + " /etc/hosts", "mount --bind " + nss + " /etc/nsswitch.conf"}
 		if o.auth {
 			passwd, shadow := filepath.Join(dir, "passwd"), filepath.Join(dir, "shadow")
 			pw.write(passwd, []byte("root:x:0:0:root:/root:/bin/sh\n"+
