@@ -199,13 +199,20 @@ func sessionsThrough(t *testing.T, pw *proxyWorld, th through) {
 	t.Run("TransportGET", func(t *testing.T) {
 		pw.markDNS()
 		mark, logged := pw.seen.mark(), th.logged(pw.origin.Port())
-		tr := dialer.NewTransport(pw.options(th.u)...)
+		var rep *dialer.Report
+		var mu sync.Mutex
+		tr := dialer.NewTransport(pw.options(th.u, dialer.WithReport(func(r *dialer.Report) { mu.Lock(); rep = r; mu.Unlock() }))...)
 		client := &http.Client{Transport: tr}
 		resp, body := fetch(t, client, httpsURL(pw.origin, originName, "/hello"))
 		tr.CloseIdleConnections()
-		if resp.StatusCode != http.StatusOK || string(body) != "hello from origin" {
-			t.Errorf("GET /hello: %s %q, want 200 %q", resp.Status, body, "hello from origin")
+		// Inside the tunnel, TLS to the origin offers h2 and http/1.1; the
+		// origin has h2.
+		if resp.StatusCode != http.StatusOK || string(body) != "hello from origin" || resp.ProtoMajor != 2 {
+			t.Errorf("GET /hello: %s %q over HTTP/%d, want 200 %q over HTTP/2", resp.Status, body, resp.ProtoMajor, "hello from origin")
 		}
+		mu.Lock()
+		checkProxied(t, rep, th, hostPort(originName, pw.origin.Port()))
+		mu.Unlock()
 		th.checkVia(t, pw, pw.origin.Port(), logged, mark, originName)
 		protos = append(protos, fmt.Sprintf("GET h%d", resp.ProtoMajor))
 	})
