@@ -22,7 +22,9 @@ type Trace struct {
 	// AttemptStart: a connection attempt began.
 	AttemptStart func(Attempt)
 	// HandshakeDone: the attempt's transport and TLS (or QUIC) handshake
-	// finished; Version is the negotiated HTTP version.
+	// finished; Version is the negotiated HTTP version. Through a proxy,
+	// Addr is the proxy's, and Tunnel and ProxyStatus tell when and how
+	// its tunnel to the origin opened.
 	HandshakeDone func(Attempt)
 	// Settings: the server's HTTP/2 or HTTP/3 SETTINGS arrived; see
 	// Attempt.Settings for the capability bits.

@@ -366,7 +366,12 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if err != nil {
 		return
 	}
-	key := originKey(t.trust, host, port)
+	// What an origin said through a proxy is kept with that proxy.
+	hop, err := t.d.base.proxyFor("https", host, port)
+	if err != nil {
+		return
+	}
+	key := originKey(t.trust.via(hop), host, port)
 	if p, ma, ok := parseAltSvcH3(v, port); ok {
 		t.d.caps.altSvc(key, p, ma)
 	}

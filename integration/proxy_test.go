@@ -332,3 +332,38 @@ func TestProxyTransport(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyPoolPartition: a Dialer's pooled h2 connection is not reused
+// by a dial through a proxy, nor the tunnelled one by a direct dial; each
+// is reused by dials of its own kind.
+func TestProxyPoolPartition(t *testing.T) {
+	e := newEnv(t, true, serve, serve)
+	e.dns.A(host, "127.0.0.1")
+	port := startSquid(t, false)
+	via := viaProxy(fmt.Sprintf("http://127.0.0.1:%d", port))
+	d := e.dialer()
+	defer d.CloseIdleConnections()
+	dial := func(opts ...dialer.Option) *dialer.Report {
+		var rep *dialer.Report
+		c, _, err := d.DialWebSocket(ctx(t), e.url(true), append(opts, dialer.WithReport(func(r *dialer.Report) { rep = r }))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echo(t, c, websocket.MessageText, []byte("partition"))
+		t.Cleanup(func() { c.CloseNow() })
+		return rep
+	}
+	direct := dial()
+	proxied := dial(via)
+	if direct.Proxy != nil || proxied.Proxy == nil || e.v4.Accepted()+e.v6.Accepted() != 2 {
+		t.Fatalf("want a direct and a proxied connection, 2 accepted (got %d)\n%s\n%s", e.v4.Accepted()+e.v6.Accepted(), direct, proxied)
+	}
+	for _, rep := range []*dialer.Report{dial(), dial(via)} {
+		if !strings.HasPrefix(rep.Reason, "reused a live h2") {
+			t.Errorf("want the pooled connection of the same kind reused\n%s", rep)
+		}
+	}
+	if n := e.v4.Accepted() + e.v6.Accepted(); n != 2 {
+		t.Errorf("the origin accepted %d connections, want 2", n)
+	}
+}
