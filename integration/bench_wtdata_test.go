@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -56,7 +57,8 @@ func benchEcho(b *testing.B, rw io.ReadWriter) {
 // Session (capsules on the CONNECT stream, internal/wt2) against a raw
 // HTTP/2 stream of internal/h2conn echoed by an h2conn server (the
 // baseline: WebTransport's framing and flow control on top of the same
-// HTTP/2 code).
+// HTTP/2 code). Both echo servers copy through a 4 KiB bufio.Reader, so
+// they write in the same pieces.
 func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 	e := newEnv(b, true, wtH2, closed)
 	e.quic(wt, noUDP)
@@ -143,7 +145,11 @@ func rawH2Echo(b *testing.B, e *env) *h2conn.Stream {
 						if err := st.WriteHeader([]hpack.HeaderField{{Name: ":status", Value: "200"}}, false); err != nil {
 							return
 						}
-						io.Copy(st, st)
+						// As the WebTransport echo server does
+						// (internal/loopback's echoWTStream): through
+						// a 4 KiB bufio.Reader, so both echo in the
+						// same pieces.
+						io.Copy(st, bufio.NewReaderSize(st, 4096))
 						st.CloseWrite()
 					})
 				}

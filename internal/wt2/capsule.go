@@ -38,7 +38,10 @@ const (
 	maxStreamChunk    = 16 << 10            // data per WT_STREAM we send
 	copyBelow         = 16 << 10            // received WT_STREAM data below this is copied into chunks
 	recvChunk         = 4 << 10             // size of those chunks
-	writeBatch        = 64 << 10            // capsules gathered for one rw.Write
+	writeBatch        = 64 << 10            // at most this much of capsules goes in one rw.Write
+	maxFrameSize      = writeBatch          // the SETTINGS_MAX_FRAME_SIZE we announce: one batch per DATA frame
+	minChunk          = 1 << 10             // a batch with less room than this for stream data is full
+	maxCapsuleHeader  = 3 * 8               // a WT_STREAM's type, length and stream ID varints, at most
 	maxStreamsValue   = 1 << 60             // bound of WT_MAX_STREAMS (draft §6.7)
 	maxErrorCode      = 1<<32 - 1
 )

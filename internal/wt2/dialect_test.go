@@ -67,7 +67,7 @@ func TestNegotiate(t *testing.T) {
 func TestDialectServerSettings(t *testing.T) {
 	cfg := Config{Dialect: Draft13, MaxData: 1000, MaxStreamData: 100, MaxIncomingStreams: 3, MaxIncomingUniStreams: 4}
 	got := settingsMap(ServerSettings(&cfg))
-	want := map[http2.SettingID]uint32{0x8: 1, 0x2b61: 1000, 0x2b62: 100, 0x2b63: 100, 0x2b64: 4, 0x2b65: 3}
+	want := map[http2.SettingID]uint32{0x5: 64 << 10, 0x8: 1, 0x2b61: 1000, 0x2b62: 100, 0x2b63: 100, 0x2b64: 4, 0x2b65: 3}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("draft-13 server settings %v, want %v", got, want)
 	}

@@ -72,6 +72,11 @@ func limitSettings(cp *Config, remote bool) []http2.Setting {
 	}
 	c = c.withDefaults()
 	s := []http2.Setting{
+		// RFC 9113 §6.5.2: we read frames of up to maxFrameSize, so a
+		// peer's batch of capsules (a WT_STREAM is 16 KiB of data and a
+		// few bytes of header) crosses in one DATA frame instead of a
+		// full one and a sliver that costs a TLS record and a syscall.
+		{ID: http2.SettingMaxFrameSize, Val: maxFrameSize},
 		{ID: SettingWTInitialMaxData, Val: c.MaxData},
 		{ID: SettingWTInitialMaxStreamDataUni, Val: c.MaxStreamData},
 		{ID: SettingWTInitialMaxStreamDataBidiLocal, Val: c.MaxStreamData},

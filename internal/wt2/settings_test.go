@@ -12,6 +12,7 @@ func TestSettings(t *testing.T) {
 	cfg := Config{MaxData: 1000, MaxStreamData: 100, MaxIncomingStreams: 3, MaxIncomingUniStreams: 4}
 	server := settingsMap(ServerSettings(&cfg))
 	want := map[http2.SettingID]uint32{
+		0x5:    64 << 10, // SETTINGS_MAX_FRAME_SIZE
 		0x8:    1,
 		0x2b60: 1,
 		0x2b61: 1000,
@@ -30,7 +31,7 @@ func TestSettings(t *testing.T) {
 		}
 	}
 	client := settingsMap(ClientSettings(nil))
-	if client[0x8] != 0 || client[0x2b60] != 0 || client[0x2b61] != DefaultMaxData || client[0x2b65] != DefaultMaxIncomingStreams {
+	if client[0x5] != 64<<10 || client[0x8] != 0 || client[0x2b60] != 0 || client[0x2b61] != DefaultMaxData || client[0x2b65] != DefaultMaxIncomingStreams {
 		t.Errorf("client settings %v", client)
 	}
 	if err := CheckSettings(server); err != nil {

@@ -198,6 +198,13 @@ func (s *Session) datagramLocked(out *bytes.Buffer) bool {
 // flow-control credit leave the queue until credit arrives, after queueing a
 // *_BLOCKED capsule once per limit.
 func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
+	// Keep the batch within writeBatch, the frame size we announce and
+	// (h2conn's cap on DATA frames) the largest we send: a batch then
+	// goes out in one DATA frame when the peer reads frames that large.
+	room := uint64(writeBatch - out.Len() - maxCapsuleHeader)
+	if out.Len() > 0 && (out.Len()+maxCapsuleHeader > writeBatch || room < minChunk) {
+		return false
+	}
 	for len(s.ready) > 0 {
 		st := s.ready[0]
 		s.ready[0] = nil
@@ -207,7 +214,7 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 			continue
 		}
 		n := uint64(len(st.sendPending))
-		size := min(n, maxStreamChunk)
+		size := min(n, maxStreamChunk, room)
 		if n > 0 {
 			if st.sendOff == st.sendMax {
 				if st.blockedAt != st.sendMax+1 {
