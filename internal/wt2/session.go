@@ -1,6 +1,7 @@
 package wt2
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ type Session struct {
 	cancel context.CancelCauseFunc
 
 	wake       chan struct{} // wakes the writer; capacity 1
+	wtok       chan struct{} // held (capacity 1) by whoever writes rw: writeLoop or writeDirectLocked
+	out        bytes.Buffer  // the batch being written; the holder of wtok owns it
 	readerDone chan struct{}
 	writerDone chan struct{}
 	done       chan struct{} // closed once rw is closed and every goroutine returned
@@ -35,6 +38,7 @@ type Session struct {
 	mu sync.Mutex
 
 	cause       error         // why the session ended; nil while it runs
+	writeFailed bool          // a write to rw failed: nothing more is written
 	closeCap    *SessionError // WT_CLOSE_SESSION for the writer to send last
 	halfClosed  bool          // the writer ended the send side with CloseWrite
 	drainQueued bool          // Drain was called; WT_DRAIN_SESSION to send once
@@ -117,6 +121,7 @@ func NewSession(rw io.ReadWriteCloser, client bool, local Config, peer map[http2
 		ctx:         ctx,
 		cancel:      cancel,
 		wake:        make(chan struct{}, 1),
+		wtok:        make(chan struct{}, 1),
 		readerDone:  make(chan struct{}),
 		writerDone:  make(chan struct{}),
 		done:        make(chan struct{}),

@@ -153,3 +153,49 @@ func TestStalledTransport(t *testing.T) {
 	}
 	goleak.VerifyNone(t, ignore)
 }
+
+// A Write without a deadline writes on its own goroutine when the writer
+// is idle (writeDirectLocked). Stuck there on a transport that no longer
+// drains, it must not hold up the session's end: CloseWithError returns
+// within CloseTimeout, the Write returns the session's error, the writer
+// goroutine ends, and a later Write fails at once.
+func TestStalledDirectWrite(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	const closeTimeout = 500 * time.Millisecond
+	s, conn := stalledH2(t, Config{CloseTimeout: closeTimeout})
+	str, err := s.OpenStreamSync(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := str.Write(make([]byte, 64<<20))
+		wrote <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the socket fills
+	select {
+	case err := <-wrote:
+		t.Fatalf("Write of 64 MiB to a stalled peer returned: %v", err)
+	default:
+	}
+	start := time.Now()
+	within(t, closeTimeout+time.Second, "CloseWithError", func() { s.CloseWithError(0, "") })
+	t.Logf("CloseWithError returned after %v (CloseTimeout %v)", time.Since(start), closeTimeout)
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Error("Write to a closed session succeeded")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Write stuck after the session closed")
+	}
+	select {
+	case <-conn.Done():
+	case <-time.After(time.Second):
+		t.Fatal("HTTP/2 connection with a stalled socket still open")
+	}
+	if _, err := str.Write([]byte("x")); err == nil {
+		t.Error("Write after close succeeded")
+	}
+	goleak.VerifyNone(t, ignore)
+}

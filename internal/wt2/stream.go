@@ -208,7 +208,8 @@ func (r *ReceiveStream) SetReadDeadline(t time.Time) error {
 // (flow control permitting), or with the number of bytes taken and an
 // error: a *StreamError after CancelWrite or the peer's WT_STOP_SENDING,
 // the session's error once it has ended, os.ErrDeadlineExceeded after the
-// write deadline.
+// write deadline. Without a write deadline, a Write that finds no other
+// write under way writes its data on its own goroutine.
 func (w *SendStream) Write(p []byte) (int, error) {
 	st := w.st
 	s := st.s
@@ -225,6 +226,9 @@ func (w *SendStream) Write(p []byte) (int, error) {
 	}
 	st.sendPending = p
 	s.queueReadyLocked(st)
+	if st.writeDeadline.IsZero() {
+		s.writeDirectLocked(st)
+	}
 	for {
 		if len(st.sendPending) == 0 {
 			st.sendPending = nil

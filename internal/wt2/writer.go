@@ -14,38 +14,31 @@ import (
 // alone, like *net.TCPConn and *tls.Conn.
 type closeWriter interface{ CloseWrite() error }
 
-// writeLoop is the only writer of rw. Under s.mu it gathers whole capsules
-// (control capsules first, then datagrams and stream chunks in turn) up to
-// writeBatch bytes, then writes them without the lock. Once the session has
-// ended it writes WT_CLOSE_SESSION if one is due, ends the send side and
-// returns.
+// writeLoop writes whatever is queued whenever the write token is free:
+// under s.mu it gathers whole capsules (control capsules first, then
+// datagrams and stream chunks in turn) up to writeBatch bytes, then writes
+// them without the lock. Once the session has ended it writes
+// WT_CLOSE_SESSION if one is due, ends the send side and returns.
+//
+// Whoever holds s.wtok is the one writer of rw: this goroutine, or a
+// Write that found the token free and writes its own data (writeDirect).
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
-	var out bytes.Buffer
 	for {
+		s.wtok <- struct{}{}
 		s.mu.Lock()
-		for out.Len() < writeBatch && s.nextCapsuleLocked(&out) {
-		}
-		ended := s.cause != nil
+		failed := s.writeFailed
 		s.mu.Unlock()
-
-		if out.Len() > 0 {
-			if _, err := s.rw.Write(out.Bytes()); err != nil {
-				// The peer may have closed the session and then the
-				// stream: let the reader take what it sent first
-				// (WT_CLOSE_SESSION, or its end of stream) so that the
-				// session ends with the peer's code, not our write error.
-				t := time.NewTimer(s.cfg.CloseTimeout)
-				select {
-				case <-s.ctx.Done():
-				case <-s.readerDone:
-				case <-t.C:
-				}
-				t.Stop()
-				s.fail(fmt.Errorf("wt2: writing CONNECT stream: %w", err))
-				return
-			}
-			out.Reset()
+		if failed {
+			<-s.wtok
+			return
+		}
+		wrote, ended, err := s.flushBatch()
+		<-s.wtok
+		if err != nil {
+			return
+		}
+		if wrote {
 			continue
 		}
 		if ended {
@@ -58,6 +51,77 @@ func (s *Session) writeLoop() {
 		}
 		<-s.wake
 	}
+}
+
+// flushBatch gathers one batch and writes it; the caller holds s.wtok. It
+// reports whether there was anything to write, whether the session had
+// ended when it gathered, and the write's error, after which the session
+// has failed and nothing more is written.
+func (s *Session) flushBatch() (wrote, ended bool, err error) {
+	out := &s.out
+	s.mu.Lock()
+	for out.Len() < writeBatch && s.nextCapsuleLocked(out) {
+	}
+	ended = s.cause != nil
+	s.mu.Unlock()
+	if out.Len() == 0 {
+		return false, ended, nil
+	}
+	_, err = s.rw.Write(out.Bytes())
+	out.Reset()
+	if err != nil {
+		s.mu.Lock()
+		s.writeFailed = true
+		s.mu.Unlock()
+		// The peer may have closed the session and then the stream:
+		// let the reader take what it sent first (WT_CLOSE_SESSION, or
+		// its end of stream) so that the session ends with the peer's
+		// code, not our write error.
+		t := time.NewTimer(s.cfg.CloseTimeout)
+		select {
+		case <-s.ctx.Done():
+		case <-s.readerDone:
+		case <-t.C:
+		}
+		t.Stop()
+		s.fail(fmt.Errorf("wt2: writing CONNECT stream: %w", err))
+	}
+	return true, ended, err
+}
+
+// writeDirectLocked lets a Write with no deadline be the writer while the
+// token is free: it writes batches on the caller's goroutine until st's
+// data is all taken (or cannot go: flow control, reset), instead of
+// handing each Write to writeLoop's goroutine and waiting to be woken, as
+// x/net/http2's and coder/websocket's writers do. Other streams' capsules
+// share the batches in their turn. Anything queued meanwhile has woken
+// writeLoop, which writes it once the token is back. A Write with a
+// deadline leaves the writing to writeLoop, so that the deadline can end
+// its wait however long rw.Write blocks. Called and returns with s.mu held.
+func (s *Session) writeDirectLocked(st *stream) {
+	if s.writeFailed {
+		return
+	}
+	select {
+	case s.wtok <- struct{}{}:
+	default:
+		return // writeLoop or another Write is writing and will take st's data
+	}
+	s.mu.Unlock()
+	for {
+		wrote, _, err := s.flushBatch()
+		if err != nil || !wrote {
+			break
+		}
+		s.mu.Lock()
+		taken := len(st.sendPending) == 0
+		s.mu.Unlock()
+		if taken {
+			break
+		}
+	}
+	<-s.wtok
+	s.mu.Lock()
 }
 
 // nextCapsuleLocked appends the next capsule to send to out and reports
