@@ -375,4 +375,3 @@ func rawH2conn(b *testing.B, e *env) byteStream {
 	}
 	return h2Stream{st, hc}
 }
-
