@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/eyeballs/dialer"
 	"github.com/eyeballs/dialer/internal/h2conn"
+	"github.com/eyeballs/dialer/internal/testkit"
 )
 
 // The data path (issue 20, parts 1 and 2): what one WebSocket costs per
@@ -32,6 +34,10 @@ import (
 //	raw-tls     a TLS connection (the floor under h1 and h2)
 //	raw-quic    a quic-go stream, no HTTP/3 (the floor under h3)
 //	raw-h2conn  an RFC 8441 stream on the package's own HTTP/2 client
+//	            and server (internal/h2conn)
+//	raw-h2      an RFC 8441 stream on x/net's HTTP/2 client (with an
+//	            io.Pipe body written in 32 KiB pieces) and net/http's
+//	            HTTP/2 server: the carrier of dialer-h2, without WebSocket
 //	coder-h1    coder/websocket's own dial over HTTP/1.1
 //	dialer-hN   DialWebSocket over HTTP/N (WithProtocols), net/http's
 //	            HTTP/1.1 and HTTP/2 server and quic-go's HTTP/3 server
@@ -62,6 +68,7 @@ func BenchmarkDatapath(b *testing.B) {
 		{"raw-tls", func(b *testing.B) byteStream { return rawTLS(b, e) }},
 		{"raw-quic", func(b *testing.B) byteStream { return rawQUIC(b, e) }},
 		{"raw-h2conn", func(b *testing.B) byteStream { return rawH2conn(b, e) }},
+		{"raw-h2", func(b *testing.B) byteStream { return rawXnet(b, e) }},
 	}
 	wss := []struct {
 		name string
@@ -374,4 +381,83 @@ func rawH2conn(b *testing.B, e *env) byteStream {
 		b.Fatalf("raw stream answered %s", resp.Status)
 	}
 	return h2Stream{st, hc}
+}
+
+// xnetStream is an extended CONNECT stream through x/net's client: the
+// request body one way, the response body the other.
+type xnetStream struct {
+	io.Reader
+	w    *io.PipeWriter
+	body io.Closer
+	cc   *http2.ClientConn
+}
+
+func (s xnetStream) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s xnetStream) Close() error {
+	s.w.Close()
+	s.body.Close()
+	return s.cc.Close()
+}
+
+// rawXnet opens an RFC 8441 stream with x/net's HTTP/2 client to
+// net/http's HTTP/2 server, whose handler echoes it.
+func rawXnet(b *testing.B, e *env) byteStream {
+	srv := &http.Server{TLSConfig: e.serverTLS(), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "extended CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		rc := http.NewResponseController(w)
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+		buf := make([]byte, echoPiece)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				if _, err := w.Write(buf[:n]); err != nil || rc.Flush() != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs, err := testkit.StartServer(l, srv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { hs.Close() })
+	cc := e.ca.ClientConfig()
+	cc.NextProtos = []string{"h2"}
+	tc, err := tls.Dial("tcp", l.Addr().String(), cc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := (&http2.Transport{}).NewClientConn(tc)
+	if err != nil {
+		tc.Close()
+		b.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodConnect, "https://"+l.Addr().String()+"/raw", pr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header[":protocol"] = []string{"echo"}
+	req.ContentLength = -1
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		c.Close()
+		b.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		b.Fatalf("raw stream answered %s", resp.Status)
+	}
+	return xnetStream{Reader: resp.Body, w: pw, body: resp.Body, cc: c}
 }
