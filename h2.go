@@ -159,7 +159,7 @@ func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 }
 
 // connectRoundTrip sends an extended CONNECT through an HTTP/2 or HTTP/3
-// client's RoundTrip, with a pipe as the request body (the send side of the
+// client's RoundTrip, with a bodyPipe as the request body (the send side of the
 // stream) and the response body as the receive side. mark sets :protocol
 // the way the client wants it.
 func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr http.Header, mark func(*http.Request)) (*http.Response, io.ReadWriteCloser, error) {
@@ -168,8 +168,8 @@ func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr
 	// until the handshake ends.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(sctx, http.MethodConnect, u.String(), pr)
+	pw := newBodyPipe()
+	req, err := http.NewRequestWithContext(sctx, http.MethodConnect, u.String(), pw)
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -187,13 +187,13 @@ func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr
 	}
 	if err != nil {
 		cancel()
-		pw.Close()
+		pw.closeWrite()
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		resp.Body = readSome(resp.Body)
 		cancel()
-		pw.Close()
+		pw.closeWrite()
 		return resp, nil, nil
 	}
 	body := resp.Body
@@ -205,7 +205,7 @@ func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr
 // RoundTrip: the response body one way, the request body the other.
 type pipeStream struct {
 	r      io.ReadCloser
-	w      *io.PipeWriter
+	w      *bodyPipe
 	cancel context.CancelFunc
 	once   sync.Once
 }
@@ -219,7 +219,7 @@ func (s *pipeStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 // Close ends the request body (END_STREAM), then the stream itself.
 func (s *pipeStream) Close() error {
 	s.once.Do(func() {
-		s.w.Close()
+		s.w.closeWrite()
 		s.r.Close()
 		s.cancel()
 	})

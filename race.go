@@ -95,6 +95,15 @@ func (s raceSpec) queryName() string {
 	return s.host
 }
 
+// originPort is the origin's port, also when the race's port is its
+// proxy's.
+func (s raceSpec) originPort() uint16 {
+	if s.proxy != nil {
+		return s.proxy.targetPort
+	}
+	return s.port
+}
+
 // serverName is the TLS server name of the race's attempts.
 func (s raceSpec) serverName() string {
 	if s.proxy != nil {
@@ -254,7 +263,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	}
 	var sess *sessions // TLS sessions of the origin under cfg's trust
 	if spec.tls != nil && (n.dialTCP == nil || n.dialQUIC == nil) {
-		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.originPort()))
 	}
 	if n.dialTCP == nil && spec.proxy != nil {
 		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, sess, spec.socksAddrs(cfg, n.lookup))

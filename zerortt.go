@@ -80,7 +80,7 @@ func (d *Dialer) planEarly(cfg config, spec raceSpec, session bool) *earlyPlan {
 	if spec.tls == nil || spec.wt != nil || !spec.versions.Has(hev3.H3) {
 		return nil
 	}
-	sess := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.port))
+	sess := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.originPort()))
 	st := sess.H3Settings()
 	if st == nil || sess.earlyRTT() < minEarlyRTT {
 		return nil

@@ -1,7 +1,9 @@
 // Package interop tests the dialer's public API against independent
 // servers: Apache httpd with mod_http2, HAProxy, nginx, h2o, Caddy, node's
 // http2 module and the ngtcp2 example server, with curl as a reference
-// client. Our own test servers share libraries with the client, so a bug
+// client; the authoritative DNS server Knot (with kdig as the reference
+// client) and the recursive resolver unbound over DNS over TLS and HTTPS;
+// the proxies Squid (HTTP CONNECT) and Dante (SOCKS5). Our own test servers share libraries with the client, so a bug
 // both share passes them; an independent server does not.
 //
 // Each test starts its server as a child process with a private

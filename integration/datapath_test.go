@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/eyeballs/dialer"
+)
+
+// TestWriteBehindOrder checks the written-behind data path of WebSocket
+// over HTTP/2 and HTTP/3 (bodyPipe, h3Stream): large messages, which go
+// behind, and small ones, which go straight out when nothing is buffered,
+// are written back to back without waiting and must come back whole and
+// in order; then the close handshake runs after the last buffered byte. A
+// small write that overtook buffered data, or a batch lost or repeated,
+// fails it.
+func TestWriteBehindOrder(t *testing.T) {
+	for _, proto := range []string{"h2", "h3"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t, true, serve, closed)
+			e.quic(h3, noUDP)
+			d := e.dialer(dialer.WithProtocols(proto))
+			defer d.CloseIdleConnections()
+			c, resp, err := d.DialWebSocket(ctx(t), "wss://127.0.0.1:"+itoa(e.port)+"/echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if want := map[string]int{"h2": 2, "h3": 3}[proto]; resp.ProtoMajor != want {
+				t.Fatalf("WebSocket over HTTP/%d, want HTTP/%d", resp.ProtoMajor, want)
+			}
+			c.SetReadLimit(-1)
+			var msgs [][]byte
+			for i := range 40 {
+				size := 10
+				if i%2 == 0 {
+					size = 100<<10 + i // above the write-behind buffers
+				}
+				msgs = append(msgs, bytes.Repeat([]byte(fmt.Sprintf("%03d", i)), size/3+1)[:size])
+			}
+			errc := make(chan error, 1)
+			go func() {
+				for _, m := range msgs {
+					if err := c.Write(context.Background(), websocket.MessageBinary, m); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			for i, want := range msgs {
+				_, got, err := c.Read(ctx(t))
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("message %d: got %d bytes starting %q, want %d starting %q", i, len(got), got[:min(6, len(got))], len(want), want[:6])
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			closeConn(t, c)
+		})
+	}
+}
