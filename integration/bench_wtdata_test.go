@@ -19,21 +19,21 @@ import (
 	"github.com/eyeballs/dialer/internal/h2conn"
 )
 
-// echoSize and echoPiece shape one operation of the stream throughput
-// benchmarks: echoSize bytes written in echoPiece pieces and read back.
-const echoSize, echoPiece = 1 << 20, 32 << 10
+// wtEchoSize and wtEchoPiece shape one operation of the stream throughput
+// benchmarks: wtEchoSize bytes written in wtEchoPiece pieces and read back.
+const wtEchoSize, wtEchoPiece = 1 << 20, 32 << 10
 
 // benchEcho runs b.Loop over one echo stream: each operation writes
-// echoSize bytes from a goroutine while reading them back.
+// wtEchoSize bytes from a goroutine while reading them back.
 func benchEcho(b *testing.B, rw io.ReadWriter) {
 	b.Helper()
-	chunk := make([]byte, echoPiece)
-	buf := make([]byte, echoSize)
-	b.SetBytes(echoSize)
+	chunk := make([]byte, wtEchoPiece)
+	buf := make([]byte, wtEchoSize)
+	b.SetBytes(wtEchoSize)
 	for b.Loop() {
 		errc := make(chan error, 1)
 		go func() {
-			for range echoSize / echoPiece {
+			for range wtEchoSize / wtEchoPiece {
 				if _, err := rw.Write(chunk); err != nil {
 					errc <- err
 					return
