@@ -43,7 +43,23 @@ type Transport struct {
 
 	mu    sync.Mutex
 	stash map[poolKey]net.Conn // raced HTTP/1.1 connections for h1 to pick up
+
+	// envHops caches, per https origin, the proxy the environment names
+	// (nil: none). ProxyFromEnvironment reads the variables once per
+	// process, so its answer for a host and port never changes; asking it
+	// builds a request each time. At most maxEnvHops origins are kept.
+	hopMu   sync.RWMutex
+	envHops map[hostPort]*proxyHop
 }
+
+// hostPort is an origin's host and port.
+type hostPort struct {
+	host string
+	port uint16
+}
+
+// maxEnvHops bounds Transport.envHops.
+const maxEnvHops = 1024
 
 // NewTransport returns a Transport with its own Dialer configured by opts.
 // The zero Transport is ready to use and behaves like NewTransport().
@@ -122,6 +138,34 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Unlock()
 }
 
+// httpsProxyFor is the Dialer's proxyFor for an https origin, from
+// envHops when the proxy function is the environment's.
+func (t *Transport) httpsProxyFor(host string, port uint16) (*proxyHop, error) {
+	if t.d.base.proxy != nil {
+		return t.d.base.proxyFor("https", host, port)
+	}
+	k := hostPort{host, port}
+	t.hopMu.RLock()
+	hop, ok := t.envHops[k]
+	t.hopMu.RUnlock()
+	if ok {
+		return hop, nil
+	}
+	hop, err := t.d.base.proxyFor("https", host, port)
+	if err != nil {
+		return nil, err
+	}
+	t.hopMu.Lock()
+	if t.envHops == nil {
+		t.envHops = map[hostPort]*proxyHop{}
+	}
+	if len(t.envHops) < maxEnvHops {
+		t.envHops[k] = hop
+	}
+	t.hopMu.Unlock()
+	return hop, nil
+}
+
 // RoundTrip sends one HTTP request and returns its response.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.init()
@@ -142,7 +186,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// An https origin behind a proxy is raced through it like any other
 	// (h2 in the tunnel, pooled apart from direct connections); one that
 	// speaks HTTP/1.1 only goes through net/http's own CONNECT.
-	hop, err := t.d.base.proxyFor("https", host, port)
+	hop, err := t.httpsProxyFor(host, port)
 	if err != nil {
 		closeBody(req)
 		return nil, &DialError{URL: req.URL.String(), Stage: "proxy", Err: err}
@@ -402,7 +446,7 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 		return
 	}
 	// What an origin said through a proxy is kept with that proxy.
-	hop, err := t.d.base.proxyFor("https", host, port)
+	hop, err := t.httpsProxyFor(host, port)
 	if err != nil {
 		return
 	}
