@@ -53,9 +53,15 @@ type h2Conn struct {
 	wt  *wt2.Config  // with own: the WebTransport limits our SETTINGS announced
 }
 
+// maxRequestFrame caps the DATA frames x/net writes, and so the buffer it
+// holds for each request body: a WebSocket over h2 held 512 KiB for its
+// whole life against servers that allow 1 MiB frames, as Go's do (see
+// sniff.New; BenchmarkManyWebSockets).
+const maxRequestFrame = 16 << 10
+
 // startH2 turns a TLS connection that negotiated h2 into an h2Conn.
 func startH2(c net.Conn) (*h2Conn, error) {
-	sn := sniff.New(c)
+	sn := sniff.New(c, maxRequestFrame)
 	cc, err := newH2Client(sn)
 	if err != nil {
 		c.Close()

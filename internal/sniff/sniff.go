@@ -2,9 +2,10 @@
 // connection while another HTTP/2 implementation (x/net/http2) owns it.
 //
 // x/net/http2's ClientConn does not expose the peer's SETTINGS. A Conn sits
-// between it and the TLS connection: every byte read passes through
-// unchanged, and the first frame, which RFC 9113 §3.4 requires to be the
-// server's SETTINGS, is parsed on the way.
+// between it and the TLS connection: it holds back the first frame, which
+// RFC 9113 §3.4 requires to be the server's SETTINGS, until it is whole,
+// parses it, and then passes every byte through. The one change it makes
+// is to cap the SETTINGS_MAX_FRAME_SIZE the client sees (see New).
 package sniff
 
 import (
@@ -19,6 +20,7 @@ import (
 
 // Setting identifiers this package names (RFC 9113 §6.5.2, RFC 8441 §3).
 const (
+	SettingMaxFrameSize          = 0x5
 	SettingEnableConnectProtocol = 0x8
 )
 
@@ -34,6 +36,14 @@ var ErrNotSettings = errors.New("http2: server preface is not a SETTINGS frame")
 // Conn passes reads through and parses the first HTTP/2 frame read.
 type Conn struct {
 	net.Conn
+	maxFrame uint32 // the cap on SETTINGS_MAX_FRAME_SIZE, 0 for none
+
+	// Only Read touches these: the bytes read and not yet returned (the
+	// first frame and what came with it), whether the first frame is
+	// past, and the read error to return once held is drained.
+	held    []byte
+	through bool
+	rerr    error
 
 	mu       sync.Mutex
 	buf      []byte // bytes of the first frame seen so far
@@ -43,9 +53,16 @@ type Conn struct {
 	done     chan struct{} // closed when settings or err is set
 }
 
-// New wraps c, which must carry HTTP/2 from its first byte read.
-func New(c net.Conn) *Conn {
-	return &Conn{Conn: c, done: make(chan struct{})}
+// New wraps c, which must carry HTTP/2 from its first byte read. When
+// maxFrame is not 0, a larger SETTINGS_MAX_FRAME_SIZE in the server's first
+// SETTINGS reaches the client as maxFrame: x/net/http2 sizes the buffer it
+// holds for each request body (a WebSocket's whole life) by that value, up
+// to 512 KiB, where 16 KiB frames (RFC 9113 §4.2's default) cost little.
+// Sending smaller frames than the peer allows is always valid, and the
+// client's ACK carries no values (§6.5.3), so the server sees no change.
+// Settings reports the values the server sent.
+func New(c net.Conn, maxFrame uint32) *Conn {
+	return &Conn{Conn: c, maxFrame: maxFrame, done: make(chan struct{})}
 }
 
 // ConnectionState returns the TLS state of the wrapped connection, so that
@@ -57,18 +74,54 @@ func (c *Conn) ConnectionState() tls.ConnectionState {
 	return tls.ConnectionState{}
 }
 
-// Read reads from the connection, parsing the first frame on the way.
+// Read reads from the connection. Until the first frame is whole it holds
+// back what it reads (the frame is at most 9+16384 bytes, checkHeader), so
+// that the frame is parsed, and capped, before the client sees a byte.
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.settings == nil && c.err == nil {
-		c.feed(p[:n])
-		if err != nil && c.settings == nil && c.err == nil {
-			c.fail(fmt.Errorf("http2: connection ended before the server's SETTINGS: %w", err))
+	for {
+		if c.through && len(c.held) > 0 {
+			n := copy(p, c.held)
+			c.held = c.held[n:]
+			if len(c.held) == 0 {
+				c.held = nil // the frame's bytes are not kept for the connection's life
+			}
+			return n, nil
+		}
+		if c.through && c.rerr != nil {
+			err := c.rerr
+			c.rerr = nil
+			return 0, err
+		}
+		if c.through {
+			return c.Conn.Read(p)
+		}
+		n, err := c.Conn.Read(p)
+		c.mu.Lock()
+		c.held = append(c.held, p[:n]...)
+		if c.settings == nil && c.err == nil {
+			c.feed(p[:n])
+			if err != nil && c.settings == nil && c.err == nil {
+				c.fail(fmt.Errorf("http2: connection ended before the server's SETTINGS: %w", err))
+			}
+		}
+		if c.settings != nil && c.maxFrame != 0 {
+			capSetting(c.held, SettingMaxFrameSize, c.maxFrame)
+		}
+		c.through = c.settings != nil || c.err != nil
+		c.mu.Unlock()
+		c.rerr = err
+	}
+}
+
+// capSetting lowers to max every value of setting id above it in frame, a
+// whole SETTINGS frame (and maybe bytes after it).
+func capSetting(frame []byte, id uint16, max uint32) {
+	payload := frame[9 : 9+frameLen(frame)]
+	for ; len(payload) >= 6; payload = payload[6:] {
+		if binary.BigEndian.Uint16(payload) == id && binary.BigEndian.Uint32(payload[2:]) > max {
+			binary.BigEndian.PutUint32(payload[2:], max)
 		}
 	}
-	return n, err
 }
 
 // Close closes the connection; a pending Settings call returns an error.

@@ -30,7 +30,8 @@ func frames(t testing.TB, settings ...http2.Setting) []byte {
 }
 
 // serve writes b to one end of a pipe in chunks of size n and returns the
-// sniffing end, reading everything through it in the background.
+// sniffing end (capping SETTINGS_MAX_FRAME_SIZE at 16 KiB), reading
+// everything through it in the background.
 func serve(t *testing.T, b []byte, n int) (*Conn, <-chan []byte) {
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
@@ -44,7 +45,7 @@ func serve(t *testing.T, b []byte, n int) (*Conn, <-chan []byte) {
 		}
 		server.Close()
 	}()
-	c := New(client)
+	c := New(client, 16384)
 	got := make(chan []byte, 1)
 	go func() {
 		all, _ := io.ReadAll(c)
@@ -75,6 +76,33 @@ func TestSettings(t *testing.T) {
 		if out := <-got; !bytes.Equal(out, in) {
 			t.Errorf("chunks of %d: bytes changed on the way", n)
 		}
+	}
+}
+
+// TestCapFrameSize: a SETTINGS_MAX_FRAME_SIZE above the cap reaches the
+// client as the cap, whatever the read sizes, while Settings reports what
+// the server sent and every other byte passes unchanged; one below the cap
+// is left alone.
+func TestCapFrameSize(t *testing.T) {
+	in := frames(t, http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1 << 20}, http2.Setting{ID: SettingEnableConnectProtocol, Val: 1})
+	want := frames(t, http2.Setting{ID: http2.SettingMaxFrameSize, Val: 16384}, http2.Setting{ID: SettingEnableConnectProtocol, Val: 1})
+	for _, n := range []int{1, 7, 9, 16, 1024} {
+		c, got := serve(t, in, n)
+		s, err := c.Settings(ctx(t))
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", n, err)
+		}
+		if s[SettingMaxFrameSize] != 1<<20 || s[SettingEnableConnectProtocol] != 1 {
+			t.Errorf("chunks of %d: settings %v, want the server's", n, s)
+		}
+		if out := <-got; !bytes.Equal(out, want) {
+			t.Errorf("chunks of %d: client read\n%x, want\n%x", n, out, want)
+		}
+	}
+	small := frames(t, http2.Setting{ID: http2.SettingMaxFrameSize, Val: 16384})
+	_, got := serve(t, small, 5)
+	if out := <-got; !bytes.Equal(out, small) {
+		t.Errorf("a frame size at the cap changed on the way")
 	}
 }
 
@@ -118,7 +146,7 @@ func TestEndsEarly(t *testing.T) {
 
 	client, server := net.Pipe()
 	defer server.Close()
-	c = New(client)
+	c = New(client, 0)
 	c.Close()
 	if _, err := c.Settings(ctx(t)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("closed: want net.ErrClosed, got %v", err)
@@ -130,7 +158,7 @@ func TestContext(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
 	defer client.Close()
-	c := New(client)
+	c := New(client, 0)
 	cx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := c.Settings(cx); !errors.Is(err, context.DeadlineExceeded) {
