@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -171,20 +172,28 @@ func encName(n string) string {
 	return n + ".example.test"
 }
 
-// normalized is a Resolution as JSON without timings, with the server's
-// name in errors replaced: what must not depend on the transport.
-func normalized(t testing.TB, res *dialer.Resolution, server string) string {
+// normalized is a Resolution as JSON without timings and TTLs, with the
+// server's name in errors replaced: what must not depend on the transport.
+// The TTLs, which unbound's cache counts down between the queries, are
+// returned apart, in order.
+func normalized(t testing.TB, res *dialer.Resolution, server string) (string, []uint32) {
 	t.Helper()
 	c := *res
+	var ttls []uint32
 	for _, q := range []*dialer.DNSQuery{&c.HTTPS, &c.AAAA, &c.A} {
 		q.Start, q.End = 0, 0
 		q.Err = strings.ReplaceAll(q.Err, server, "SERVER")
+		q.Records = slices.Clone(q.Records)
+		for i := range q.Records {
+			ttls = append(ttls, q.Records[i].TTL)
+			q.Records[i].TTL = 0
+		}
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return string(b), ttls
 }
 
 // TestUnboundEncryptedQueries resolves every name of the test zone through
@@ -195,16 +204,17 @@ func normalized(t testing.TB, res *dialer.Resolution, server string) string {
 func TestUnboundEncryptedQueries(t *testing.T) {
 	e, _ := newEncWorld(t, "DoT and DoH answers equal plain DNS")
 	got := map[string]map[string]string{}
+	ttls := map[string]map[string][]uint32{}
 	for _, tr := range []string{"udp", "dot", "doh"} {
 		d := e.dialer(dialer.WithNameservers(e.u.nameservers(tr, e.boot.Addr())...))
 		before := e.u.stats(t)
-		got[tr] = map[string]string{}
+		got[tr], ttls[tr] = map[string]string{}, map[string][]uint32{}
 		for _, n := range encNames {
 			res, err := d.Resolve(ctx(t), encName(n))
 			if tr == "udp" {
 				checkZoneAnswer(t, n, res, err)
 			}
-			got[tr][n] = normalized(t, res, e.u.server(tr))
+			got[tr][n], ttls[tr][n] = normalized(t, res, e.u.server(tr))
 		}
 		s := e.u.stats(t).sub(before)
 		t.Logf("%s: unbound counted %+v", tr, s)
@@ -229,6 +239,14 @@ func TestUnboundEncryptedQueries(t *testing.T) {
 		for _, n := range encNames {
 			if got[tr][n] != got["udp"][n] {
 				t.Errorf("%s over %s:\n%s\nover plain DNS:\n%s", n, tr, got[tr][n], got["udp"][n])
+			}
+			// Asked later, from unbound's cache: the same TTLs or a
+			// few seconds less.
+			for i, ttl := range ttls[tr][n] {
+				if i < len(ttls["udp"][n]) && (ttl > ttls["udp"][n][i] || ttls["udp"][n][i]-ttl > 10) {
+					t.Errorf("%s over %s: TTLs %v, over plain DNS %v", n, tr, ttls[tr][n], ttls["udp"][n])
+					break
+				}
 			}
 		}
 	}
