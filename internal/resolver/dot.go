@@ -30,6 +30,7 @@ const (
 var (
 	errConnIdle   = errors.New("idle connection closed")
 	errUnanswered = errors.New("connection closed: a query went unanswered until its deadline")
+	errWriteCut   = errors.New("connection closed: a query's context ended while it was written")
 )
 
 // DoTConfig configures a DNS-over-TLS server (RFC 7858).
@@ -161,7 +162,8 @@ type dotConn struct {
 	// channel marks a query whose caller gave up, whose reply is still
 	// expected (and then dropped).
 	pending map[uint16]chan []byte
-	used    bool // a query was answered: the connection is a reused one
+	used    bool      // a query was answered: the connection is a reused one
+	read    time.Time // when the last reply came
 	err     error
 	timer   *time.Timer // idle timer, running while nothing is pending
 	done    chan struct{}
@@ -238,7 +240,9 @@ func (c *dotConn) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	copy(frame[2:], b)
 	// A write cut short by ctx leaves half a frame: the connection is
 	// then unusable.
-	stop := context.AfterFunc(ctx, func() { c.fail(ctx.Err()) })
+	// The connection fails with errWriteCut, not with this caller's
+	// context error, which would mislabel the other queries' failures.
+	stop := context.AfterFunc(ctx, func() { c.fail(errWriteCut) })
 	c.wmu.Lock()
 	_, err = c.conn.Write(frame)
 	c.wmu.Unlock()
@@ -246,9 +250,10 @@ func (c *dotConn) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		err = ctx.Err()
 	}
 	if err != nil {
-		c.fail(err)
-		return nil, c.failure(err)
+		c.fail(errWriteCut)
+		return nil, err
 	}
+	sent := time.Now()
 
 	select {
 	case reply, ok := <-ch:
@@ -262,15 +267,23 @@ func (c *dotConn) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		resp.Id = m.Id
 		return resp, nil
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// Unanswered for the whole timeout: the server is stuck,
-			// or hostile; a new connection serves the next query.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !c.readSince(sent) {
+			// Unanswered for the whole timeout, and nothing else
+			// answered meanwhile: the server is stuck, or hostile; a
+			// new connection serves the next query.
 			c.fail(errUnanswered)
 		} else {
 			c.abandon(id)
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// readSince reports whether a reply came after t.
+func (c *dotConn) readSince(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.read.After(t)
 }
 
 // failure is the error of a query cut off by the connection's end.
@@ -296,13 +309,29 @@ func (c *dotConn) forget(id uint16) {
 
 // abandon keeps id pending without a receiver: its reply, when it comes,
 // is dropped, and frees the query's slot.
+//
+// Its slot stays taken until the reply comes; one that never comes within
+// abandonedFor fails the connection, so that queries the server drops
+// cannot fill every slot and leave the connection open and useless.
 func (c *dotConn) abandon(id uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.pending[id]; ok {
-		c.pending[id] = nil
+	if _, ok := c.pending[id]; !ok {
+		return
 	}
+	c.pending[id] = nil
+	time.AfterFunc(abandonedFor, func() {
+		c.mu.Lock()
+		ch, still := c.pending[id]
+		c.mu.Unlock()
+		if still && ch == nil {
+			c.fail(errUnanswered)
+		}
+	})
 }
+
+// abandonedFor is how long the reply to an abandoned query may take.
+const abandonedFor = 2 * DefaultTimeout
 
 // idleIfNone starts the idle timer when nothing is pending; c.mu is held.
 func (c *dotConn) idleIfNone() {
@@ -371,7 +400,7 @@ func (c *dotConn) readLoop() {
 		ch, ok := c.pending[id]
 		if ok {
 			delete(c.pending, id)
-			c.used = true
+			c.used, c.read = true, time.Now()
 			<-c.slots
 			c.idleIfNone()
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -374,5 +375,27 @@ func TestDoTAbandoned(t *testing.T) {
 	wantAddrs(t, lookup(t, r, "b.test", hev3.A), "192.0.2.1")
 	if got := s.conns.Load(); got != 1 {
 		t.Errorf("%d connections, want 1: a late reply to an abandoned query is not hostile", got)
+	}
+}
+
+// TestUpstreamsIgnoreResolvConf: a resolver with only encrypted servers
+// takes no search list or options from resolv.conf, which would send
+// internal short names ("intranet" → "intranet.corp.example") to them.
+func TestUpstreamsIgnoreResolvConf(t *testing.T) {
+	path := t.TempDir() + "/resolv.conf"
+	if err := os.WriteFile(path, []byte("nameserver 192.0.2.53\nsearch corp.example\noptions ndots:5 timeout:9 single-request\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDoT(DoTConfig{
+		Name: "dns.test:853",
+		Dial: func(context.Context) (net.Conn, error) { return nil, errors.New("not dialed") },
+		TLS:  &tls.Config{ServerName: "dns.test"},
+	})
+	r, err := New(Config{Upstreams: []Server{d}, ResolvConf: path, HostsFile: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.search != nil || r.ndots != 1 || r.timeout != DefaultTimeout || r.single != nil {
+		t.Errorf("search %v, ndots %d, timeout %v, single-request %v: want none of resolv.conf", r.search, r.ndots, r.timeout, r.single != nil)
 	}
 }

@@ -168,7 +168,7 @@ func New(cfg Config) (*Resolver, error) {
 
 	servers := cfg.Servers
 	conf := cfg.Conf
-	if conf == nil && (len(servers) == 0 || cfg.UseConf) {
+	if conf == nil && len(cfg.Upstreams) == 0 && (len(servers) == 0 || cfg.UseConf) {
 		path := cfg.ResolvConf
 		if path == "" {
 			path = DefaultResolvConf
