@@ -249,16 +249,25 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	if err := specialName(spec.host); err != nil {
 		return n, err // .onion, .invalid: no query is sent
 	}
+	// originLookup resolves the origin's name itself, through the search
+	// list: a SOCKS5 proxy that is not given names needs its addresses.
+	originLookup := n.lookup
 	if n.lookup == nil {
 		res, err := d.resolver(cfg)
 		if err != nil && !spec.literal.IsValid() {
 			return n, err
 		}
 		if res != nil {
-			n.lookup, n.noHTTPS = absoluteTargets(res.lookup, spec.queryName()), res.noHTTPS
+			// HTTPS for the port's name (_8443._https.host) through the
+			// search list like the host, then target names as they are.
+			lookup := res.lookup
+			if !spec.noHTTPS {
+				lookup = httpsPortName(lookup, spec.port)
+			}
+			originLookup = res.lookup
+			n.lookup, n.noHTTPS = absoluteTargets(lookup, spec.queryName()), res.noHTTPS
 		}
-	}
-	if n.lookup != nil && !spec.noHTTPS {
+	} else if !spec.noHTTPS {
 		n.lookup = httpsPortName(n.lookup, spec.port)
 	}
 	var sess *sessions // TLS sessions of the origin under cfg's trust
@@ -266,7 +275,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.originPort()))
 	}
 	if n.dialTCP == nil && spec.proxy != nil {
-		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, sess, spec.socksAddrs(cfg, n.lookup))
+		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, sess, spec.socksAddrs(cfg, originLookup))
 	}
 	if n.dialTCP == nil {
 		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)

@@ -313,16 +313,23 @@ func (r *Resolver) searchList(ctx context.Context, names []string, fqdn string, 
 // or AAAA query gives an address. It asks t first, then the address types
 // not yet asked, one after the other: a race asks them all at once, so
 // these join its lookups in flight or find them cached.
+//
+// A port-prefixed name (_8443._https.host, RFC 9460 §9.1) exists when its
+// host does: it never has addresses of its own.
 func (r *Resolver) exists(ctx context.Context, name string, t hev3.RecordType, withRecords bool) (hev3.Answer, Records, bool) {
 	ans, recs := r.lookup(ctx, cacheKey{name, t}, withRecords)
 	if t != hev3.HTTPS && len(ans.Addrs) > 0 {
 		return ans, recs, true
 	}
+	addrName := name
+	if h, ok := portPrefixed(name); ok {
+		addrName = h
+	}
 	for _, other := range []hev3.RecordType{hev3.AAAA, hev3.A} {
-		if other == t || ctx.Err() != nil {
+		if (other == t && addrName == name) || ctx.Err() != nil {
 			continue
 		}
-		if a, _ := r.lookup(ctx, cacheKey{name, other}, false); len(a.Addrs) > 0 {
+		if a, _ := r.lookup(ctx, cacheKey{addrName, other}, false); len(a.Addrs) > 0 {
 			return ans, recs, true
 		}
 	}
