@@ -157,8 +157,15 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if trace != nil && trace.TLSHandshakeStart != nil {
 			trace.TLSHandshakeStart()
 		}
+		// early is this attempt's: attempts run at once. An attempt
+		// offering ECH does not go early: ECH's retry rules (ech.go) need
+		// the handshake's outcome before anything is sent.
+		early := plan
+		if wt != nil || len(ep.ECH) > 0 || conf.EncryptedClientHelloConfigList != nil {
+			early = nil
+		}
 		dial := tr.Dial
-		if plan != nil && wt == nil {
+		if early != nil {
 			dial = tr.DialEarly
 		}
 		qc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, true)), func(ctx context.Context, conf *tls.Config) (*quic.Conn, error) {
@@ -177,11 +184,11 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		if err != nil {
 			return nil, err
 		}
-		if plan != nil && wt == nil {
+		if early != nil {
 			select {
 			case <-qc.HandshakeComplete():
 				// Up only after the handshake: nothing of ours goes early.
-				plan = nil
+				early = nil
 				next, err := settleLate(qc)
 				if err != nil {
 					qc.CloseWithError(0, "")
@@ -194,8 +201,8 @@ func dialQUIC(conf *tls.Config, serverName string, socks *udpSockets, wt *wtRequ
 		h := &h3Conn{qc: qc, wt: wt, sess: sess}
 		if wt == nil {
 			h.cc = (&http3.Transport{EnableDatagrams: true}).NewClientConn(qc)
-			if plan != nil {
-				h.startEarly(plan) // up with 0-RTT keys, before the handshake ended
+			if early != nil {
+				h.startEarly(early) // up with 0-RTT keys, before the handshake ended
 			}
 		} else if h.wcc, err = (&webtransport.Transport{ApplicationProtocols: wt.protocols, Config: wtConfig()}).NewClientConn(qc); err != nil {
 			qc.CloseWithError(0, "")

@@ -253,8 +253,11 @@ func silentAmong(a attemptResult, all []attemptResult) bool {
 	return other
 }
 
-// heard reports whether the attempt heard from the server's host.
-func (a attemptResult) heard() bool { return a.tcpUp || a.connected || heardFrom(a.err) }
+// heard reports whether the attempt heard from the server's host. An
+// early QUIC attempt is up before any packet came back: it heard nothing.
+func (a attemptResult) heard() bool {
+	return a.tcpUp || (a.connected && !a.early) || heardFrom(a.err)
+}
 
 // rttSample returns the attempt's RTT sample, or 0: TCP's handshake (the
 // time to TCP up, or to the connection of a plain TCP attempt), QUIC's

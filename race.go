@@ -272,7 +272,7 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 	}
 	var sess *sessions // TLS sessions of the origin under cfg's trust
 	if spec.tls != nil && (n.dialTCP == nil || n.dialQUIC == nil) {
-		sess = d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.originPort()))
+		sess = d.sessions.get(originKey(cfg.trust().via(spec.proxy), spec.serverName(), spec.originPort()))
 	}
 	if n.dialTCP == nil && spec.proxy != nil {
 		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, sess, spec.socksAddrs(cfg, originLookup))

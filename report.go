@@ -137,7 +137,8 @@ type Attempt struct {
 	// Settings are the remembered ones (RFC 9114 §7.2.4.2). "accepted" or
 	// "rejected" says what the server did with what was sent early (a
 	// rejected request is sent again after the handshake); "sent" that the
-	// report was made before the server said.
+	// report was made before the server said; "failed" that the
+	// connection ended, or its handshake stalled, before it could say.
 	EarlyData string `json:"early_data,omitempty"`
 	// Settings are the capabilities the server's HTTP/2 or HTTP/3 SETTINGS
 	// advertised, if they arrived.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"time"
 
@@ -58,6 +60,17 @@ var errEarlyNoConnect = fmt.Errorf("%w: 0-RTT rejected and the server's new HTTP
 // handshake ends before it returns and the new SETTINGS count, as ever.
 type earlyPlan struct {
 	promised hev3.Settings // the remembered SETTINGS
+	rtt      time.Duration // the round trip of the connection they came on
+}
+
+// earlyStall bounds how long an early connection may go without finishing
+// its handshake: an early dial wins its race before any packet comes back,
+// so a path that stopped carrying UDP since would otherwise hold the
+// request for QUIC's whole handshake timeout (5 s) instead of going to TCP.
+// Closed, the connection fails its request as broken and the next race
+// tries QUIC last.
+func (p *earlyPlan) earlyStall() time.Duration {
+	return 250*time.Millisecond + 3*p.rtt
 }
 
 // minEarlyRTT is the smallest round trip on which a dial goes early. 0-RTT
@@ -80,16 +93,17 @@ func (d *Dialer) planEarly(cfg config, spec raceSpec, session bool) *earlyPlan {
 	if spec.tls == nil || spec.wt != nil || !spec.versions.Has(hev3.H3) {
 		return nil
 	}
-	sess := d.sessions.get(originKey(cfg.trust(), spec.serverName(), spec.originPort()))
+	sess := d.sessions.get(originKey(cfg.trust().via(spec.proxy), spec.serverName(), spec.originPort()))
 	st := sess.H3Settings()
-	if st == nil || sess.earlyRTT() < minEarlyRTT {
+	rtt := sess.earlyRTT()
+	if st == nil || rtt < minEarlyRTT {
 		return nil
 	}
 	promised := settingsOf(st)
 	if session && (!cfg.earlyData || !promised.ExtendedConnect) {
 		return nil
 	}
-	return &earlyPlan{promised: promised}
+	return &earlyPlan{promised: promised, rtt: rtt}
 }
 
 // settingsOf reads the capability bits of HTTP/3 SETTINGS.
@@ -179,16 +193,26 @@ func (e *earlyState) outcome() string {
 		return "sent"
 	case e.accepted:
 		return "accepted"
+	case e.err != nil:
+		return "failed"
 	}
 	return "rejected"
 }
+
+// maxEarly1xx bounds the interim answers read before an early request's
+// final one (quic-go's client allows 5).
+const maxEarly1xx = 5
+
+// errEarlyStalled is the error of an early connection whose handshake did
+// not finish in time (earlyPlan.earlyStall).
+var errEarlyStalled = errors.New("the path may no longer carry QUIC")
 
 // startEarly makes h an early connection promising p and starts the
 // goroutine that resolves it; it ends with the handshake or the
 // connection.
 func (h *h3Conn) startEarly(p *earlyPlan) {
 	h.early = &earlyState{promised: p.promised, done: make(chan struct{})}
-	go h.resolveEarly()
+	go h.resolveEarly(p.earlyStall())
 }
 
 // settleLate readies a connection that DialEarly returned only after its
@@ -224,12 +248,18 @@ const h3GreaseStream = 0x21
 // (its control stream, sent early, was void too) and the new SETTINGS
 // alone (RFC 9114 §7.2.4.2). On 0-RTT accepted, the new SETTINGS must
 // keep what the remembered ones promised.
-func (h *h3Conn) resolveEarly() {
+func (h *h3Conn) resolveEarly(stall time.Duration) {
 	e := h.early
 	defer close(e.done)
 	qc := h.qc
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
 	select {
 	case <-qc.HandshakeComplete():
+	case <-timer.C:
+		e.err = fmt.Errorf("QUIC handshake not done %v after a 0-RTT dial: %w", stall, errEarlyStalled)
+		qc.CloseWithError(0, "handshake stalled")
+		return
 	case <-qc.Context().Done():
 		e.err = fmt.Errorf("QUIC connection closed before its 0-RTT handshake ended: %w", context.Cause(qc.Context()))
 		return
@@ -297,8 +327,8 @@ func earlySafe(req *http.Request) bool {
 
 // roundTrip sends req on the connection: in 0-RTT while the handshake
 // goes on if req is earlySafe, after the handshake otherwise. What the
-// server did not take early (0-RTT rejected, 425 Too Early, an
-// interim 1xx answer) is sent again after the handshake, once, and the
+// server did not take early (0-RTT rejected, 425 Too Early) is sent
+// again after the handshake, once, and the
 // caller sees that answer only.
 func (h *h3Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	e := h.early
@@ -316,8 +346,6 @@ func (h *h3Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case err == nil && resp.StatusCode == http.StatusTooEarly:
 			// RFC 8470 §5.2: the server wants it after the handshake.
-			resp.Body.Close()
-		case err == nil && resp.StatusCode/100 == 1:
 			resp.Body.Close()
 		case e.accepted:
 			if err == nil {
@@ -363,10 +391,32 @@ func (h *h3Conn) earlyRequest(req *http.Request) (*http.Response, error) {
 		rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
 		rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
 	})
-	resp, err := rs.ReadResponse()
-	if err != nil {
-		stop()
-		return nil, err
+	// Interim answers (103 Early Hints, RFC 9110 §15.2) precede the final
+	// one on the same stream: read past them, at most maxEarly1xx, as
+	// quic-go's own client does (101 is final).
+	trace := httptrace.ContextClientTrace(req.Context())
+	var resp *http.Response
+	for n := 0; ; n++ {
+		resp, err = rs.ReadResponse()
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if n == maxEarly1xx {
+			stop()
+			rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeExcessiveLoad))
+			rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeExcessiveLoad))
+			return nil, fmt.Errorf("http3: more than %d informational answers", maxEarly1xx)
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				stop()
+				return nil, err
+			}
+		}
 	}
 	resp.Request = req
 	resp.Body = &earlyBody{ReadCloser: resp.Body, stop: stop}

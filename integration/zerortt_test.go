@@ -96,6 +96,14 @@ func (w *earlyWorld) startH3(t testing.TB) {
 			w.mu.Lock()
 			w.seen = append(w.seen, seenRequest{r.Method, r.URL.Path, !r.TLS.HandshakeComplete})
 			w.mu.Unlock()
+			if r.URL.Path == "/hints" {
+				// 103 Early Hints, then the answer (RFC 9110 §15.2).
+				rw.Header().Set("Link", "</style.css>; rel=preload")
+				rw.WriteHeader(http.StatusEarlyHints)
+				rw.WriteHeader(http.StatusOK)
+				io.WriteString(rw, "hinted")
+				return
+			}
 			inner.ServeHTTP(rw, r)
 		}),
 	}, nil)
@@ -212,6 +220,17 @@ func TestZeroRTTGet(t *testing.T) {
 	}
 	if ed := earlyData(t, last()); ed != "accepted" && ed != "sent" {
 		t.Errorf("POST: EarlyData %q: the connection itself dialed early", ed)
+	}
+
+	// An interim 103 before the answer to an early GET: the request is
+	// answered once, early, and the caller sees the final answer.
+	w.settle()
+	tr.CloseIdleConnections()
+	if resp, body = do(t, c, http.MethodGet, "https://"+w.base+"/hints", nil); resp.StatusCode != http.StatusOK || body != "hinted" {
+		t.Fatalf("GET with 103 Early Hints: %d %q", resp.StatusCode, body)
+	}
+	if got := w.requests(); len(got) != 1 || !got[0].early {
+		t.Fatalf("GET with 103 Early Hints: server saw %+v, want one request in 0-RTT", got)
 	}
 
 	// OPTIONS, safe like GET, goes early.
