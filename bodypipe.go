@@ -24,16 +24,33 @@ const bodyPipeSize = 64 << 10
 type bodyPipe struct {
 	mu   sync.Mutex
 	cond sync.Cond
-	buf  []byte // allocated on first Write
+	buf  []byte // from bufPool while it holds bytes
+	// drained is closed once the copier has taken the end of the body,
+	// or stopped reading it (see pipeStream.Close).
+	drained     chan struct{}
+	drainedOnce sync.Once
 	// werr ends the body once buf drains (closeWrite); rerr fails writes
 	// (the client stopped reading: the stream is over).
 	werr, rerr error
 }
 
 func newBodyPipe() *bodyPipe {
-	p := &bodyPipe{}
+	p := &bodyPipe{drained: make(chan struct{})}
 	p.cond.L = &p.mu
 	return p
+}
+
+// bufPool holds the buffers of bodyPipes and h3Streams between bursts: a
+// thousand idle WebSockets hold none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bodyPipeSize); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == bodyPipeSize {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
 }
 
 // Write buffers b, waiting while the buffer is full.
@@ -52,7 +69,7 @@ func (p *bodyPipe) Write(b []byte) (int, error) {
 			continue
 		}
 		if p.buf == nil {
-			p.buf = make([]byte, 0, bodyPipeSize)
+			p.buf = getBuf()
 		}
 		k := min(len(b), bodyPipeSize-len(p.buf))
 		p.buf = append(p.buf, b[:k]...)
@@ -74,9 +91,14 @@ func (p *bodyPipe) Read(b []byte) (int, error) {
 		case len(p.buf) > 0:
 			n := copy(b, p.buf)
 			p.buf = p.buf[:copy(p.buf, p.buf[n:])]
+			if len(p.buf) == 0 {
+				putBuf(p.buf)
+				p.buf = nil
+			}
 			p.cond.Broadcast()
 			return n, nil
 		case p.werr != nil:
+			p.drainedOnce.Do(func() { close(p.drained) })
 			return 0, p.werr
 		}
 		p.cond.Wait()
@@ -90,7 +112,11 @@ func (p *bodyPipe) Close() error {
 	if p.rerr == nil {
 		p.rerr = io.ErrClosedPipe
 	}
-	p.buf = nil
+	if p.buf != nil {
+		putBuf(p.buf)
+		p.buf = nil
+	}
+	p.drainedOnce.Do(func() { close(p.drained) })
 	p.cond.Broadcast()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -222,12 +223,24 @@ func (s *pipeStream) Read(p []byte) (int, error) { return s.r.Read(p) }
 // Write sends p on the stream.
 func (s *pipeStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
-// Close ends the request body (END_STREAM), then the stream itself.
+// Close ends the request body (END_STREAM) and returns; the stream itself
+// ends once the client has sent what was written behind, or after
+// h3CloseDrain if flow control never lets it: a WebSocket writes its close
+// frame and closes at once, and ending the stream first would reset it
+// (RST_STREAM) with the close frame unsent.
 func (s *pipeStream) Close() error {
 	s.once.Do(func() {
 		s.w.closeWrite()
-		s.r.Close()
-		s.cancel()
+		go func() {
+			t := time.NewTimer(h3CloseDrain)
+			select {
+			case <-s.w.drained:
+			case <-t.C:
+			}
+			t.Stop()
+			s.r.Close()
+			s.cancel()
+		}()
 	})
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -65,6 +67,47 @@ func TestWriteBehindOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeConn(t, c)
+		})
+	}
+}
+
+// TestServerCloseHandshake: a server that closes a WebSocket over HTTP/2
+// and HTTP/3 gets the client's close frame back (RFC 6455 §5.5.1):
+// coder/websocket answers and closes the stream at once, and the close
+// frame, written behind, must still go out before the stream ends instead
+// of being reset away.
+func TestServerCloseHandshake(t *testing.T) {
+	for _, proto := range []string{"h2", "h3"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t, true, serve, closed)
+			e.quic(h3, noUDP)
+			d := e.dialer(dialer.WithProtocols(proto))
+			defer d.CloseIdleConnections()
+			for i := range 20 {
+				token := fmt.Sprintf("%s-%d", proto, i)
+				c, _, err := d.DialWebSocket(ctx(t), "wss://127.0.0.1:"+itoa(e.port)+"/server-close",
+					dialer.WithHeader(http.Header{"X-Token": {token}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := c.Read(ctx(t)); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+					t.Fatalf("read: %v, want the server's close", err)
+				}
+				c.CloseNow()
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if v, ok := serverCloses.Load(token); ok {
+						if v != nil {
+							t.Fatalf("dial %d: the server's close handshake failed: %v", i, v)
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("dial %d: the server's Close never returned", i)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
 		})
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/eyeballs/dialer/internal/testkit"
 )
@@ -24,12 +27,31 @@ func handler() http.Handler {
 			http.Error(w, "extended CONNECT refused by the test", n)
 			return
 		}
+		if r.URL.Path == "/server-close" {
+			serverClose(w, r)
+			return
+		}
 		if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
 			ws.ServeHTTP(w, r)
 			return
 		}
 		plain.ServeHTTP(w, r)
 	})
+}
+
+// serverCloses holds, by the request's X-Token, what the server's Close
+// returned on /server-close: nil once the client answered its close frame.
+var serverCloses sync.Map
+
+// serverClose accepts a WebSocket and closes it from the server's side at
+// once (RFC 6455 §5.5.1), recording whether the client's close frame came
+// back.
+func serverClose(w http.ResponseWriter, r *http.Request) {
+	c, err := testkit.AcceptWebSocket(w, r, nil)
+	if err != nil {
+		return
+	}
+	serverCloses.Store(r.Header.Get("X-Token"), c.Close(websocket.StatusNormalClosure, "bye"))
 }
 
 // httpMux is what the Transport tests talk to.

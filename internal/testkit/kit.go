@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/eyeballs/dialer/internal/loopback"
@@ -49,9 +50,12 @@ const (
 // selects from; the same slice as loopback.WTProtocols.
 var WTProtocols = loopback.WTProtocols
 
-func NewCA() (*CA, error)                                    { return loopback.NewCA() }
-func NewCounter(l net.Listener) *Counter                     { return loopback.NewCounter(l) }
-func EchoHandler() http.Handler                              { return loopback.EchoHandler() }
+func NewCA() (*CA, error)                { return loopback.NewCA() }
+func NewCounter(l net.Listener) *Counter { return loopback.NewCounter(l) }
+func EchoHandler() http.Handler          { return loopback.EchoHandler() }
+func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	return loopback.AcceptWebSocket(w, r, opts)
+}
 func ListenPair() (v4, v6 net.Listener, port int, err error) { return loopback.ListenPair() }
 func ListenUDPPair() (v4, v6 *net.UDPConn, port int, err error) {
 	return loopback.ListenUDPPair()
