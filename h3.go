@@ -400,6 +400,13 @@ func (s *h3Stream) Write(p []byte) (int, error) {
 		if err != nil && s.err == nil {
 			s.err = err
 		}
+		if len(s.buf) > 0 && s.err == nil {
+			// Another Write buffered meanwhile, seeing this one in
+			// rs.Write: its bytes go now.
+			s.flushing = true
+			go s.flush()
+			return n, err
+		}
 		s.idleLocked()
 		return n, err
 	}
@@ -413,7 +420,7 @@ func (s *h3Stream) Write(p []byte) (int, error) {
 			continue
 		}
 		if s.buf == nil {
-			s.buf = make([]byte, 0, h3SendBuffer)
+			s.buf = getBuf()
 		}
 		k := min(len(p), h3SendBuffer-len(s.buf))
 		s.buf = append(s.buf, p[:k]...)
@@ -453,6 +460,14 @@ func (s *h3Stream) flush() {
 			s.err = err
 		}
 	}
+	// Idle: the buffers go back to the pool, so that an idle WebSocket
+	// holds none.
+	if len(s.buf) == 0 {
+		putBuf(s.buf)
+		s.buf = nil
+	}
+	putBuf(s.spare)
+	s.spare = nil
 	s.flushing = false
 	s.idleLocked()
 }
