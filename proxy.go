@@ -412,6 +412,9 @@ func (s raceSpec) socksAddrs(cfg config, lookup func(context.Context, string, he
 				return ans.Addrs[:1], nil
 			}
 		}
+		if len(errs) == 0 {
+			return nil, fmt.Errorf("%w for %s", ErrNoAddress, name)
+		}
 		return nil, fmt.Errorf("%w for %s: %w", ErrNoAddress, name, errors.Join(errs...))
 	}
 }

@@ -164,6 +164,28 @@ func TestHTTPConnectWire(t *testing.T) {
 	}
 }
 
+// TestHTTPConnectInterim: interim answers before the 200 (RFC 9110 §15.2)
+// are read past, and the tunnel opens.
+func TestHTTPConnectInterim(t *testing.T) {
+	p := startPeer(t, func(c net.Conn, read func(int) []byte) {
+		readHead(read)
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n\r\nhi")
+		read(4)
+	})
+	tun, err := tunnelTo(t, p, hop(t, "http://proxy.example:3128"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2)
+	if tun.status != 200 {
+		t.Errorf("status %d, want 200", tun.status)
+	}
+	if _, err := io.ReadFull(tun.conn, got); err != nil || string(got) != "hi" {
+		t.Errorf("tunnel read %q, %v; want \"hi\"", got, err)
+	}
+	io.WriteString(tun.conn, "ping")
+}
+
 // TestHTTPConnectIPv6Target: an IPv6 literal target is bracketed in the
 // authority form, and no credentials are sent without user info.
 func TestHTTPConnectIPv6Target(t *testing.T) {

@@ -50,7 +50,18 @@ func httpConnect(c *net.Conn, hop *proxyHop) (int, error) {
 	}
 	lr := &io.LimitedReader{R: *c, N: maxProxyHeader}
 	br := bufio.NewReaderSize(lr, 4096)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	// Interim answers (1xx but 101) precede the final one (RFC 9110
+	// §15.2); all of them count against maxProxyHeader.
+	var (
+		resp *http.Response
+		err  error
+	)
+	for {
+		resp, err = http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
 	if err != nil {
 		switch {
 		case lr.N == 0:
