@@ -182,6 +182,11 @@ func withECH[C any](ctx context.Context, conf *tls.Config, handshake func(contex
 	if err == nil {
 		return c, result, nil
 	}
+	if ctx.Err() != nil {
+		// The attempt was called off during the retry (another won, or
+		// the dial's time ran out): not something ECH did.
+		return zero, echNone, err
+	}
 	e := &ECHError{PublicName: publicName, Retried: true, Err: err}
 	switch {
 	case result == echRetried && failedPublicName(err, publicName, conf.ServerName):
