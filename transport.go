@@ -363,10 +363,11 @@ func (t *Transport) dial(ctx context.Context, rawURL string, key poolKey, host s
 	defer cancel()
 	car, rep, err := t.d.race(dctx, cfg, spec)
 	t.d.caps.learn(key, spec.need, rep)
+	if prev := *emit; prev != nil {
+		prev() // an earlier race of this request: its report first
+		*emit = nil
+	}
 	if err == nil && car.h3 != nil && car.h3.early != nil {
-		if prev := *emit; prev != nil {
-			prev() // an earlier race of this request: its report first
-		}
 		*emit = func() { noteEarly(rep, car); cfg.emit(rep) }
 	} else {
 		cfg.emit(rep)
