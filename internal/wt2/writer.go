@@ -97,7 +97,10 @@ func (s *Session) flushBatch() (wrote, ended bool, err error) {
 // share the batches in their turn. Anything queued meanwhile has woken
 // writeLoop, which writes it once the token is back. A Write with a
 // deadline leaves the writing to writeLoop, so that the deadline can end
-// its wait however long rw.Write blocks. Called and returns with s.mu held.
+// its wait however long rw.Write blocks. A deadline set, or CancelWrite
+// called, while a Write writes directly ends it after the batch in
+// rw.Write, which h2conn's WriteTimeout bounds. Called and returns with
+// s.mu held.
 func (s *Session) writeDirectLocked(st *stream) {
 	if s.writeFailed {
 		return
@@ -113,10 +116,14 @@ func (s *Session) writeDirectLocked(st *stream) {
 		if err != nil || !wrote {
 			break
 		}
+		// Stop once st's data is taken, or cannot go on (no flow-control
+		// credit, reset), or a deadline was set meanwhile: then writeLoop
+		// writes the rest while the Write waits where SetWriteDeadline
+		// and CancelWrite can end it.
 		s.mu.Lock()
-		taken := len(st.sendPending) == 0
+		stop := len(st.sendPending) == 0 || !st.inReady || st.sendErr != nil || !st.writeDeadline.IsZero()
 		s.mu.Unlock()
-		if taken {
+		if stop {
 			break
 		}
 	}
