@@ -39,7 +39,7 @@ type Dialer struct {
 	sessions sessionCaches
 
 	mu        sync.Mutex
-	resolvers map[string]*nameSource // by nameservers, hosts file and resolv.conf
+	resolvers map[nameKey]*nameSource // by resolver, nameservers, hosts file and resolv.conf
 	// sys stands for Go's net.Resolver (net.DefaultResolver if nil)
 	// where the system's DNS configuration is used (sysresolver.go):
 	// tests point it at their own DNS server.
@@ -166,6 +166,12 @@ func (d *Dialer) CloseIdleConnections() {
 	d.mu.Unlock()
 }
 
+// A nameKey keys a Dialer's name sources.
+type nameKey struct {
+	conf     string // resolverKey
+	resolver any    // WithResolver's identity (config.resolverID), or nil
+}
+
 // resolver returns the Dialer's name source for cfg's resolver settings
 // (sysresolver.go, dnsservers.go), creating it on first use so that New
 // never fails: the resolv.conf and hosts file are read then, once per
@@ -175,11 +181,9 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 	if sys == nil {
 		sys = net.DefaultResolver
 	}
-	if cfg.resolver != nil {
-		// The caller's resolver keeps its own state: nothing to keep.
-		return newNameSource(cfg, sys)
-	}
-	key := resolverKey(cfg)
+	// A caller's resolver (WithResolver) is kept by its identity, so that
+	// the hosts file in front of it is read once too.
+	key := nameKey{resolverKey(cfg), cfg.resolverID}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.resolvers[key]
@@ -193,7 +197,7 @@ func (d *Dialer) resolver(cfg config) (*nameSource, error) {
 		return nil, err
 	}
 	if d.resolvers == nil {
-		d.resolvers = make(map[string]*nameSource)
+		d.resolvers = make(map[nameKey]*nameSource)
 	}
 	if _, ok := d.resolvers[key]; !ok && len(d.resolvers) >= maxResolvers {
 		// Per-call nameservers each get a resolver and a cache; a few
