@@ -689,3 +689,57 @@ func TestZeroRTTRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroRTTBlockedUDP: a dial with a ticket goes early and wins its race
+// before any packet comes back; when the path stopped carrying UDP since,
+// the request must still be answered, over TCP, well before QUIC's 5 s
+// handshake timeout, and the early attempt's report says it failed.
+func TestZeroRTTBlockedUDP(t *testing.T) {
+	w := newEarlyWorld(t, 5*time.Millisecond)
+	var (
+		mu   sync.Mutex
+		reps []*dialer.Report
+	)
+	tr := w.e.dialer(dialer.WithReport(func(r *dialer.Report) { mu.Lock(); reps = append(reps, r); mu.Unlock() })).Transport()
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	url := "https://" + w.base + "/proto"
+
+	// Alt-Svc over h2 first, then h3 with a ticket and its SETTINGS.
+	if resp, _ := do(t, c, http.MethodGet, url+"?altsvc=h3=%22:"+itoa(w.udp.Port())+"%22", nil); resp.ProtoMajor != 2 {
+		t.Fatalf("first GET over HTTP/%d, want 2", resp.ProtoMajor)
+	}
+	tr.CloseIdleConnections()
+	if resp, _ := do(t, c, http.MethodGet, url, nil); resp.ProtoMajor != 3 {
+		t.Fatalf("GET after Alt-Svc over HTTP/%d, want 3", resp.ProtoMajor)
+	}
+	w.settle()
+	tr.CloseIdleConnections()
+
+	w.udp.Close() // UDP blackholed from now on
+	mu.Lock()
+	reps = nil
+	mu.Unlock()
+	start := time.Now()
+	resp, body := do(t, c, http.MethodGet, url, nil)
+	took := time.Since(start)
+	if resp.ProtoMajor != 2 || body != "2" {
+		t.Errorf("GET with UDP blocked: HTTP/%d %q, want HTTP/2", resp.ProtoMajor, body)
+	}
+	if took > 3*time.Second {
+		t.Errorf("GET with UDP blocked took %v: it waited for QUIC's handshake timeout", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var early []string
+	for _, r := range reps {
+		for _, a := range r.Attempts {
+			if a.EarlyData != "" {
+				early = append(early, a.EarlyData)
+			}
+		}
+	}
+	if len(early) != 1 || early[0] != "failed" {
+		t.Errorf("early attempts' EarlyData %q, want one \"failed\"\n%v", early, reps)
+	}
+}
