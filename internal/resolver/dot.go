@@ -166,7 +166,6 @@ type dotConn struct {
 	read    time.Time // when the last reply came
 	err     error
 	timer   *time.Timer // idle timer, running while nothing is pending
-	done    chan struct{}
 }
 
 func newDoTConn(conn net.Conn, idle time.Duration, inFlight int) *dotConn {
@@ -175,7 +174,6 @@ func newDoTConn(conn net.Conn, idle time.Duration, inFlight int) *dotConn {
 		idle:    idle,
 		slots:   make(chan struct{}, inFlight),
 		pending: make(map[uint16]chan []byte),
-		done:    make(chan struct{}),
 	}
 	c.timer = time.AfterFunc(idle, c.closeIfIdle)
 	go c.readLoop()

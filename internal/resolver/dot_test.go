@@ -399,3 +399,55 @@ func TestUpstreamsIgnoreResolvConf(t *testing.T) {
 		t.Errorf("search %v, ndots %d, timeout %v, single-request %v: want none of resolv.conf", r.search, r.ndots, r.timeout, r.single != nil)
 	}
 }
+
+// TestDoTDroppedQueries: queries whose callers gave up and that the server
+// never answers cannot hold every slot of the connection for good: after
+// abandonedFor the connection fails, the query waiting for a slot returns,
+// and the next one is answered on a new connection.
+func TestDoTDroppedQueries(t *testing.T) {
+	s := startDoT(t, func(c net.Conn) {
+		for {
+			q, _, err := readQuery(c)
+			if err != nil {
+				return
+			}
+			if q.Question[0].Name == "drop.test." {
+				continue // never answered
+			}
+			if writeMsg(c, answerA(q)) != nil {
+				return
+			}
+		}
+	})
+	conf := s.ca.ClientConfig()
+	conf.ServerName = "dot.test"
+	d := NewDoT(DoTConfig{
+		Name: "dot.test:" + s.addr,
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			var nd net.Dialer
+			return nd.DialContext(ctx, "tcp", s.addr)
+		},
+		TLS:         conf,
+		MaxInFlight: 2,
+	})
+	r := newResolver(t, Config{Upstreams: []Server{d}, Timeout: time.Minute, MaxCacheEntries: -1})
+	t.Cleanup(r.CloseIdle)
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancelNow := context.WithCancel(ctx)
+		time.AfterFunc(20*time.Millisecond, cancelNow)
+		r.Lookup(ctx, "drop.test", hev3.A)
+		cancel()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r.Lookup(ctx, "waits.test", hev3.A) // answered, or failed with the connection
+	if took := time.Since(start); took > abandonedFor+5*time.Second {
+		t.Fatalf("a query waited %v behind abandoned ones", took)
+	}
+	wantAddrs(t, lookup(t, r, "b.test", hev3.A), "192.0.2.1")
+	if got := s.conns.Load(); got != 2 {
+		t.Errorf("%d connections, want 2: the jammed one, then a new one", got)
+	}
+}
