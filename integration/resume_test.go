@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"crypto/rand"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -286,13 +288,31 @@ func TestResumeTrust(t *testing.T) {
 			otherTrust := dialer.WithTLSConfig(&tls.Config{RootCAs: e.ca.Pool()})
 			otherURL := "wss://" + otherHost + ":" + itoa(e.port) + "/echo"
 			otherPort := "wss://" + host + ":" + itoa(serveAgain(t, e, hs, tc.servers)) + "/echo"
-			for _, step := range []struct {
+			type step struct {
 				what    string
 				tr      *dialer.Transport
 				url     string
 				opts    []dialer.Option
 				resumed bool
-			}{
+			}
+			var proxied []step
+			if tc.proto == "h2" {
+				// A ticket from a direct dial never goes through a
+				// proxy, nor one from another proxy (or credentials):
+				// the origin could link them (RFC 8446 §C.4).
+				via := func(u string) []dialer.Option {
+					pu, _ := url.Parse(u)
+					return []dialer.Option{dialer.WithProxy(http.ProxyURL(pu))}
+				}
+				p := startTunnel(t, e.port)
+				proxied = []step{
+					{"through a proxy", tr, "", via("http://" + p), false},
+					{"through the proxy with credentials", tr, "", via("http://u:p@" + p), false},
+					{"through the proxy again", tr, "", via("http://" + p), true},
+					{"direct after the proxy", tr, "", nil, true},
+				}
+			}
+			for _, step := range append([]step{
 				{"first dial", tr, "", nil, false},
 				{"another TLS configuration", tr, "", []dialer.Option{otherTrust}, false},
 				{"another origin", tr, otherURL, nil, false},
@@ -302,7 +322,7 @@ func TestResumeTrust(t *testing.T) {
 				{"the other configuration again", tr, "", []dialer.Option{otherTrust}, true},
 				{"the other origin again", tr, otherURL, nil, true},
 				{"the other port again", tr, otherPort, nil, true},
-			} {
+			}, proxied...) {
 				resp, done := dialWS(step.url)(t, e, step.tr, step.opts...)
 				done()
 				step.tr.CloseIdleConnections()
@@ -380,4 +400,51 @@ func TestResumeCallerCache(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTunnel starts an HTTP CONNECT proxy on loopback that tunnels every
+// CONNECT, whatever its target, to 127.0.0.1:port (the test's origin, so
+// that the proxy resolves no name), and returns its address.
+func startTunnel(t *testing.T, port int) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				up, err := net.Dial("tcp", "127.0.0.1:"+itoa(port))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+				done := make(chan struct{})
+				// Plain copies: TCPConn.ReadFrom would splice through
+				// pipes that Go keeps, which the FD check counts.
+				go func() {
+					io.Copy(struct{ io.Writer }{up}, struct{ io.Reader }{br})
+					up.(*net.TCPConn).CloseWrite()
+					close(done)
+				}()
+				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{up})
+				c.Close()
+				<-done
+			})
+		}
+	})
+	return l.Addr().String()
 }
