@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +72,9 @@ func TestWriteBehindOrder(t *testing.T) {
 	}
 }
 
+// closeTokens numbers TestServerCloseHandshake's dials.
+var closeTokens atomic.Int64
+
 // TestServerCloseHandshake: a server that closes a WebSocket over HTTP/2
 // and HTTP/3 gets the client's close frame back (RFC 6455 §5.5.1):
 // coder/websocket answers and closes the stream at once, and the close
@@ -84,7 +88,8 @@ func TestServerCloseHandshake(t *testing.T) {
 			d := e.dialer(dialer.WithProtocols(proto))
 			defer d.CloseIdleConnections()
 			for i := range 20 {
-				token := fmt.Sprintf("%s-%d", proto, i)
+				// Unique in the process: -count runs the test again.
+				token := fmt.Sprintf("%s-%d-%d", proto, i, closeTokens.Add(1))
 				c, _, err := d.DialWebSocket(ctx(t), "wss://127.0.0.1:"+itoa(e.port)+"/server-close",
 					dialer.WithHeader(http.Header{"X-Token": {token}}))
 				if err != nil {
@@ -96,7 +101,7 @@ func TestServerCloseHandshake(t *testing.T) {
 				c.CloseNow()
 				deadline := time.Now().Add(10 * time.Second)
 				for {
-					if v, ok := serverCloses.Load(token); ok {
+					if v, ok := serverCloses.LoadAndDelete(token); ok {
 						if v != nil {
 							t.Fatalf("dial %d: the server's close handshake failed: %v", i, v)
 						}
