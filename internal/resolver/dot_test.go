@@ -92,20 +92,25 @@ func startDoTCA(t *testing.T, ca *loopback.CA, handle func(c net.Conn)) *dotServ
 	return s
 }
 
-// newDoT returns a DoT client for s that trusts s's CA, and a resolver
-// asking only it; both are closed when the test ends.
-func (s *dotServer) resolver(t *testing.T, timeout time.Duration) (*Resolver, *DoT) {
-	t.Helper()
+// config is a DoT client configuration for s that trusts s's CA.
+func (s *dotServer) config() DoTConfig {
 	conf := s.ca.ClientConfig()
 	conf.ServerName = "dot.test"
-	d := NewDoT(DoTConfig{
+	return DoTConfig{
 		Name: "dot.test:" + s.addr,
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			var nd net.Dialer
 			return nd.DialContext(ctx, "tcp", s.addr)
 		},
 		TLS: conf,
-	})
+	}
+}
+
+// resolver returns a DoT client for s that trusts s's CA, and a resolver
+// asking only it; both are closed when the test ends.
+func (s *dotServer) resolver(t *testing.T, timeout time.Duration) (*Resolver, *DoT) {
+	t.Helper()
+	d := NewDoT(s.config())
 	r := newResolver(t, Config{Upstreams: []Server{d}, Timeout: timeout, MaxCacheEntries: -1})
 	t.Cleanup(r.CloseIdle)
 	return r, d
@@ -326,17 +331,9 @@ func TestDoTIdleClose(t *testing.T) {
 		serveDNS(c)
 		closed <- struct{}{}
 	})
-	conf := s.ca.ClientConfig()
-	conf.ServerName = "dot.test"
-	d := NewDoT(DoTConfig{
-		Name: "dot.test",
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", s.addr)
-		},
-		TLS:  conf,
-		Idle: 100 * time.Millisecond,
-	})
+	dc := s.config()
+	dc.Idle = 100 * time.Millisecond
+	d := NewDoT(dc)
 	r := newResolver(t, Config{Upstreams: []Server{d}, MaxCacheEntries: -1})
 	defer r.CloseIdle()
 	wantAddrs(t, lookup(t, r, "a.test", hev3.A), "192.0.2.1")
@@ -419,17 +416,9 @@ func TestDoTDroppedQueries(t *testing.T) {
 			}
 		}
 	})
-	conf := s.ca.ClientConfig()
-	conf.ServerName = "dot.test"
-	d := NewDoT(DoTConfig{
-		Name: "dot.test:" + s.addr,
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", s.addr)
-		},
-		TLS:         conf,
-		MaxInFlight: 2,
-	})
+	dc := s.config()
+	dc.MaxInFlight = 2
+	d := NewDoT(dc)
 	r := newResolver(t, Config{Upstreams: []Server{d}, Timeout: time.Minute, MaxCacheEntries: -1})
 	t.Cleanup(r.CloseIdle)
 	for range 2 {
