@@ -36,9 +36,7 @@ func plan(ctx context.Context, host string, port uint16, lookup func(context.Con
 	if port == 0 {
 		port = 443
 	}
-	// As a race asks (Dialer.network): HTTPS for the port's name, and
-	// target names as they are, never through the search list.
-	lookup = absoluteTargets(httpsPortName(lookup, port), host)
+	lookup = raceLookup(lookup, host, port, true) // as a race asks
 	now := time.Unix(0, 0)
 	m := hev3.New(hev3.Config{
 		Host:           host,

@@ -258,14 +258,8 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 			return n, err
 		}
 		if res != nil {
-			// HTTPS for the port's name (_8443._https.host) through the
-			// search list like the host, then target names as they are.
-			lookup := res.lookup
-			if !spec.noHTTPS {
-				lookup = httpsPortName(lookup, spec.port)
-			}
 			originLookup = res.lookup
-			n.lookup, n.noHTTPS = absoluteTargets(lookup, spec.queryName()), res.noHTTPS
+			n.lookup, n.noHTTPS = raceLookup(res.lookup, spec.queryName(), spec.port, !spec.noHTTPS), res.noHTTPS
 		}
 	} else if !spec.noHTTPS {
 		n.lookup = httpsPortName(n.lookup, spec.port)
@@ -290,6 +284,17 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		n.host = lookHost
 	}
 	return n, nil
+}
+
+// raceLookup is lookup as a race asks it, for origin at port: HTTPS (when
+// https is set) for the port's name (_8443._https.host, RFC 9460 §9.1)
+// through the search list like the host itself, and every other name
+// (the targets of HTTPS records) as fully qualified (absoluteTargets).
+func raceLookup(lookup func(context.Context, string, hev3.RecordType) hev3.Answer, origin string, port uint16, https bool) func(context.Context, string, hev3.RecordType) hev3.Answer {
+	if https {
+		lookup = httpsPortName(lookup, port)
+	}
+	return absoluteTargets(lookup, origin)
 }
 
 // absoluteTargets makes lookup treat every name but the race's origin (as
