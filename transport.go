@@ -283,18 +283,18 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 		}
 		err = &timeoutError{fmt.Sprintf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)}
 	}
-	if err != nil && unprocessed(err) {
-		cancel()
-		pc.release()
-		if !pc.car.alive() {
-			pc.retire()
-		}
-		return nil, false, &DialError{URL: req.URL.String(), Stage: "request",
-			Err: fmt.Errorf("%s %s: %w: %w", pc.car.version, pc.car.ep.Addr, errUnprocessed, err)}
-	}
 	if err != nil {
 		cancel()
 		pc.release()
+		if unprocessed(err) {
+			// Not sent, or refused unread: the connection is not to
+			// blame unless it is closing.
+			if !pc.car.alive() {
+				pc.retire()
+			}
+			return nil, false, &DialError{URL: req.URL.String(), Stage: "request",
+				Err: fmt.Errorf("%s %s: %w: %w", pc.car.version, pc.car.ep.Addr, errUnprocessed, err)}
+		}
 		// A connection that fails its first request is taken as broken
 		// even if it does not look closed yet: the next race tries its
 		// address last, and QUIC not at all for a while.
