@@ -135,7 +135,7 @@ func dialerWS(b *testing.B, e *env, u string, major int, proto string) *websocke
 }
 
 // echoRaw writes 1 MiB in 32 KiB writes while reading it back.
-func echoRaw(b *testing.B, s byteStream) {
+func echoRaw(b *testing.B, s io.ReadWriter) {
 	chunk := make([]byte, echoPiece)
 	buf := make([]byte, echoSize)
 	b.SetBytes(echoSize)

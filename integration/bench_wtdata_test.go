@@ -19,37 +19,6 @@ import (
 	"github.com/eyeballs/dialer/internal/h2conn"
 )
 
-// wtEchoSize and wtEchoPiece shape one operation of the stream throughput
-// benchmarks: wtEchoSize bytes written in wtEchoPiece pieces and read back.
-const wtEchoSize, wtEchoPiece = 1 << 20, 32 << 10
-
-// benchEcho runs b.Loop over one echo stream: each operation writes
-// wtEchoSize bytes from a goroutine while reading them back.
-func benchEcho(b *testing.B, rw io.ReadWriter) {
-	b.Helper()
-	chunk := make([]byte, wtEchoPiece)
-	buf := make([]byte, wtEchoSize)
-	b.SetBytes(wtEchoSize)
-	for b.Loop() {
-		errc := make(chan error, 1)
-		go func() {
-			for range wtEchoSize / wtEchoPiece {
-				if _, err := rw.Write(chunk); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-		if _, err := io.ReadFull(rw, buf); err != nil {
-			b.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkWebTransportStreamThroughput measures echo throughput on one
 // bidirectional WebTransport stream, against the same servers: over HTTP/3,
 // this dialer's Session against webtransport-go's own session (the
@@ -78,7 +47,7 @@ func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer str.CancelWrite(0)
-		benchEcho(b, str)
+		echoRaw(b, str)
 	})
 	for _, proto := range []string{"h3", "h2"} {
 		b.Run(proto+"/dialer", func(b *testing.B) {
@@ -97,12 +66,12 @@ func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer str.CancelWrite(0)
-			benchEcho(b, str)
+			echoRaw(b, str)
 		})
 	}
 	b.Run("h2/h2conn-raw", func(b *testing.B) {
 		st := rawH2Echo(b, e)
-		benchEcho(b, st)
+		echoRaw(b, st)
 	})
 }
 
