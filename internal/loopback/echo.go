@@ -1,8 +1,8 @@
 package loopback
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strings"
 
@@ -106,23 +106,29 @@ func firstKnown(offered, known []string) string {
 }
 
 // echo copies every message back with its type until reading fails, which
-// includes the client's close frame (answered by coder/websocket).
+// includes the client's close frame (answered by coder/websocket). Each
+// message is read whole into one buffer kept for the connection and sent
+// back as one frame, as a real echo service would: a streaming copy would
+// cost a 32 KiB buffer per message and a second (empty, final) frame.
 func echo(ctx context.Context, c *websocket.Conn) error {
+	var buf bytes.Buffer
 	for {
 		typ, rd, err := c.Reader(ctx)
 		if err != nil {
 			return err
 		}
-		wr, err := c.Writer(ctx, typ)
-		if err != nil {
+		buf.Reset()
+		if _, err := buf.ReadFrom(rd); err != nil {
 			return err
 		}
-		if _, err := io.Copy(wr, rd); err != nil {
-			wr.Close()
+		if err := c.Write(ctx, typ, buf.Bytes()); err != nil {
 			return err
 		}
-		if err := wr.Close(); err != nil {
-			return err
+		if buf.Cap() > echoKeep {
+			buf = bytes.Buffer{} // a bulk message's buffer is not kept
 		}
 	}
 }
+
+// echoKeep is the largest buffer echo keeps between messages.
+const echoKeep = 1 << 20
