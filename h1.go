@@ -20,10 +20,10 @@ type dialFunc func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrie
 // then, when conf is not nil, a TLS handshake offering the endpoint's ALPN
 // protocols (and its ECH configuration, if any). When ALPN chose h2 the
 // carrier is an HTTP/2 client connection (the package's own, announcing
-// WebTransport, when wt is set); otherwise it is the connection itself, for
+// WebTransport, when own is set: raceSpec.ownH2); otherwise it is the connection itself, for
 // HTTP/1.1. TLS sessions are resumed from, and kept in, sess (when not
 // nil; see tlsSessions).
-func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialFunc {
+func dialTCP(conf *tls.Config, serverName string, own bool, sess *sessions) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
 		// net.Dialer reports ConnectStart and ConnectDone to an httptrace
 		// in ctx; the TLS handshake is reported by handshakeTLS.
@@ -38,7 +38,7 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 		// An ECH retry (ech.go) is a fresh TCP connection: the attempt
 		// reports its TCP progress once.
 		var once sync.Once
-		return tlsCarrier(ctx, conf, serverName, ep, wt, sess, func(ctx context.Context) (net.Conn, error) {
+		return tlsCarrier(ctx, conf, serverName, ep, own, sess, func(ctx context.Context) (net.Conn, error) {
 			c, err := nd.DialContext(ctx, "tcp", ep.Addr.String())
 			if err == nil {
 				once.Do(tcpUp)
@@ -53,9 +53,9 @@ func dialTCP(conf *tls.Config, serverName string, wt bool, sess *sessions) dialF
 // offering the endpoint's ALPN protocols and ECH configuration, with
 // Encrypted Client Hello's retry rules (withECH: a retry opens a second
 // connection) and resuming sessions from sess. It starts HTTP/2 when ALPN
-// chose it (the package's own client, announcing WebTransport, when wt is
-// set); otherwise the carrier is the TLS connection, for HTTP/1.1.
-func tlsCarrier(ctx context.Context, conf *tls.Config, serverName string, ep hev3.Endpoint, wt bool, sess *sessions, open func(context.Context) (net.Conn, error)) (*carrier, error) {
+// chose it (the package's own client, announcing WebTransport, when own
+// is set); otherwise the carrier is the TLS connection, for HTTP/1.1.
+func tlsCarrier(ctx context.Context, conf *tls.Config, serverName string, ep hev3.Endpoint, own bool, sess *sessions, open func(context.Context) (net.Conn, error)) (*carrier, error) {
 	tc, ech, err := withECH(ctx, attemptTLS(conf, serverName, ep, tlsSessions(conf, sess, false)), func(ctx context.Context, conf *tls.Config) (*tls.Conn, error) {
 		c, err := open(ctx)
 		if err != nil {
@@ -70,7 +70,7 @@ func tlsCarrier(ctx context.Context, conf *tls.Config, serverName string, ep hev
 		return &carrier{version: hev3.H1, ep: ep, conn: tc, tc: tc, sessions: sess, ech: ech}, nil
 	}
 	start := startH2
-	if wt {
+	if own {
 		start = startOwnH2
 	}
 	h2, err := start(tc)

@@ -41,12 +41,17 @@ func newH2Client(c net.Conn) (h2Client, error) {
 // one of two clients:
 //
 //   - x/net/http2's, with the server's first SETTINGS read on the way in
-//     (sn), for WebSocket and HTTP races: its request machinery (bodies,
-//     trailers, compression, GOAWAY retries) is the one net/http users know;
-//   - the package's own (internal/h2conn, own), for WebTransport races:
-//     WebTransport over HTTP/2 needs SETTINGS that x/net can neither send
-//     nor read. It carries RFC 8441 WebSocket streams too, so a WebSocket
-//     to an origin with a WebTransport connection reuses it.
+//     (sn), for HTTP races (the Transport): its request machinery (bodies,
+//     trailers, compression, GOAWAY retries) is the one net/http users know.
+//     A WebSocket may ride on it too when the pool has it, through
+//     RoundTrip's request and response bodies (connectRoundTrip);
+//   - the package's own (internal/h2conn, own), for WebSocket and
+//     WebTransport races (raceSpec.ownH2). Its streams are read and written
+//     directly, with no body copier, pipe or frame-size cap between the
+//     application and the socket: a WebSocket's data path over h2 costs
+//     about what it costs over h1 (issue 20; BenchmarkDatapath). It
+//     announces WebTransport in its SETTINGS, which x/net can neither send
+//     nor read, so a WebTransport dial to the origin can reuse it too.
 type h2Conn struct {
 	sn  *sniff.Conn  // x/net only
 	cc  h2Client     // x/net's ClientConn, or own
@@ -162,7 +167,74 @@ func (h *h2Conn) Close() error {
 // protocol. On a 2xx answer the stream carries the session; otherwise the
 // response is returned alone. ctx bounds the handshake only.
 func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, protocol string) (*http.Response, io.ReadWriteCloser, error) {
-	return connectRoundTrip(ctx, h.cc, u, hdr, func(r *http.Request) { r.Header[":protocol"] = []string{protocol} })
+	if h.own == nil {
+		return connectRoundTrip(ctx, h.cc, u, hdr, func(r *http.Request) { r.Header[":protocol"] = []string{protocol} })
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodConnect, u.String(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header = hdr.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header[":protocol"] = []string{protocol}
+	// Connect waits for the answer under ctx and resets the stream when
+	// ctx ends first; the stream then lives on without ctx.
+	resp, st, err := h.own.Connect(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := context.Cause(ctx); err != nil {
+		st.Reset(http2.ErrCodeCancel)
+		return nil, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		resp.Body = readSome(st)
+		return resp, nil, nil
+	}
+	return resp, newOwnStream(st), nil
+}
+
+// ownStream is the byte stream of an extended CONNECT on the package's own
+// HTTP/2 client: reads come straight from the stream, writes go through a
+// writeBehind, which sends a write of one TCP segment or less at once and
+// batches larger ones into frames as large as the server allows.
+type ownStream struct {
+	st *h2conn.Stream
+	wb *writeBehind
+}
+
+// ownInline is the largest write an ownStream sends at once, unbatched.
+const ownInline = 1200
+
+func newOwnStream(st *h2conn.Stream) *ownStream {
+	end := func(err error) {
+		if err != nil {
+			st.Reset(http2.ErrCodeCancel)
+			return
+		}
+		// END_STREAM after all we sent; then, if the server has not
+		// ended its side, RST_STREAM (h2conn.Stream.Close).
+		st.Close()
+	}
+	return &ownStream{st: st, wb: newWriteBehind(st, ownInline, end, st.SetWriteDeadline)}
+}
+
+// Read reads what the server sent on the stream.
+func (s *ownStream) Read(p []byte) (int, error) { return s.st.Read(p) }
+
+// Write sends p on the stream.
+func (s *ownStream) Write(p []byte) (int, error) { return s.wb.Write(p) }
+
+// Close stops reads at once and ends the stream once what was written
+// behind has been sent (within closeDrain): a WebSocket writes its close
+// frame and closes at once, and ending the stream first would reset it
+// with the close frame unsent.
+func (s *ownStream) Close() error {
+	s.st.SetReadDeadline(time.Now())
+	s.wb.Close()
+	return nil
 }
 
 // connectRoundTrip sends an extended CONNECT through an HTTP/2 or HTTP/3

@@ -202,7 +202,7 @@ const noteProxied = "QUIC not offered: proxied, and QUIC cannot cross a TCP prox
 // CONNECT, RFC 9110 §9.3.6, or SOCKS5 CONNECT, RFC 1928 §4), then, when
 // conf is set, TLS to the origin inside the tunnel offering the
 // endpoint's ALPN (h2 and http/1.1) as a direct attempt does.
-func dialProxied(hop *proxyHop, proxyConf, conf *tls.Config, serverName string, wt bool, sess *sessions, socksAddrs func(context.Context) ([]netip.Addr, error)) dialFunc {
+func dialProxied(hop *proxyHop, proxyConf, conf *tls.Config, serverName string, own bool, sess *sessions, socksAddrs func(context.Context) ([]netip.Addr, error)) dialFunc {
 	return func(ctx context.Context, ep hev3.Endpoint, tcpUp func()) (*carrier, error) {
 		// An ECH retry (ech.go) opens a second tunnel: the attempt
 		// reports its TCP progress once, and its last tunnel.
@@ -237,7 +237,7 @@ func dialProxied(hop *proxyHop, proxyConf, conf *tls.Config, serverName string, 
 			car = &carrier{version: hev3.H1, ep: ep, conn: c}
 		} else {
 			var err error
-			if car, err = tlsCarrier(ctx, conf, serverName, ep, wt, sess, open); err != nil {
+			if car, err = tlsCarrier(ctx, conf, serverName, ep, own, sess, open); err != nil {
 				var pe *ProxyError
 				if errors.As(err, &pe) {
 					return nil, err

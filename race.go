@@ -86,6 +86,16 @@ func (s *raceSpec) setHost(host string) {
 	s.rooted = s.host != "" && strings.HasSuffix(host, ".")
 }
 
+// ownH2 reports whether the race's h2 connections run the package's own
+// HTTP/2 client (internal/h2conn) rather than x/net's: sessions do, since
+// their streams are read and written directly, with no request body or
+// response body between them and the socket (issue 20), and WebTransport
+// needs SETTINGS that x/net can neither send nor read. Plain requests
+// keep x/net's request machinery (see h2Conn).
+func (s raceSpec) ownH2() bool {
+	return s.need == hev3.NeedWebSocket || s.need == hev3.NeedWebTransport
+}
+
 // queryName is the name the race's queries ask: host, with its trailing
 // dot if it had one.
 func (s raceSpec) queryName() string {
@@ -269,10 +279,10 @@ func (d *Dialer) network(cfg config, spec raceSpec, socks *udpSockets) (raceNet,
 		sess = d.sessions.get(originKey(cfg.trust().via(spec.proxy), spec.serverName(), spec.originPort()))
 	}
 	if n.dialTCP == nil && spec.proxy != nil {
-		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.wt != nil, sess, spec.socksAddrs(cfg, originLookup))
+		n.dialTCP = dialProxied(spec.proxy, cfg.tlsConfig(), spec.tls, spec.serverName(), spec.ownH2(), sess, spec.socksAddrs(cfg, originLookup))
 	}
 	if n.dialTCP == nil {
-		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.wt != nil, sess)
+		n.dialTCP = dialTCP(spec.tls, spec.serverName(), spec.ownH2(), sess)
 	}
 	if n.dialQUIC == nil {
 		n.dialQUIC = dialQUIC(spec.tls, spec.serverName(), socks, spec.wt, sess, spec.early)

@@ -35,9 +35,12 @@ import (
 //	raw-quic    a quic-go stream, no HTTP/3 (the floor under h3)
 //	raw-h2conn  an RFC 8441 stream on the package's own HTTP/2 client
 //	            and server (internal/h2conn)
-//	raw-h2      an RFC 8441 stream on x/net's HTTP/2 client (with an
-//	            io.Pipe body written in 32 KiB pieces) and net/http's
-//	            HTTP/2 server: the carrier of dialer-h2, without WebSocket
+//	raw-h2      an RFC 8441 stream on the package's own HTTP/2 client
+//	            and net/http's HTTP/2 server: the carrier of dialer-h2,
+//	            without WebSocket
+//	raw-xnet    the same on x/net's HTTP/2 client (with an io.Pipe body
+//	            written in 32 KiB pieces): the carrier of a WebSocket
+//	            that rides on a Transport's connection
 //	coder-h1    coder/websocket's own dial over HTTP/1.1
 //	dialer-hN   DialWebSocket over HTTP/N (WithProtocols), net/http's
 //	            HTTP/1.1 and HTTP/2 server and quic-go's HTTP/3 server
@@ -68,7 +71,8 @@ func BenchmarkDatapath(b *testing.B) {
 		{"raw-tls", func(b *testing.B) byteStream { return rawTLS(b, e) }},
 		{"raw-quic", func(b *testing.B) byteStream { return rawQUIC(b, e) }},
 		{"raw-h2conn", func(b *testing.B) byteStream { return rawH2conn(b, e) }},
-		{"raw-h2", func(b *testing.B) byteStream { return rawXnet(b, e) }},
+		{"raw-h2", func(b *testing.B) byteStream { return h2connClient(b, e, netHTTPEcho(b, e)) }},
+		{"raw-xnet", func(b *testing.B) byteStream { return rawXnet(b, e) }},
 	}
 	wss := []struct {
 		name string
@@ -359,9 +363,15 @@ func rawH2conn(b *testing.B, e *env) byteStream {
 		st.Close()
 		<-hc.Done()
 	})
+	return h2connClient(b, e, l.Addr().String())
+}
+
+// h2connClient opens an RFC 8441 stream with the package's own HTTP/2
+// client (the client of dialer-h2) to the HTTP/2 server at addr.
+func h2connClient(b *testing.B, e *env, addr string) byteStream {
 	cc := e.ca.ClientConfig()
 	cc.NextProtos = []string{"h2"}
-	tc, err := tls.Dial("tcp", l.Addr().String(), cc)
+	tc, err := tls.Dial("tcp", addr, cc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -369,7 +379,7 @@ func rawH2conn(b *testing.B, e *env) byteStream {
 	if err != nil {
 		b.Fatal(err)
 	}
-	u := &url.URL{Scheme: "https", Host: l.Addr().String(), Path: "/echo"}
+	u := &url.URL{Scheme: "https", Host: addr, Path: "/echo"}
 	req := (&http.Request{Method: http.MethodConnect, URL: u, Host: u.Host, Header: http.Header{":protocol": {"echo"}}}).WithContext(context.Background())
 	resp, st, err := hc.Connect(req)
 	if err != nil {
@@ -399,9 +409,9 @@ func (s xnetStream) Close() error {
 	return s.cc.Close()
 }
 
-// rawXnet opens an RFC 8441 stream with x/net's HTTP/2 client to
-// net/http's HTTP/2 server, whose handler echoes it.
-func rawXnet(b *testing.B, e *env) byteStream {
+// netHTTPEcho starts net/http's HTTP/2 server, the server of dialer-h2,
+// with a handler that echoes RFC 8441 streams, and returns its address.
+func netHTTPEcho(b *testing.B, e *env) string {
 	srv := &http.Server{TLSConfig: e.serverTLS(), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			http.Error(w, "extended CONNECT only", http.StatusMethodNotAllowed)
@@ -432,9 +442,17 @@ func rawXnet(b *testing.B, e *env) byteStream {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { hs.Close() })
+	return l.Addr().String()
+}
+
+// rawXnet opens an RFC 8441 stream with x/net's HTTP/2 client (the
+// client of a WebSocket on a Transport's connection) to net/http's
+// HTTP/2 server, whose handler echoes it.
+func rawXnet(b *testing.B, e *env) byteStream {
+	addr := netHTTPEcho(b, e)
 	cc := e.ca.ClientConfig()
 	cc.NextProtos = []string{"h2"}
-	tc, err := tls.Dial("tcp", l.Addr().String(), cc)
+	tc, err := tls.Dial("tcp", addr, cc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -444,7 +462,7 @@ func rawXnet(b *testing.B, e *env) byteStream {
 		b.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodConnect, "https://"+l.Addr().String()+"/raw", pr)
+	req, err := http.NewRequest(http.MethodConnect, "https://"+addr+"/raw", pr)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -276,7 +276,10 @@ func TestProxySquidWebTransport(t *testing.T) {
 }
 
 // TestProxyDante: WebSocket over HTTP/2 and WebTransport over HTTP/2
-// through Dante (SOCKS5), the origin resolved here (socks5://).
+// through Dante (SOCKS5), the origin resolved here (socks5://). A
+// WebTransport session to the origin rides on the WebSocket's connection
+// through the tunnel while it lives (both run on the package's own HTTP/2
+// client, which announced WebTransport).
 func TestProxyDante(t *testing.T) {
 	e := newEnv(t, true, wtH2, wtH2)
 	e.dns.A(host, "127.0.0.1")
@@ -286,6 +289,13 @@ func TestProxyDante(t *testing.T) {
 	rep := dialEcho(t, d, e.url(true), 2)
 	checkProxied(t, rep, port, 0)
 	s, rep := dialWTOver(t, 2, d, e.wtURL())
+	roundTrip(t, s, []byte("wt on the websocket's tunnel"))
+	if rep == nil || rep.Proxy == nil || !strings.Contains(rep.Reason, "reused a live h2 connection") {
+		t.Errorf("the session did not reuse the WebSocket's tunnel\n%s", rep)
+	}
+	s.CloseWithError(0, "")
+	d.CloseIdleConnections()
+	s, rep = dialWTOver(t, 2, d, e.wtURL())
 	roundTrip(t, s, []byte("wt via dante"))
 	checkProxied(t, rep, port, 0)
 }

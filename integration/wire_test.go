@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/net/http2"
@@ -20,12 +21,16 @@ import (
 
 // captureH2 is a raw HTTP/2 server on one TLS connection: it enables
 // extended CONNECT (RFC 8441 §3), records the header fields of the first
-// request as they came off the wire, in order, and answers it with 200.
+// request as they came off the wire, in order, and answers it with 200. It
+// records the size of every DATA frame too, and grants window as the
+// data arrives.
 type captureH2 struct {
 	l      net.Listener
 	done   chan struct{}
 	mu     sync.Mutex
 	fields []hpack.HeaderField
+	data   []int // DATA frame payload sizes, in order
+	total  int   // their sum
 }
 
 func startCaptureH2(t *testing.T, conf *tls.Config) *captureH2 {
@@ -78,12 +83,80 @@ func (s *captureH2) serve() {
 			block.Reset()
 			hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: block.Bytes(), EndHeaders: true})
+		case *http2.DataFrame:
+			n := len(f.Data())
+			s.mu.Lock()
+			s.data = append(s.data, n)
+			s.total += n
+			s.mu.Unlock()
+			if n > 0 {
+				err = fr.WriteWindowUpdate(0, uint32(n))
+				if err == nil {
+					err = fr.WriteWindowUpdate(f.StreamID, uint32(n))
+				}
+			}
 		case *http2.GoAwayFrame:
 			return
 		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// TestWireBatchedData: a WebSocket over HTTP/2 sends a large message in
+// DATA frames as large as the server allows (RFC 9113 §4.2: 16 KiB here)
+// rather than one per 4 KiB piece that coder/websocket writes, and a small
+// message at once, in one frame (writebehind.go).
+func TestWireBatchedData(t *testing.T) {
+	e := newEnv(t, true, closed, closed)
+	s := startCaptureH2(t, e.serverTLS())
+	d := e.dialer()
+	defer d.CloseIdleConnections()
+	ws, resp, err := d.DialWebSocket(ctx(t), "wss://"+s.l.Addr().String()+"/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("over HTTP/%d, want 2", resp.ProtoMajor)
+	}
+	// received waits until the server has n bytes, and returns the sizes
+	// of the DATA frames that brought them.
+	received := func(n int) []int {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.mu.Lock()
+			total, data := s.total, slices.Clone(s.data)
+			s.mu.Unlock()
+			if total >= n {
+				return data
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server has %d bytes in %d DATA frames, want %d", total, len(data), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const big = 256 << 10 // 64 pieces of 4 KiB from coder/websocket
+	if err := ws.Write(ctx(t), websocket.MessageBinary, make([]byte, big)); err != nil {
+		t.Fatal(err)
+	}
+	frames := received(big + 14) // a client frame header of a 64-bit length: 14 bytes (RFC 6455 §5.2)
+	if len(frames) > big/(4<<10)/2 {
+		t.Errorf("%d KiB message in %d DATA frames, want at most %d: writes are not batched (sizes %v)", big>>10, len(frames), big/(4<<10)/2, frames)
+	}
+	for _, n := range frames {
+		if n > 16384 {
+			t.Errorf("DATA frame of %d bytes above the server's SETTINGS_MAX_FRAME_SIZE 16384", n)
+		}
+	}
+	before := len(frames)
+	if err := ws.Write(ctx(t), websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if frames := received(big + 14 + 8); len(frames) != before+1 || frames[before] != 8 {
+		t.Errorf("a 2-byte message went out in DATA frames %v, want one of 8 bytes", frames[before:])
 	}
 }
 

@@ -170,7 +170,10 @@ func start(nc net.Conn, br *bufio.Reader, ours local, client bool) *Conn {
 	}
 	c.bw = bufio.NewWriterSize(sockWriter{c}, 64<<10)
 	c.fr = http2.NewFramer(c.bw, br)
-	c.fr.SetMaxReadFrameSize(ours.maxFrame)
+	// Until the peer acknowledges our SETTINGS it cannot know a larger
+	// SETTINGS_MAX_FRAME_SIZE of ours: a frame above the protocol's 16384
+	// bytes is a FRAME_SIZE_ERROR (RFC 9113 §4.2) until then.
+	c.fr.SetMaxReadFrameSize(initialMaxFrame)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	// We decode header blocks ourselves (readheaders.go) to bound them
 	// and to say what was wrong with one.

@@ -13,6 +13,7 @@ func (c *Conn) onSettingsLocked(f *http2.SettingsFrame) error {
 			// The peer applied our INITIAL_WINDOW_SIZE to every stream
 			// when it sent this ACK.
 			c.ourAcked = true
+			c.fr.SetMaxReadFrameSize(c.ours.maxFrame) // the read loop's own framer
 			delta := int64(c.ours.streamWindow) - initialWindow
 			for _, s := range c.streams {
 				s.in.resize(delta)
