@@ -44,6 +44,8 @@ import (
 //	coder-h1    coder/websocket's own dial over HTTP/1.1
 //	dialer-hN   DialWebSocket over HTTP/N (WithProtocols), net/http's
 //	            HTTP/1.1 and HTTP/2 server and quic-go's HTTP/3 server
+//	dialer-h2own  DialWebSocket over HTTP/2 to the package's own HTTP/2
+//	            server: raw-h2conn's carrier
 const (
 	echoSize  = 1 << 20
 	echoPiece = 32 << 10
@@ -58,6 +60,7 @@ type byteStream interface {
 
 func BenchmarkDatapath(b *testing.B) {
 	h1 := newEnv(b, true, serveH1, closed)
+	own := newEnv(b, true, wtH2, closed)
 	e := newEnv(b, true, serve, closed)
 	e.quic(h3, noUDP)
 	base := "127.0.0.1:" + itoa(e.port)
@@ -90,6 +93,9 @@ func BenchmarkDatapath(b *testing.B) {
 		{"dialer-h1", func(b *testing.B) *websocket.Conn { return dialerWS(b, h1, h1URL, 1, "h1") }},
 		{"dialer-h2", func(b *testing.B) *websocket.Conn { return dialerWS(b, e, wsURL, 2, "h2") }},
 		{"dialer-h3", func(b *testing.B) *websocket.Conn { return dialerWS(b, e, wsURL, 3, "h3") }},
+		{"dialer-h2own", func(b *testing.B) *websocket.Conn {
+			return dialerWS(b, own, "wss://127.0.0.1:"+itoa(own.port)+"/echo", 2, "h2")
+		}},
 	}
 	for _, mode := range []string{"echo", "pingpong"} {
 		b.Run(mode, func(b *testing.B) {
