@@ -48,8 +48,10 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 //	                    unless it is "trailers"
 //
 // The HTTP/2 and HTTP/3 clients write the pseudo-headers and lowercase the
-// names; x/net adds user-agent and accept-encoding (harmless: a 2xx answer
-// to CONNECT carries no content coding, RFC 9110 §9.3.6). The HTTP/1.1
+// names. Over HTTP/2 the client is the package's own (h2conn), except on a
+// connection a Transport opened, where x/net's adds user-agent and
+// accept-encoding (harmless: a 2xx answer to CONNECT carries no content
+// coding, RFC 9110 §9.3.6). The HTTP/1.1
 // upgrade is coder/websocket's, per RFC 6455 §4.1 (GET, Host, Upgrade:
 // websocket, Connection: Upgrade, Sec-WebSocket-Key, -Version: 13, and the
 // same -Protocol and -Extensions). integration/wire_test.go checks the
