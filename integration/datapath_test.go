@@ -22,18 +22,17 @@ import (
 // small write that overtook buffered data, or a batch lost or repeated,
 // fails it.
 func TestWriteBehindOrder(t *testing.T) {
-	for _, proto := range []string{"h2", "h3"} {
+	for _, proto := range []string{"h2", "h2-xnet", "h3"} {
 		t.Run(proto, func(t *testing.T) {
 			e := newEnv(t, true, serve, closed)
 			e.quic(h3, noUDP)
-			d := e.dialer(dialer.WithProtocols(proto))
-			defer d.CloseIdleConnections()
+			d := dataPathDialer(t, e, proto)
 			c, resp, err := d.DialWebSocket(ctx(t), "wss://127.0.0.1:"+itoa(e.port)+"/echo")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.CloseNow()
-			if want := map[string]int{"h2": 2, "h3": 3}[proto]; resp.ProtoMajor != want {
+			if want := map[string]int{"h2": 2, "h2-xnet": 2, "h3": 3}[proto]; resp.ProtoMajor != want {
 				t.Fatalf("WebSocket over HTTP/%d, want HTTP/%d", resp.ProtoMajor, want)
 			}
 			c.SetReadLimit(-1)
@@ -68,7 +67,35 @@ func TestWriteBehindOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeConn(t, c)
+			checkXnet(t, e, proto)
 		})
+	}
+}
+
+// dataPathDialer returns a Dialer whose WebSockets to e go over proto:
+// "h2" and "h3", or "h2-xnet", HTTP/2 on the x/net connection a Transport
+// GET opened first (connectRoundTrip), rather than the package's own
+// client that a WebSocket race starts.
+func dataPathDialer(t *testing.T, e *env, proto string) *dialer.Dialer {
+	if proto != "h2-xnet" {
+		d := e.dialer(dialer.WithProtocols(proto))
+		t.Cleanup(d.CloseIdleConnections)
+		return d
+	}
+	d := e.dialer(dialer.WithProtocols("h2"))
+	t.Cleanup(d.CloseIdleConnections)
+	resp, _ := get(t, &http.Client{Transport: d.Transport()}, "https://127.0.0.1:"+itoa(e.port)+"/proto")
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("GET over HTTP/%d, want 2", resp.ProtoMajor)
+	}
+	return d
+}
+
+// checkXnet checks that "h2-xnet" WebSockets rode on the Transport's
+// connection: one TCP connection in all.
+func checkXnet(t *testing.T, e *env, proto string) {
+	if n := e.v4.Accepted(); proto == "h2-xnet" && n != 1 {
+		t.Errorf("%d TCP connections, want the Transport's one", n)
 	}
 }
 
@@ -81,12 +108,11 @@ var closeTokens atomic.Int64
 // frame, written behind, must still go out before the stream ends instead
 // of being reset away.
 func TestServerCloseHandshake(t *testing.T) {
-	for _, proto := range []string{"h2", "h3"} {
+	for _, proto := range []string{"h2", "h2-xnet", "h3"} {
 		t.Run(proto, func(t *testing.T) {
 			e := newEnv(t, true, serve, closed)
 			e.quic(h3, noUDP)
-			d := e.dialer(dialer.WithProtocols(proto))
-			defer d.CloseIdleConnections()
+			d := dataPathDialer(t, e, proto)
 			for i := range 20 {
 				// Unique in the process: -count runs the test again.
 				token := fmt.Sprintf("%s-%d-%d", proto, i, closeTokens.Add(1))
@@ -113,6 +139,7 @@ func TestServerCloseHandshake(t *testing.T) {
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
+			checkXnet(t, e, proto)
 		})
 	}
 }
