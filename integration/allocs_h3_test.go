@@ -137,7 +137,7 @@ func TestH3ClientAllocs(t *testing.T) {
 // h3RequestStream opens an extended CONNECT stream (RFC 9220 §3, with
 // :protocol "echo") to TestH3AllocsServer on an HTTP/3 connection of its
 // own, echoed in messages of size bytes, and closes it with the test.
-func h3RequestStream(t *testing.T, addr string, pool *x509.CertPool, qconf *quic.Config, size int) io.ReadWriter {
+func h3RequestStream(t testing.TB, addr string, pool *x509.CertPool, qconf *quic.Config, size int) *http3.RequestStream {
 	qc, err := quic.DialAddr(ctx(t), addr, &tls.Config{RootCAs: pool, NextProtos: []string{http3.NextProtoH3}}, qconf)
 	if err != nil {
 		t.Fatal(err)
