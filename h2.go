@@ -297,14 +297,14 @@ func (s *pipeStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 // Close ends the request body (END_STREAM) and returns; the stream itself
 // ends once the client has sent what was written behind, or after
-// h3CloseDrain if flow control never lets it: a WebSocket writes its close
+// closeDrain if flow control never lets it: a WebSocket writes its close
 // frame and closes at once, and ending the stream first would reset it
 // (RST_STREAM) with the close frame unsent.
 func (s *pipeStream) Close() error {
 	s.once.Do(func() {
 		s.w.closeWrite()
 		go func() {
-			t := time.NewTimer(h3CloseDrain)
+			t := time.NewTimer(closeDrain)
 			select {
 			case <-s.w.drained:
 			case <-t.C:

@@ -338,179 +338,42 @@ func (h *h3Conn) connectOn(ctx context.Context, cc *http3.ClientConn, u *url.URL
 //
 // quic-go's Write returns only once all but the last packet of its slice
 // has been packed by the connection's send loop: a hand-off there and
-// back per call. coder/websocket writes in 4 KiB pieces, so each 4 KiB
-// cost a hand-off, a DATA frame and a train of short packets. Writes above
-// one packet are therefore written behind: Write copies them into a
-// buffer of at most h3SendBuffer bytes and returns, and one goroutine,
-// running while there is something to send, writes the buffer in one
-// DATA frame (RFC 9114 §7.2.1) per batch. A full buffer blocks Write, so
-// QUIC flow control (RFC 9000 §4.1) still pushes back on the writer, with
-// at most h3SendBuffer bytes more in between. Writes of one packet or less
-// with nothing buffered go straight to quic-go, which copies them without
-// waiting: a small message costs no hand-off.
+// back per call. Writes above one packet therefore go through a
+// writeBehind, batched into one DATA frame (RFC 9114 §7.2.1) per batch;
+// writes of one packet or less go straight to quic-go, which copies them
+// without waiting.
 type h3Stream struct {
 	rs *http3.RequestStream
-
-	mu       sync.Mutex
-	cond     sync.Cond
-	buf      []byte // written behind, not yet handed to rs
-	spare    []byte // the other buffer, while the flusher writes one
-	flushing bool   // a goroutine (flusher or small Write) is in rs.Write
-	err      error  // the first write error: later writes fail with it
-	closed   bool   // Close was called: FIN follows what is buffered
-	done     bool   // the send side has been closed
-
-	// flusher is s.flush, bound once: a go statement on a method value
-	// allocates a closure each time, this one starts without allocating.
-	flusher func()
+	wb *writeBehind
 }
-
-// h3SendBuffer bounds what an h3Stream holds for the flusher: twice a
-// 32 KiB message, so that a writer does not wait mid-message while the
-// previous batch is being sent.
-const h3SendBuffer = 64 << 10
 
 // h3InlineWrite is the largest write sent straight to quic-go: one that
 // fits one packet's stream frame, which quic-go copies without waiting.
 const h3InlineWrite = 1200
 
-// h3CloseDrain bounds how long a closed stream keeps sending what was
-// written behind to a peer that gives no flow-control credit.
-const h3CloseDrain = 10 * time.Second
-
 func newH3Stream(rs *http3.RequestStream) *h3Stream {
-	s := &h3Stream{rs: rs}
-	s.cond.L = &s.mu
-	s.flusher = s.flush
-	return s
+	end := func(err error) {
+		if err != nil {
+			rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
+			return
+		}
+		rs.Close() // FIN
+	}
+	return &h3Stream{rs: rs, wb: newWriteBehind(rs, h3InlineWrite, end, rs.SetWriteDeadline)}
 }
 
 // Read reads from the stream.
 func (s *h3Stream) Read(p []byte) (int, error) { return s.rs.Read(p) }
 
-// Write sends p on the stream: straight for a small write, else behind
-// (see h3Stream). An error of an earlier write behind is returned here.
-func (s *h3Stream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writableLocked(); err != nil {
-		return 0, err
-	}
-	if !s.flushing && len(s.buf) == 0 && len(p) <= h3InlineWrite {
-		s.flushing = true
-		s.mu.Unlock()
-		n, err := s.rs.Write(p)
-		s.mu.Lock()
-		s.flushing = false
-		if err != nil && s.err == nil {
-			s.err = err
-		}
-		if len(s.buf) > 0 && s.err == nil {
-			// Another Write buffered meanwhile, seeing this one in
-			// rs.Write: its bytes go now.
-			s.flushing = true
-			go s.flusher()
-			return n, err
-		}
-		s.idleLocked()
-		return n, err
-	}
-	n := 0
-	for len(p) > 0 {
-		if err := s.writableLocked(); err != nil {
-			return n, err
-		}
-		if len(s.buf) == h3SendBuffer {
-			s.cond.Wait()
-			continue
-		}
-		if s.buf == nil {
-			s.buf = getBuf()
-		}
-		k := min(len(p), h3SendBuffer-len(s.buf))
-		s.buf = append(s.buf, p[:k]...)
-		p, n = p[k:], n+k
-		if !s.flushing {
-			s.flushing = true
-			go s.flusher()
-		}
-	}
-	return n, nil
-}
-
-// writableLocked says why nothing more can be written, if so.
-func (s *h3Stream) writableLocked() error {
-	switch {
-	case s.err != nil:
-		return s.err
-	case s.closed:
-		return net.ErrClosed
-	}
-	return nil
-}
-
-// flush writes the buffer to rs until it is empty, then ends.
-func (s *h3Stream) flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.buf) > 0 && s.err == nil {
-		b := s.buf
-		s.buf, s.spare = s.spare[:0], nil
-		s.cond.Broadcast() // room for the writer
-		s.mu.Unlock()
-		_, err := s.rs.Write(b)
-		s.mu.Lock()
-		s.spare = b[:0]
-		if err != nil && s.err == nil {
-			s.err = err
-		}
-	}
-	// Idle: the buffers go back to the pool, so that an idle WebSocket
-	// holds none.
-	if len(s.buf) == 0 {
-		putBuf(s.buf)
-		s.buf = nil
-	}
-	putBuf(s.spare)
-	s.spare = nil
-	s.flushing = false
-	s.idleLocked()
-}
-
-// idleLocked runs when no goroutine is in rs.Write: it wakes waiting
-// writers and, after Close, ends the send side.
-func (s *h3Stream) idleLocked() {
-	s.cond.Broadcast()
-	if !s.closed || s.done || s.flushing || (len(s.buf) > 0 && s.err == nil) {
-		return
-	}
-	s.done = true
-	s.buf, s.spare = nil, nil
-	if s.err != nil {
-		s.rs.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestCanceled))
-		return
-	}
-	s.rs.Close()
-}
+// Write sends p on the stream: straight for a small write, else behind.
+func (s *h3Stream) Write(p []byte) (int, error) { return s.wb.Write(p) }
 
 // Close closes both directions: the send side with FIN once what was
-// written behind has been sent (within h3CloseDrain), the receive side at
+// written behind has been sent (within closeDrain), the receive side at
 // once. After the server ended the stream, the send side may already be
 // reset; that is not an error at this point.
 func (s *h3Stream) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	if s.flushing {
-		// Bound the flusher's wait for credit: past it, its write fails
-		// and the send side is reset instead.
-		s.rs.SetWriteDeadline(time.Now().Add(h3CloseDrain))
-	}
-	s.idleLocked()
-	s.mu.Unlock()
+	s.wb.Close()
 	s.rs.CancelRead(quic.StreamErrorCode(http3.ErrCodeNoError))
 	return nil
 }

@@ -40,6 +40,10 @@ type writeBehind struct {
 	err      error  // the first write error: later writes fail with it
 	closed   bool   // Close was called: the end follows what is buffered
 	done     bool   // end has been called
+
+	// flusher is s.flush, bound once: a go statement on a method value
+	// allocates a closure each time, this one starts without allocating.
+	flusher func()
 }
 
 // sendBuffer bounds what a writeBehind holds for its flusher: twice a
@@ -54,6 +58,7 @@ const closeDrain = 10 * time.Second
 func newWriteBehind(w io.Writer, inline int, end func(error), bound func(time.Time) error) *writeBehind {
 	s := &writeBehind{w: w, inline: inline, end: end, bound: bound}
 	s.cond.L = &s.mu
+	s.flusher = s.flush
 	return s
 }
 
@@ -78,7 +83,7 @@ func (s *writeBehind) Write(p []byte) (int, error) {
 			// Another Write buffered meanwhile, seeing this one in
 			// w.Write: its bytes go now.
 			s.flushing = true
-			go s.flush()
+			go s.flusher()
 			return n, err
 		}
 		s.idleLocked()
@@ -101,7 +106,7 @@ func (s *writeBehind) Write(p []byte) (int, error) {
 		p, n = p[k:], n+k
 		if !s.flushing {
 			s.flushing = true
-			go s.flush()
+			go s.flusher()
 		}
 	}
 	return n, nil

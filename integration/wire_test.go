@@ -143,8 +143,11 @@ func TestWireBatchedData(t *testing.T) {
 		t.Fatal(err)
 	}
 	frames := received(big + 14) // a client frame header of a 64-bit length: 14 bytes (RFC 6455 §5.2)
-	if len(frames) > big/(4<<10)/2 {
-		t.Errorf("%d KiB message in %d DATA frames, want at most %d: writes are not batched (sizes %v)", big>>10, len(frames), big/(4<<10)/2, frames)
+	// How much each batch holds depends on scheduling (the race detector
+	// slows the writer): one frame per piece or less, some frame larger
+	// than a piece, none larger than the server allows.
+	if pieces := big / (4 << 10); len(frames) >= pieces || slices.Max(frames) <= 4<<10 {
+		t.Errorf("%d KiB message in %d DATA frames, the largest %d bytes: writes are not batched (sizes %v)", big>>10, len(frames), slices.Max(frames), frames)
 	}
 	for _, n := range frames {
 		if n > 16384 {
