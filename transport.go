@@ -262,29 +262,41 @@ func (t *Transport) viaH1(req *http.Request) (*http.Response, error) {
 // request failed because the connection did, so that it may be sent again
 // on another.
 func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, broken bool, err error) {
+	fresh := !pc.used()
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
-		info := httptrace.GotConnInfo{Reused: pc.used()}
+		info := httptrace.GotConnInfo{Reused: !fresh}
 		if pc.car.h2 != nil && pc.car.h2.sn != nil {
 			info.Conn = pc.car.h2.sn
 		}
 		trace.GotConn(info)
 	}
-	ctx, cancel := context.WithCancel(req.Context())
-	var timedOut atomic.Bool
-	var timer *time.Timer
+	// Only a response header timeout needs a context of the request's
+	// own, to end it early; without one the request goes as it came (a
+	// derived context and its Done channel cost three allocations a
+	// request, and the clients select on Done).
+	var (
+		cancel context.CancelFunc
+		timer  *time.Timer
+		out    = req
+	)
 	if d := t.h1.ResponseHeaderTimeout; d > 0 {
-		timer = time.AfterFunc(d, func() { timedOut.Store(true); cancel() })
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(req.Context())
+		timer = time.AfterFunc(d, cancel)
+		out = req.WithContext(ctx)
 	}
-	fresh := !pc.used()
-	resp, err = pc.car.roundTrip(req.WithContext(ctx))
-	if timer != nil && !timer.Stop() && timedOut.Load() {
+	resp, err = pc.car.roundTrip(out)
+	if timer != nil && !timer.Stop() {
+		// The timer fired: the request was, or is being, cancelled.
 		if err == nil {
 			resp.Body.Close()
 		}
 		err = &timeoutError{fmt.Sprintf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)}
 	}
 	if err != nil {
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		pc.release()
 		if unprocessed(err) {
 			// Not sent, or refused unread: the connection is not to
@@ -312,11 +324,13 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 			Err: fmt.Errorf("%s %s: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
 	pc.car.setTLS(resp)
-	done := sync.OnceFunc(func() { cancel(); pc.release() })
 	if resp.Body == nil || resp.Body == http.NoBody {
-		done()
+		if cancel != nil {
+			cancel()
+		}
+		pc.release()
 	} else {
-		resp.Body = &releaseBody{ReadCloser: resp.Body, done: done}
+		resp.Body = &releaseBody{ReadCloser: resp.Body, pc: pc, cancel: cancel}
 	}
 	t.learnAltSvc(req, resp)
 	return resp, false, nil
@@ -524,25 +538,38 @@ func pause(ctx context.Context, n int) bool {
 	}
 }
 
-// releaseBody ends a request's reservation on its connection when the
-// body is read to the end or closed.
+// releaseBody ends a request's reservation on its connection, and its
+// context if it has one of its own, when the body is read to the end or
+// closed: once, whichever comes first.
 type releaseBody struct {
 	io.ReadCloser
-	done func()
+	pc     *pooled
+	cancel context.CancelFunc // nil when the request kept its own context
+	done   atomic.Bool
 }
 
 func (b *releaseBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		b.done()
+		b.release()
 	}
 	return n, err
 }
 
 func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.done()
+	b.release()
 	return err
+}
+
+func (b *releaseBody) release() {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.pc.release()
 }
 
 // rewind returns a copy of req to send again, as net/http does for

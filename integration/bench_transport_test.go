@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,4 +111,46 @@ func BenchmarkTransportFirstRequestIPv6Blackholed(b *testing.B) {
 			tr.CloseIdleConnections()
 		}
 	})
+}
+
+// BenchmarkTransportGETPaired measures sequential GETs on one warm h2
+// connection of this Transport and of net/http's, taking turns request
+// by request on the same server, so that load from elsewhere on a shared
+// machine falls on both alike. It reports each side's median and mean
+// latency and the ratios dialer/net-http (the goal is at most 1).
+func BenchmarkTransportGETPaired(b *testing.B) {
+	e := newEnv(b, true, serve, closed)
+	url := "https://127.0.0.1:" + itoa(e.port) + "/proto"
+	std := &http.Transport{TLSClientConfig: e.ca.ClientConfig(), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 100}
+	ours := e.dialer(dialer.WithProtocols("h2", "h1")).Transport()
+	defer std.CloseIdleConnections()
+	defer ours.CloseIdleConnections()
+	clients := [2]*http.Client{{Transport: std}, {Transport: ours}}
+	for _, c := range clients {
+		fetch(b, c, url) // warm up: connect outside the timing
+	}
+	var took [2][]time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for k := range 2 {
+			side := (i + k) % 2 // alternate which side goes first
+			t0 := time.Now()
+			fetch(b, clients[side], url)
+			took[side] = append(took[side], time.Since(t0))
+		}
+	}
+	var med, mean [2]float64
+	for side, d := range took {
+		slices.Sort(d)
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		med[side] = float64(d[len(d)/2]) / float64(time.Microsecond)
+		mean[side] = float64(sum) / float64(len(d)) / float64(time.Microsecond)
+	}
+	b.ReportMetric(med[0], "net-http-med-µs")
+	b.ReportMetric(med[1], "dialer-med-µs")
+	b.ReportMetric(med[1]/med[0], "med-ratio")
+	b.ReportMetric(mean[1]/mean[0], "mean-ratio")
 }
