@@ -25,6 +25,7 @@ type pool struct {
 	mu    sync.Mutex
 	conns map[poolKey][]*pooled
 	idle  time.Duration
+	idleN int // connections idle (pooled.idle), for trimIdleLocked
 }
 
 // pooled is one connection in the pool and the number of sessions on it.
@@ -33,11 +34,16 @@ type pooled struct {
 	key     poolKey
 	car     *carrier
 	streams int
-	uses    int         // sessions and requests ever reserved
-	retired bool        // handed out no more; closed when streams reach 0
-	timer   *time.Timer // idle timer, running while streams == 0
-	idleAt  time.Time   // when the timer started
-	closed  bool
+	uses    int  // sessions and requests ever reserved
+	retired bool // handed out no more; closed when streams reach 0
+	// The idle timer runs while streams == 0 (idle). It is made once and
+	// reset on each release, not made anew: a connection that carries
+	// request after request would otherwise allocate and discard a timer
+	// for every one.
+	timer  *time.Timer
+	idle   bool
+	idleAt time.Time // when the connection last became idle
+	closed bool
 }
 
 // get returns a live connection for key that can carry what ok accepts,
@@ -101,9 +107,15 @@ func (p *pool) putLocked(key poolKey, car *carrier) *pooled {
 func (pc *pooled) reserveLocked() {
 	pc.streams++
 	pc.uses++
-	if pc.timer != nil {
+	pc.stopIdleLocked()
+}
+
+// stopIdleLocked stops the idle timer of a connection that is idle.
+func (pc *pooled) stopIdleLocked() {
+	if pc.idle {
+		pc.idle = false
+		pc.p.idleN--
 		pc.timer.Stop()
-		pc.timer = nil
 	}
 }
 
@@ -143,38 +155,51 @@ func (pc *pooled) startIdleLocked() {
 		pc.p.dropLocked(pc)
 		return
 	}
+	if pc.idle {
+		return // already counting
+	}
 	p := pc.p
-	pc.idleAt = time.Now()
-	pc.timer = time.AfterFunc(p.idleTimeout(), func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if pc.streams == 0 {
-			p.dropLocked(pc)
-		}
-	})
+	pc.idle, pc.idleAt = true, time.Now()
+	p.idleN++
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(p.idleTimeout(), pc.idleExpired)
+	} else {
+		pc.timer.Reset(p.idleTimeout())
+	}
 	p.trimIdleLocked()
+}
+
+// idleExpired closes the connection when its idle timer fires, unless it
+// was reserved since, or was reserved and became idle again while the
+// timer was firing: then the timer is set for what is left of the new
+// idle time.
+func (pc *pooled) idleExpired() {
+	p := pc.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !pc.idle || pc.closed {
+		return
+	}
+	if left := p.idleTimeout() - time.Since(pc.idleAt); left > 0 {
+		pc.timer.Reset(left)
+		return
+	}
+	p.dropLocked(pc)
 }
 
 // trimIdleLocked closes the connections idle the longest while more than
 // maxIdleConns are idle.
 func (p *pool) trimIdleLocked() {
-	for {
-		var (
-			oldest *pooled
-			idle   int
-		)
+	for p.idleN > maxIdleConns {
+		var oldest *pooled
 		for _, list := range p.conns {
 			for _, pc := range list {
-				if pc.timer == nil || pc.closed {
-					continue
-				}
-				idle++
-				if oldest == nil || pc.idleAt.Before(oldest.idleAt) {
+				if pc.idle && (oldest == nil || pc.idleAt.Before(oldest.idleAt)) {
 					oldest = pc
 				}
 			}
 		}
-		if idle <= maxIdleConns {
+		if oldest == nil {
 			return
 		}
 		p.dropLocked(oldest)
@@ -202,10 +227,8 @@ func (p *pool) dropLocked(pc *pooled) {
 	if pc.closed {
 		return
 	}
+	pc.stopIdleLocked()
 	pc.closed = true
-	if pc.timer != nil {
-		pc.timer.Stop()
-	}
 	list := p.conns[pc.key]
 	for i, x := range list {
 		if x == pc {
