@@ -36,12 +36,17 @@ type pooled struct {
 	streams int
 	uses    int  // sessions and requests ever reserved
 	retired bool // handed out no more; closed when streams reach 0
-	// The idle timer runs while streams == 0 (idle). It is made once and
-	// reset on each release, not made anew: a connection that carries
-	// request after request would otherwise allocate and discard a timer
-	// for every one.
+	// The idle timer closes the connection once it has been idle (no
+	// streams) for the pool's idle time since idleAt. It is armed when the
+	// connection becomes idle and not already armed, and not stopped when
+	// the connection is taken again: a firing that finds the connection
+	// in use, or idle for less than the idle time, re-arms it at most.
+	// A connection that carries request after request thus touches no
+	// timer for them (a timer reset costs an allocation or a wake-up of
+	// the runtime's timer thread each time).
 	timer  *time.Timer
-	idle   bool
+	armed  bool      // timer pending
+	idle   bool      // streams == 0 and not closed, counted in pool.idleN
 	idleAt time.Time // when the connection last became idle
 	closed bool
 }
@@ -110,12 +115,12 @@ func (pc *pooled) reserveLocked() {
 	pc.stopIdleLocked()
 }
 
-// stopIdleLocked stops the idle timer of a connection that is idle.
+// stopIdleLocked marks an idle connection as in use; its timer, if
+// armed, stays so (see pooled.timer).
 func (pc *pooled) stopIdleLocked() {
 	if pc.idle {
 		pc.idle = false
 		pc.p.idleN--
-		pc.timer.Stop()
 	}
 }
 
@@ -161,27 +166,37 @@ func (pc *pooled) startIdleLocked() {
 	p := pc.p
 	pc.idle, pc.idleAt = true, time.Now()
 	p.idleN++
-	if pc.timer == nil {
-		pc.timer = time.AfterFunc(p.idleTimeout(), pc.idleExpired)
-	} else {
-		pc.timer.Reset(p.idleTimeout())
-	}
+	pc.armLocked(p.idleTimeout())
 	p.trimIdleLocked()
 }
 
-// idleExpired closes the connection when its idle timer fires, unless it
-// was reserved since, or was reserved and became idle again while the
-// timer was firing: then the timer is set for what is left of the new
-// idle time.
+// armLocked makes the idle timer fire after d unless it is armed already.
+func (pc *pooled) armLocked(d time.Duration) {
+	if pc.armed {
+		return
+	}
+	pc.armed = true
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(d, pc.idleExpired)
+	} else {
+		pc.timer.Reset(d)
+	}
+}
+
+// idleExpired closes the connection when its idle timer fires, if it has
+// been idle for the idle time. One in use is left alone (its release arms
+// the timer again); one that was taken and became idle again since the
+// timer was armed gets the timer again for what is left of its idle time.
 func (pc *pooled) idleExpired() {
 	p := pc.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	pc.armed = false
 	if !pc.idle || pc.closed {
 		return
 	}
 	if left := p.idleTimeout() - time.Since(pc.idleAt); left > 0 {
-		pc.timer.Reset(left)
+		pc.armLocked(left)
 		return
 	}
 	p.dropLocked(pc)
@@ -228,6 +243,10 @@ func (p *pool) dropLocked(pc *pooled) {
 		return
 	}
 	pc.stopIdleLocked()
+	if pc.timer != nil {
+		pc.timer.Stop()
+		pc.armed = false
+	}
 	pc.closed = true
 	list := p.conns[pc.key]
 	for i, x := range list {

@@ -76,22 +76,24 @@ func carries(p *pool, pc *pooled) bool {
 }
 
 // TestPoolIdleTimeout: a connection nothing uses is closed once it has
-// been idle for the pool's idle time, counted from its last release.
+// been idle for the pool's idle time, counted from its last release, not
+// from when its timer was armed.
 func TestPoolIdleTimeout(t *testing.T) {
 	p := &pool{idle: 100 * time.Millisecond}
 	defer p.closeIdle()
-	start := time.Now()
 	pc, peer := idleCarrier(t, p, "o.test:443")
+	time.Sleep(p.idle * 6 / 10) // idle since put, not long enough
 	if p.get(pc.key, func(*carrier) bool { return true }) != pc {
 		t.Fatal("idle connection not handed out")
 	}
 	pc.release()
+	released := time.Now()
 	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := peer.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("idle connection not closed within 5 s: %v", err)
 	}
-	if el := time.Since(start); el < p.idle {
-		t.Errorf("closed after %v, before its idle time %v", el, p.idle)
+	if el := time.Since(released); el < p.idle {
+		t.Errorf("closed %v after its last release, before its idle time %v", el, p.idle)
 	}
 	if carries(p, pc) || p.idleN != 0 {
 		t.Errorf("closed connection still pooled (idle count %d)", p.idleN)
