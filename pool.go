@@ -25,6 +25,7 @@ type pool struct {
 	mu    sync.Mutex
 	conns map[poolKey][]*pooled
 	idle  time.Duration
+	idleN int // connections idle (pooled.idle), for trimIdleLocked
 }
 
 // pooled is one connection in the pool and the number of sessions on it.
@@ -33,11 +34,21 @@ type pooled struct {
 	key     poolKey
 	car     *carrier
 	streams int
-	uses    int         // sessions and requests ever reserved
-	retired bool        // handed out no more; closed when streams reach 0
-	timer   *time.Timer // idle timer, running while streams == 0
-	idleAt  time.Time   // when the timer started
-	closed  bool
+	uses    int  // sessions and requests ever reserved
+	retired bool // handed out no more; closed when streams reach 0
+	// The idle timer closes the connection once it has been idle (no
+	// streams) for the pool's idle time since idleAt. It is armed when the
+	// connection becomes idle and not already armed, and not stopped when
+	// the connection is taken again: a firing that finds the connection
+	// in use, or idle for less than the idle time, re-arms it at most.
+	// A connection that carries request after request thus touches no
+	// timer for them (a timer reset costs an allocation or a wake-up of
+	// the runtime's timer thread each time).
+	timer  *time.Timer
+	armed  bool      // timer pending
+	idle   bool      // streams == 0 and not closed, counted in pool.idleN
+	idleAt time.Time // when the connection last became idle
+	closed bool
 }
 
 // get returns a live connection for key that can carry what ok accepts,
@@ -101,9 +112,15 @@ func (p *pool) putLocked(key poolKey, car *carrier) *pooled {
 func (pc *pooled) reserveLocked() {
 	pc.streams++
 	pc.uses++
-	if pc.timer != nil {
-		pc.timer.Stop()
-		pc.timer = nil
+	pc.stopIdleLocked()
+}
+
+// stopIdleLocked marks an idle connection as in use; its timer, if
+// armed, stays so (see pooled.timer).
+func (pc *pooled) stopIdleLocked() {
+	if pc.idle {
+		pc.idle = false
+		pc.p.idleN--
 	}
 }
 
@@ -143,38 +160,61 @@ func (pc *pooled) startIdleLocked() {
 		pc.p.dropLocked(pc)
 		return
 	}
+	if pc.idle {
+		return // already counting
+	}
 	p := pc.p
-	pc.idleAt = time.Now()
-	pc.timer = time.AfterFunc(p.idleTimeout(), func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if pc.streams == 0 {
-			p.dropLocked(pc)
-		}
-	})
+	pc.idle, pc.idleAt = true, time.Now()
+	p.idleN++
+	pc.armLocked(p.idleTimeout())
 	p.trimIdleLocked()
+}
+
+// armLocked makes the idle timer fire after d unless it is armed already.
+func (pc *pooled) armLocked(d time.Duration) {
+	if pc.armed {
+		return
+	}
+	pc.armed = true
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(d, pc.idleExpired)
+	} else {
+		pc.timer.Reset(d)
+	}
+}
+
+// idleExpired closes the connection when its idle timer fires, if it has
+// been idle for the idle time. One in use is left alone (its release arms
+// the timer again); one that was taken and became idle again since the
+// timer was armed gets the timer again for what is left of its idle time.
+func (pc *pooled) idleExpired() {
+	p := pc.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc.armed = false
+	if !pc.idle || pc.closed {
+		return
+	}
+	if left := p.idleTimeout() - time.Since(pc.idleAt); left > 0 {
+		pc.armLocked(left)
+		return
+	}
+	p.dropLocked(pc)
 }
 
 // trimIdleLocked closes the connections idle the longest while more than
 // maxIdleConns are idle.
 func (p *pool) trimIdleLocked() {
-	for {
-		var (
-			oldest *pooled
-			idle   int
-		)
+	for p.idleN > maxIdleConns {
+		var oldest *pooled
 		for _, list := range p.conns {
 			for _, pc := range list {
-				if pc.timer == nil || pc.closed {
-					continue
-				}
-				idle++
-				if oldest == nil || pc.idleAt.Before(oldest.idleAt) {
+				if pc.idle && (oldest == nil || pc.idleAt.Before(oldest.idleAt)) {
 					oldest = pc
 				}
 			}
 		}
-		if idle <= maxIdleConns {
+		if oldest == nil {
 			return
 		}
 		p.dropLocked(oldest)
@@ -202,10 +242,12 @@ func (p *pool) dropLocked(pc *pooled) {
 	if pc.closed {
 		return
 	}
-	pc.closed = true
+	pc.stopIdleLocked()
 	if pc.timer != nil {
 		pc.timer.Stop()
+		pc.armed = false
 	}
+	pc.closed = true
 	list := p.conns[pc.key]
 	for i, x := range list {
 		if x == pc {

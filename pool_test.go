@@ -1,10 +1,14 @@
 package dialer
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TestPoolIdleBounded: however many origins and trusts a Dialer dials,
@@ -40,4 +44,97 @@ func TestPoolIdleBounded(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// pipeClient is an HTTP/2 client that is open until closed, on one end
+// of a pipe: what the pool asks of a connection, without a server.
+type pipeClient struct{ net.Conn }
+
+func (pipeClient) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("no server")
+}
+func (pipeClient) CanTakeNewRequest() bool      { return true }
+func (pipeClient) State() http2.ClientConnState { return http2.ClientConnState{} }
+
+// idleCarrier puts an HTTP/2 connection in p, idle, and returns it with
+// the far end of its pipe.
+func idleCarrier(t *testing.T, p *pool, origin string) (*pooled, net.Conn) {
+	t.Helper()
+	c, peer := net.Pipe()
+	t.Cleanup(func() { peer.Close() })
+	key := poolKey{origin: origin}
+	p.put(key, &carrier{conn: c, h2: &h2Conn{cc: pipeClient{c}}})
+	pc := p.conns[key][0]
+	return pc, peer
+}
+
+// carries reports whether pc's connection is still pooled (not closed).
+func carries(p *pool, pc *pooled) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !pc.closed && len(p.conns[pc.key]) == 1
+}
+
+// TestPoolIdleTimeout: a connection nothing uses is closed once it has
+// been idle for the pool's idle time, counted from its last release, not
+// from when its timer was armed.
+func TestPoolIdleTimeout(t *testing.T) {
+	p := &pool{idle: 100 * time.Millisecond}
+	defer p.closeIdle()
+	pc, peer := idleCarrier(t, p, "o.test:443")
+	time.Sleep(p.idle * 6 / 10) // idle since put, not long enough
+	if p.get(pc.key, func(*carrier) bool { return true }) != pc {
+		t.Fatal("idle connection not handed out")
+	}
+	pc.release()
+	released := time.Now()
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := peer.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("idle connection not closed within 5 s: %v", err)
+	}
+	if el := time.Since(released); el < p.idle {
+		t.Errorf("closed %v after its last release, before its idle time %v", el, p.idle)
+	}
+	if carries(p, pc) || p.idleN != 0 {
+		t.Errorf("closed connection still pooled (idle count %d)", p.idleN)
+	}
+}
+
+// TestPoolIdleLateFire: an idle timer that fires while the connection is
+// being reserved again (its callback waits for the pool's lock meanwhile)
+// must not close it once it is idle anew: the new idle time counts.
+func TestPoolIdleLateFire(t *testing.T) {
+	p := &pool{idle: time.Hour}
+	defer p.closeIdle()
+	pc, _ := idleCarrier(t, p, "o.test:443")
+	if p.get(pc.key, func(*carrier) bool { return true }) != pc {
+		t.Fatal("idle connection not handed out")
+	}
+	pc.idleExpired() // fired for the first idle time, while reserved
+	if !carries(p, pc) {
+		t.Fatal("a reserved connection was closed by its idle timer")
+	}
+	pc.release()
+	pc.idleExpired() // the same late callback, run after the release
+	if !carries(p, pc) {
+		t.Error("a connection idle for an instant was closed by the timer of its previous idle time")
+	}
+}
+
+// TestPoolReuseAllocs: taking a pooled connection and releasing it, as
+// each request on a warm connection does, allocates nothing (the idle
+// timer is reset, not made anew).
+func TestPoolReuseAllocs(t *testing.T) {
+	p := &pool{}
+	defer p.closeIdle()
+	pc, _ := idleCarrier(t, p, "o.test:443")
+	ok := func(*carrier) bool { return true }
+	if n := testing.AllocsPerRun(100, func() {
+		if p.get(pc.key, ok) != pc {
+			t.Fatal("idle connection not handed out")
+		}
+		pc.release()
+	}); n != 0 {
+		t.Errorf("%v allocations per reuse, want 0", n)
+	}
 }

@@ -50,6 +50,20 @@ type Transport struct {
 	// builds a request each time. At most maxEnvHops origins are kept.
 	hopMu   sync.RWMutex
 	envHops map[hostPort]*proxyHop
+	// routes caches, under hopMu and by an https URL's host as written,
+	// what RoundTrip derives from it when the proxy is the environment's
+	// (so fixed): a request on a warm connection then neither parses the
+	// host nor builds the pool key. At most maxEnvHops hosts are kept.
+	routes map[string]route
+}
+
+// route is what a request to an https origin is sent by: the origin, the
+// proxy on the way (nil: none) and the pool key of its connections.
+type route struct {
+	host string
+	port uint16
+	hop  *proxyHop
+	key  poolKey
 }
 
 // hostPort is an origin's host and port.
@@ -166,6 +180,40 @@ func (t *Transport) httpsProxyFor(host string, port uint16) (*proxyHop, error) {
 	return hop, nil
 }
 
+// httpsRoute returns the route of an https request, from routes when the
+// proxy is the environment's.
+func (t *Transport) httpsRoute(req *http.Request) (route, error) {
+	cache := t.d.base.proxy == nil
+	if cache {
+		t.hopMu.RLock()
+		r, ok := t.routes[req.URL.Host]
+		t.hopMu.RUnlock()
+		if ok {
+			return r, nil
+		}
+	}
+	host, port, err := splitHostPort(req.URL.Host, "443")
+	if err != nil {
+		return route{}, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
+	}
+	hop, err := t.httpsProxyFor(host, port)
+	if err != nil {
+		return route{}, &DialError{URL: req.URL.String(), Stage: "proxy", Err: err}
+	}
+	r := route{host: host, port: port, hop: hop, key: originKey(t.trust.via(hop), host, port)}
+	if cache {
+		t.hopMu.Lock()
+		if t.routes == nil {
+			t.routes = map[string]route{}
+		}
+		if len(t.routes) < maxEnvHops {
+			t.routes[req.URL.Host] = r
+		}
+		t.hopMu.Unlock()
+	}
+	return r, nil
+}
+
 // RoundTrip sends one HTTP request and returns its response.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.init()
@@ -178,20 +226,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// sends it (RFC 9112 §3.2.2), or directly.
 		return t.viaH1(req)
 	}
-	host, port, err := splitHostPort(req.URL.Host, "443")
-	if err != nil {
-		closeBody(req)
-		return nil, &DialError{URL: req.URL.String(), Stage: "url", Err: err}
-	}
 	// An https origin behind a proxy is raced through it like any other
 	// (h2 in the tunnel, pooled apart from direct connections); one that
 	// speaks HTTP/1.1 only goes through net/http's own CONNECT.
-	hop, err := t.httpsProxyFor(host, port)
+	r, err := t.httpsRoute(req)
 	if err != nil {
 		closeBody(req)
-		return nil, &DialError{URL: req.URL.String(), Stage: "proxy", Err: err}
+		return nil, err
 	}
-	key := originKey(t.trust.via(hop), host, port)
+	host, port, hop, key := r.host, r.port, r.hop, r.key
 	if !t.d.base.versionsOr(hev3.AllVersions).Has(hev3.H2) && (!t.d.base.knownH3 || hop != nil) {
 		return t.viaH1(req)
 	}
@@ -262,29 +305,41 @@ func (t *Transport) viaH1(req *http.Request) (*http.Response, error) {
 // request failed because the connection did, so that it may be sent again
 // on another.
 func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, broken bool, err error) {
+	fresh := !pc.used()
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
-		info := httptrace.GotConnInfo{Reused: pc.used()}
+		info := httptrace.GotConnInfo{Reused: !fresh}
 		if pc.car.h2 != nil && pc.car.h2.sn != nil {
 			info.Conn = pc.car.h2.sn
 		}
 		trace.GotConn(info)
 	}
-	ctx, cancel := context.WithCancel(req.Context())
-	var timedOut atomic.Bool
-	var timer *time.Timer
+	// Only a response header timeout needs a context of the request's
+	// own, to end it early; without one the request goes as it came (a
+	// derived context and its Done channel cost three allocations a
+	// request, and the clients select on Done).
+	var (
+		cancel context.CancelFunc
+		timer  *time.Timer
+		out    = req
+	)
 	if d := t.h1.ResponseHeaderTimeout; d > 0 {
-		timer = time.AfterFunc(d, func() { timedOut.Store(true); cancel() })
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(req.Context())
+		timer = time.AfterFunc(d, cancel)
+		out = req.WithContext(ctx)
 	}
-	fresh := !pc.used()
-	resp, err = pc.car.roundTrip(req.WithContext(ctx))
-	if timer != nil && !timer.Stop() && timedOut.Load() {
+	resp, err = pc.car.roundTrip(out)
+	if timer != nil && !timer.Stop() {
+		// The timer fired: the request was, or is being, cancelled.
 		if err == nil {
 			resp.Body.Close()
 		}
 		err = &timeoutError{fmt.Sprintf("dialer: timeout awaiting response headers after %v", t.h1.ResponseHeaderTimeout)}
 	}
 	if err != nil {
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		pc.release()
 		if unprocessed(err) {
 			// Not sent, or refused unread: the connection is not to
@@ -312,11 +367,13 @@ func (t *Transport) send(pc *pooled, req *http.Request) (resp *http.Response, br
 			Err: fmt.Errorf("%s %s: %w", pc.car.version, pc.car.ep.Addr, err)}
 	}
 	pc.car.setTLS(resp)
-	done := sync.OnceFunc(func() { cancel(); pc.release() })
 	if resp.Body == nil || resp.Body == http.NoBody {
-		done()
+		if cancel != nil {
+			cancel()
+		}
+		pc.release()
 	} else {
-		resp.Body = &releaseBody{ReadCloser: resp.Body, done: done}
+		resp.Body = &releaseBody{ReadCloser: resp.Body, pc: pc, cancel: cancel}
 	}
 	t.learnAltSvc(req, resp)
 	return resp, false, nil
@@ -445,18 +502,13 @@ func (t *Transport) learnAltSvc(req *http.Request, resp *http.Response) {
 	if v == "" || resp.ProtoMajor == 3 || req.URL.Scheme != "https" {
 		return
 	}
-	host, port, err := splitHostPort(req.URL.Host, "443")
-	if err != nil {
-		return
-	}
 	// What an origin said through a proxy is kept with that proxy.
-	hop, err := t.httpsProxyFor(host, port)
+	r, err := t.httpsRoute(req)
 	if err != nil {
 		return
 	}
-	key := originKey(t.trust.via(hop), host, port)
-	if p, ma, ok := parseAltSvcH3(v, port); ok {
-		t.d.caps.altSvc(key, p, ma)
+	if p, ma, ok := parseAltSvcH3(v, r.port); ok {
+		t.d.caps.altSvc(r.key, p, ma)
 	}
 }
 
@@ -524,25 +576,38 @@ func pause(ctx context.Context, n int) bool {
 	}
 }
 
-// releaseBody ends a request's reservation on its connection when the
-// body is read to the end or closed.
+// releaseBody ends a request's reservation on its connection, and its
+// context if it has one of its own, when the body is read to the end or
+// closed: once, whichever comes first.
 type releaseBody struct {
 	io.ReadCloser
-	done func()
+	pc     *pooled
+	cancel context.CancelFunc // nil when the request kept its own context
+	done   atomic.Bool
 }
 
 func (b *releaseBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		b.done()
+		b.release()
 	}
 	return n, err
 }
 
 func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.done()
+	b.release()
 	return err
+}
+
+func (b *releaseBody) release() {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.pc.release()
 }
 
 // rewind returns a copy of req to send again, as net/http does for
