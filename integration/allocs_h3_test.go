@@ -246,23 +246,7 @@ func TestH3AllocsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws := testkit.EchoHandler()
-	h3, err := testkit.StartH3(pc, conf.Clone(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/raw" {
-			rawEcho(w, r)
-			return
-		}
-		ws.ServeHTTP(w, r)
-	}))
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
-	defer h3.Close()
+	h3Addr := startH3Echo(t, conf)
 	rawConf := conf.Clone()
 	rawConf.NextProtos = []string{"echo"}
 	l, err := quic.ListenAddr("127.0.0.1:0", rawConf, &quic.Config{EnableDatagrams: true, EnableStreamResetPartialDelivery: true})
@@ -289,12 +273,36 @@ func TestH3AllocsServer(t *testing.T) {
 			})
 		}
 	})
-	line, err := json.Marshal(allocsServer{H3: h3.Addr().String(), Raw: l.Addr().String(), CA: ca.PEM()})
+	line, err := json.Marshal(allocsServer{H3: h3Addr, Raw: l.Addr().String(), CA: ca.PEM()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Stdout.Write(append(line, '\n'))
 	io.Copy(io.Discard, os.Stdin)
+}
+
+// startH3Echo starts quic-go's HTTP/3 server (testkit.StartH3) on
+// 127.0.0.1 with the WebSocket echo (EchoHandler) and, at /raw, rawEcho,
+// until the test ends, and returns its address.
+func startH3Echo(t testing.TB, conf *tls.Config) string {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := testkit.EchoHandler()
+	s, err := testkit.StartH3(pc, conf.Clone(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/raw" {
+			rawEcho(w, r)
+			return
+		}
+		ws.ServeHTTP(w, r)
+	}))
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.Addr().String()
 }
 
 // rawEcho answers an extended CONNECT with 200 and echoes the stream in

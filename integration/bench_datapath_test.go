@@ -33,6 +33,11 @@ import (
 //
 //	raw-tls     a TLS connection (the floor under h1 and h2)
 //	raw-quic    a quic-go stream, no HTTP/3 (the floor under h3)
+//	raw-h3      an RFC 9220 stream written and read through quic-go's
+//	            http3.RequestStream directly, echoed a message (32 KiB or
+//	            64 B) at a time by rawEcho on quic-go's HTTP/3 server:
+//	            dialer-h3's carrier, without WebSocket and without the
+//	            package
 //	raw-h2conn  an RFC 8441 stream on the package's own HTTP/2 client
 //	            and server (internal/h2conn)
 //	raw-h2      an RFC 8441 stream on the package's own HTTP/2 client
@@ -67,15 +72,20 @@ func BenchmarkDatapath(b *testing.B) {
 	h1URL := "wss://127.0.0.1:" + itoa(h1.port) + "/echo"
 	wsURL := "wss://" + base + "/echo"
 
+	h3Addr := startH3Echo(b, e.serverTLS())
+	qconf := &quic.Config{EnableDatagrams: true, EnableStreamResetPartialDelivery: true}
+	// Each raw stream is opened for a mode's message size (raw-h3's
+	// server echoes a message at a time).
 	raws := []struct {
 		name string
-		open func(b *testing.B) byteStream
+		open func(b *testing.B, size int) byteStream
 	}{
-		{"raw-tls", func(b *testing.B) byteStream { return rawTLS(b, e) }},
-		{"raw-quic", func(b *testing.B) byteStream { return rawQUIC(b, e) }},
-		{"raw-h2conn", func(b *testing.B) byteStream { return rawH2conn(b, e) }},
-		{"raw-h2", func(b *testing.B) byteStream { return h2connClient(b, e, netHTTPEcho(b, e)) }},
-		{"raw-xnet", func(b *testing.B) byteStream { return rawXnet(b, e) }},
+		{"raw-tls", func(b *testing.B, _ int) byteStream { return rawTLS(b, e) }},
+		{"raw-quic", func(b *testing.B, _ int) byteStream { return rawQUIC(b, e) }},
+		{"raw-h3", func(b *testing.B, size int) byteStream { return h3RequestStream(b, h3Addr, e.ca.Pool(), qconf, size) }},
+		{"raw-h2conn", func(b *testing.B, _ int) byteStream { return rawH2conn(b, e) }},
+		{"raw-h2", func(b *testing.B, _ int) byteStream { return h2connClient(b, e, netHTTPEcho(b, e)) }},
+		{"raw-xnet", func(b *testing.B, _ int) byteStream { return rawXnet(b, e) }},
 	}
 	wss := []struct {
 		name string
@@ -99,9 +109,10 @@ func BenchmarkDatapath(b *testing.B) {
 	}
 	for _, mode := range []string{"echo", "pingpong"} {
 		b.Run(mode, func(b *testing.B) {
+			size := map[string]int{"echo": echoPiece, "pingpong": pingSize}[mode]
 			for _, r := range raws {
 				b.Run(r.name, func(b *testing.B) {
-					s := r.open(b)
+					s := r.open(b, size)
 					defer s.Close()
 					if mode == "echo" {
 						echoRaw(b, s)
