@@ -84,7 +84,6 @@ type Session struct {
 	dgInN  notifier
 
 	scratch []byte // the writer's capsule value buffer
-	rbuf    []byte // the reader's buffer for small WT_STREAM data
 
 	// Receive buffering high-water marks, for tests.
 	hwSession, hwStream uint64

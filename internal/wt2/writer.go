@@ -161,7 +161,8 @@ func (s *Session) nextCapsuleLocked(out *bytes.Buffer) bool {
 
 // put appends one capsule to out, with the dialect's code for ct.
 func (s *Session) put(out *bytes.Buffer, ct http3.CapsuleType, value []byte) {
-	appendCapsule(out, s.w.capsuleType(ct), value)
+	appendCapsuleHeader(out, s.w.capsuleType(ct), uint64(len(value)))
+	out.Write(value)
 }
 
 // varints encodes vals in s.scratch.
@@ -316,9 +317,11 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 		if fin {
 			ct = capsuleStreamFin
 		}
-		v := append(s.varints(st.id), st.sendPending[:size]...)
-		s.scratch = v
-		s.put(out, ct, v)
+		// WT_STREAM: Stream ID, then the data (draft §6.4), copied
+		// once, from the Write's buffer into the batch.
+		appendCapsuleHeader(out, s.w.capsuleType(ct), uint64(quicvarint.Len(st.id))+size)
+		out.Write(quicvarint.Append(out.AvailableBuffer(), st.id))
+		out.Write(st.sendPending[:size])
 		st.sendPending = st.sendPending[size:]
 		st.sendOff += size
 		s.sent += size
