@@ -267,9 +267,7 @@ func (s *Session) accept(ctx context.Context, q *[]*stream) (*stream, error) {
 			return nil, s.cause
 		}
 		if len(*q) > 0 {
-			st := (*q)[0]
-			(*q)[0] = nil
-			*q = (*q)[1:]
+			st := popFront(q)
 			st.accepted = true
 			if st.deleted {
 				s.grantStreamLocked(st)
@@ -320,9 +318,7 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 			return nil, s.cause
 		}
 		if len(s.dgIn) > 0 {
-			b := s.dgIn[0]
-			s.dgIn[0] = nil
-			s.dgIn = s.dgIn[1:]
+			b := popFront(&s.dgIn)
 			return b, nil
 		}
 		if err := s.waitLocked(ctx, s.dgInN.wait(), noDeadline); err != nil {

@@ -242,8 +242,7 @@ func (s *Session) streamControlLocked(out *bytes.Buffer) bool {
 			}
 		default:
 			st.inCtrl = false
-			s.ctrl[0] = nil
-			s.ctrl = s.ctrl[1:]
+			popFront(&s.ctrl)
 			continue
 		}
 		if sent {
@@ -257,9 +256,7 @@ func (s *Session) datagramLocked(out *bytes.Buffer) bool {
 	if len(s.dgOut) == 0 {
 		return false
 	}
-	s.put(out, capsuleDatagram, s.dgOut[0])
-	s.dgOut[0] = nil
-	s.dgOut = s.dgOut[1:]
+	s.put(out, capsuleDatagram, popFront(&s.dgOut))
 	s.dgOutN.notify()
 	return true
 }
@@ -278,9 +275,7 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 		return false
 	}
 	for len(s.ready) > 0 {
-		st := s.ready[0]
-		s.ready[0] = nil
-		s.ready = s.ready[1:]
+		st := popFront(&s.ready)
 		st.inReady = false
 		if st.finSent || st.resetQueued || (len(st.sendPending) == 0 && !st.sendFin) {
 			continue
