@@ -208,9 +208,10 @@ func (w *SendStream) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	st.sendPending = p
-	s.queueReadyLocked(st)
 	if st.writeDeadline.IsZero() {
 		s.writeDirectLocked(st)
+	} else {
+		s.queueReadyLocked(st)
 	}
 	for {
 		if len(st.sendPending) == 0 {

@@ -100,15 +100,23 @@ func (s *Session) flushBatch() (wrote, ended bool, err error) {
 // its wait however long rw.Write blocks. A deadline set, or CancelWrite
 // called, while a Write writes directly ends it after the batch in
 // rw.Write, which h2conn's WriteTimeout bounds. Called and returns with
-// s.mu held.
+// s.mu held. It queues st, and wakes writeLoop only when it does not write
+// all of st's data itself: a wake per Write would have writeLoop's
+// goroutine run, wait for the token and find nothing to write.
 func (s *Session) writeDirectLocked(st *stream) {
+	if !st.inReady {
+		st.inReady = true
+		s.ready = append(s.ready, st)
+	}
 	if s.writeFailed {
+		s.wakeWriter()
 		return
 	}
 	select {
 	case s.wtok <- struct{}{}:
 	default:
-		return // writeLoop or another Write is writing and will take st's data
+		s.wakeWriter() // writeLoop or another Write is writing and will take st's data
+		return
 	}
 	s.mu.Unlock()
 	for {
@@ -129,6 +137,11 @@ func (s *Session) writeDirectLocked(st *stream) {
 	}
 	<-s.wtok
 	s.mu.Lock()
+	// What st has left (stopped by a deadline or a reset) is writeLoop's;
+	// anything else queued meanwhile woke it.
+	if len(s.ready) > 0 {
+		s.wakeWriter()
+	}
 }
 
 // nextCapsuleLocked appends the next capsule to send to out and reports
