@@ -75,6 +75,56 @@ func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 	})
 }
 
+// BenchmarkWebTransportStreamPing measures a 64-byte round trip on one
+// bidirectional WebTransport stream with the same servers and baselines as
+// BenchmarkWebTransportStreamThroughput: the cost per small message, and
+// its allocations (client and server, which share the process).
+func BenchmarkWebTransportStreamPing(b *testing.B) {
+	e := newEnv(b, true, wtH2, closed)
+	e.quic(wt, noUDP)
+	url := "https://127.0.0.1:" + itoa(e.port) + "/wt"
+	ctx := context.Background()
+
+	b.Run("h3/webtransport-go", func(b *testing.B) {
+		tr := &webtransport.Transport{TLSClientConfig: e.ca.ClientConfig()}
+		defer tr.Close()
+		_, s, err := tr.Dial(ctx, url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.CloseWithError(0, "")
+		str, err := s.OpenStreamSync(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer str.CancelWrite(0)
+		pingRaw(b, str)
+	})
+	for _, proto := range []string{"h3", "h2"} {
+		b.Run(proto+"/dialer", func(b *testing.B) {
+			d := e.dialer(dialer.WithProtocols(proto))
+			defer d.CloseIdleConnections()
+			s, _, err := d.DialWebTransport(ctx, url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.CloseWithError(0, "")
+			if s.HTTPVersion() != int(proto[1]-'0') {
+				b.Fatalf("session over HTTP/%d, want %s", s.HTTPVersion(), proto)
+			}
+			str, err := s.OpenStreamSync(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer str.CancelWrite(0)
+			pingRaw(b, str)
+		})
+	}
+	b.Run("h2/h2conn-raw", func(b *testing.B) {
+		pingRaw(b, rawH2Echo(b, e))
+	})
+}
+
 // rawH2Echo starts an internal/h2conn server that echoes the body of every
 // stream, connects an h2conn client to it and returns an open stream.
 // Everything stops in b's cleanup.
