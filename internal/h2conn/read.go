@@ -216,7 +216,11 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 	if pad := n - int64(len(data)); pad > 0 {
 		c.returnLocked(s, pad)
 	}
-	if len(data) > 0 {
+	if len(data) > 0 && s.onData != nil {
+		s.onData(data) // SetDataHandler
+		c.buffered += int64(len(data))
+		c.consumedLocked(s, int64(len(data)))
+	} else if len(data) > 0 {
 		s.buf.Write(data)
 		c.buffered += int64(len(data))
 		c.maxBuffered = max(c.maxBuffered, c.buffered)

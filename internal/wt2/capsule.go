@@ -67,6 +67,7 @@ var errNotConsumed = errors.New("wt2: capsule value not consumed")
 type capsuleReader struct {
 	br        *bufio.Reader
 	remaining uint64 // unread bytes of the current capsule's value
+	skip      bool   // br does not hold the value: Discard leaves it to the push parser
 }
 
 // next reads the Type and Length of the next capsule; the previous
@@ -148,6 +149,10 @@ func (p *capsuleReader) ReadByte() (byte, error) {
 
 // Discard skips the rest of the current capsule's value.
 func (p *capsuleReader) Discard() error {
+	if p.skip {
+		p.remaining = 0
+		return nil
+	}
 	for p.remaining > 0 {
 		n, err := p.br.Discard(int(min(p.remaining, 1<<30)))
 		p.remaining -= uint64(n)

@@ -21,6 +21,10 @@ var errEnded = errors.New("wt2: session ended")
 // that the last capsules and the end of stream can cross without a reset.
 func (s *Session) readLoop() {
 	defer close(s.readerDone)
+	if ds, ok := s.rw.(dataHandlerSetter); ok {
+		s.pushLoop(ds)
+		return
+	}
 	br := bufio.NewReaderSize(s.rw, readBuffer)
 	err := s.readCapsules(&capsuleReader{br: br})
 	switch {
@@ -197,26 +201,13 @@ func (s *Session) handleStream(r *capsuleReader, n int64, fin bool) error {
 		return err
 	}
 	size := uint64(r.Remaining())
-
-	s.mu.Lock()
-	st, err := s.streamLocked(id, true, false)
-	switch {
-	case err != nil:
-	case st == nil || st.finReceived || st.resetReceived:
-		err = violate(ErrStreamState, "WT_STREAM for stream %d after its end", id)
-	case st.recvOff+size > st.recvMax:
-		err = violate(ErrFlowControl, "stream %d: %d bytes beyond its limit of %d", id, st.recvOff+size, st.recvMax)
-	case s.received+size > s.recvMax:
-		err = violate(ErrFlowControl, "%d bytes beyond the session limit of %d", s.received+size, s.recvMax)
-	}
-	s.mu.Unlock()
+	st, err := s.streamForData(id, size)
 	if err != nil {
 		return err
 	}
-
-	// Read the data (within the credit checked above) straight into the
-	// stream's receive buffer, a piece at a time: the application can
-	// read each piece while the next arrives.
+	// Read the data straight into the stream's receive buffer, a piece
+	// at a time: the application can read each piece while the next
+	// arrives.
 	for size > 0 {
 		s.mu.Lock()
 		room := st.roomLocked(size)
@@ -230,7 +221,32 @@ func (s *Session) handleStream(r *capsuleReader, n int64, fin bool) error {
 		}
 		size -= uint64(k)
 	}
+	s.endStreamCapsule(st, fin)
+	return nil
+}
 
+// streamForData returns the stream a WT_STREAM capsule with size bytes of
+// data for stream id goes to, once it is sure that the stream may still
+// receive and that the data is within its and the session's credit.
+func (s *Session) streamForData(id, size uint64) (*stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.streamLocked(id, true, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil || st.finReceived || st.resetReceived:
+		return nil, violate(ErrStreamState, "WT_STREAM for stream %d after its end", id)
+	case st.recvOff+size > st.recvMax:
+		return nil, violate(ErrFlowControl, "stream %d: %d bytes beyond its limit of %d", id, st.recvOff+size, st.recvMax)
+	case s.received+size > s.recvMax:
+		return nil, violate(ErrFlowControl, "%d bytes beyond the session limit of %d", s.received+size, s.recvMax)
+	}
+	return st, nil
+}
+
+// endStreamCapsule finishes a WT_STREAM capsule whose data st has taken.
+func (s *Session) endStreamCapsule(st *stream, fin bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fin {
@@ -238,7 +254,6 @@ func (s *Session) handleStream(r *capsuleReader, n int64, fin bool) error {
 	}
 	st.readN.notify()
 	s.maybeFinishLocked(st)
-	return nil
 }
 
 // handleReset applies WT_RESET_STREAM; hasSize tells whether it carried a

@@ -103,3 +103,13 @@ func (st *stream) releaseLocked() {
 	clear(st.buf[k:])
 	st.buf = st.buf[:k]
 }
+
+// appendLocked adds data, received for st, to its buffer (the push
+// parser's way: the copy is made under s.mu, from the transport's frame).
+func (st *stream) appendLocked(data []byte) {
+	for len(data) > 0 {
+		k := copy(st.roomLocked(uint64(len(data))), data)
+		st.commitLocked(k)
+		data = data[k:]
+	}
+}
