@@ -171,15 +171,15 @@ func start(nc net.Conn, br *bufio.Reader, ours local, client bool) *Conn {
 	c.bw = bufio.NewWriterSize(sockWriter{c}, 64<<10)
 	c.fr = http2.NewFramer(c.bw, br)
 	c.fr.SetMaxReadFrameSize(ours.maxFrame)
-	// readLoop handles each frame before it reads the next and copies DATA
-	// out of it (onDataLocked), so the framer may reuse its DATA frames:
-	// one allocation less per DATA frame received.
-	c.fr.SetReuseFrames()
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	// We decode header blocks ourselves (readheaders.go) to bound them
 	// and to say what was wrong with one.
 	c.hdec = hpack.NewDecoder(ours.tableSize, c.onFieldLocked)
 	c.hdec.SetMaxStringLength(int(min(uint64(ours.maxHeaderList), math.MaxInt)))
+	// readLoop handles each frame before it reads the next and copies DATA
+	// out of it (onDataLocked), so the framer may reuse its DATA frames:
+	// one allocation less per DATA frame received.
+	c.fr.SetReuseFrames()
 
 	c.mu.Lock()
 	if client {
