@@ -229,6 +229,8 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 	if f.StreamEnded() {
 		s.recvEnd = true
 		c.maybeRemoveLocked(s)
+	} else if s.onData != nil {
+		return nil // Read waits for the end only: nothing for it here
 	}
 	s.rsig.fire()
 	return nil
@@ -298,6 +300,8 @@ func (c *Conn) onHeadersLocked(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		s.recvEnd = true
 		c.maybeRemoveLocked(s)
+	} else if s.onData != nil {
+		return nil // Read waits for the end only: nothing for it here
 	}
 	s.rsig.fire()
 	return nil
