@@ -3,6 +3,7 @@ package wt2
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
@@ -121,4 +122,60 @@ func TestPingAllocs(t *testing.T) {
 		t.Errorf("%.2f allocations per 64-byte round trip, want at most 3", allocs)
 	}
 	str.CancelWrite(0)
+}
+
+// Echoing 1 MiB on a stream over HTTP/2, client and server in this process,
+// allocates little memory: received data goes into pooled chunks, not a
+// fresh buffer per capsule (2.3 MB per MiB before them, 14 to 30 KB now).
+func TestEchoAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("the race detector allocates")
+	}
+	client, server := h2Pair(t, Config{})
+	ctx := testCtx(t)
+	go func() {
+		str, err := server.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		io.Copy(&str.SendStream, &str.ReceiveStream)
+	}()
+	str, err := client.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer str.CancelWrite(0)
+	const size, piece = 1 << 20, 32 << 10
+	chunk, buf := make([]byte, piece), make([]byte, size)
+	echo := func() {
+		errc := make(chan error, 1)
+		go func() {
+			for range size / piece {
+				if _, err := str.Write(chunk); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		if _, err := io.ReadFull(str, buf); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	echo() // warm the pools
+	const rounds = 8
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		echo()
+	}
+	runtime.ReadMemStats(&after)
+	perMiB := (after.TotalAlloc - before.TotalAlloc) / rounds
+	t.Logf("%d bytes allocated per MiB echoed", perMiB)
+	if perMiB > 256<<10 {
+		t.Errorf("%d bytes allocated per MiB echoed, want at most %d", perMiB, 256<<10)
+	}
 }
