@@ -179,6 +179,10 @@ func start(nc net.Conn, br *bufio.Reader, ours local, client bool) *Conn {
 	// and to say what was wrong with one.
 	c.hdec = hpack.NewDecoder(ours.tableSize, c.onFieldLocked)
 	c.hdec.SetMaxStringLength(int(min(uint64(ours.maxHeaderList), math.MaxInt)))
+	// readLoop handles each frame before it reads the next and copies DATA
+	// out of it (onDataLocked), so the framer may reuse its DATA frames:
+	// one allocation less per DATA frame received.
+	c.fr.SetReuseFrames()
 
 	c.mu.Lock()
 	if client {

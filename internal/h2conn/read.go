@@ -216,7 +216,11 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 	if pad := n - int64(len(data)); pad > 0 {
 		c.returnLocked(s, pad)
 	}
-	if len(data) > 0 {
+	if len(data) > 0 && s.onData != nil {
+		s.onData(data) // SetDataHandler
+		c.buffered += int64(len(data))
+		c.consumedLocked(s, int64(len(data)))
+	} else if len(data) > 0 {
 		s.buf.Write(data)
 		c.buffered += int64(len(data))
 		c.maxBuffered = max(c.maxBuffered, c.buffered)
@@ -225,6 +229,8 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 	if f.StreamEnded() {
 		s.recvEnd = true
 		c.maybeRemoveLocked(s)
+	} else if s.onData != nil {
+		return nil // Read waits for the end only: nothing for it here
 	}
 	s.rsig.fire()
 	return nil
@@ -294,6 +300,8 @@ func (c *Conn) onHeadersLocked(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		s.recvEnd = true
 		c.maybeRemoveLocked(s)
+	} else if s.onData != nil {
+		return nil // Read waits for the end only: nothing for it here
 	}
 	s.rsig.fire()
 	return nil

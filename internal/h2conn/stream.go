@@ -36,7 +36,8 @@ type Stream struct {
 	err        error // set when the stream fails: reads and writes return it
 	werr       error // set when only our sending side was stopped
 	buf        bytes.Buffer
-	maxBuf     int64 // for tests: most bytes ever buffered
+	onData     func([]byte) // SetDataHandler's: takes DATA instead of buf
+	maxBuf     int64        // for tests: most bytes ever buffered
 	in         inflow
 	sendAvail  int64
 	rdl, wdl   time.Time
@@ -516,6 +517,26 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if err := c.waitLocked(s.rsig.wait(), nil, s.rdl, nil); err != nil {
 			return 0, err
 		}
+	}
+}
+
+// SetDataHandler has h take the stream's received data from now on, what
+// is buffered first, instead of Read, whose calls then only wait for the
+// end of the stream (io.EOF after END_STREAM) or its error. h runs on the
+// connection's read goroutine with the connection's lock held: it must not
+// block or call the Conn or its streams. The window for the data comes
+// back as h returns, so h's owner bounds what it keeps, as a WebTransport
+// session does by its own flow control; h saves the copy through the
+// stream's buffer and the hand-off to a goroutine in Read.
+func (s *Stream) SetDataHandler(h func(p []byte)) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.onData = h
+	if n := s.buf.Len(); n > 0 {
+		h(s.buf.Bytes())
+		s.buf.Reset()
+		c.consumedLocked(s, int64(n))
 	}
 }
 

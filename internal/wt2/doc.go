@@ -13,16 +13,21 @@
 //
 // # Goroutines
 //
-// A session runs three goroutines: one reads capsules and never blocks on the
-// application or on writing; one writes capsules, one whole capsule at a
-// time, taking stream data in chunks of at most 16 KiB from stream to stream
-// in turn; one tears the transport down when the session ends. All three
-// return before [Session.CloseWithError] returns. One writer at a time
-// holds the write token: the writing goroutine, or a Write without a
-// deadline that finds the token free and writes batches itself until its
-// data is taken, saving the hand-off. Batches are at most 64 KiB, the
-// SETTINGS_MAX_FRAME_SIZE ClientSettings and ServerSettings announce, so
-// that one crosses in one HTTP/2 DATA frame.
+// A session runs three goroutines: one reads capsules and never blocks on
+// the application or on writing; one writes capsules, one whole capsule at
+// a time, taking stream data in chunks of at most 16 KiB from stream to
+// stream in turn; one tears the transport down when the session ends. All
+// three return before [Session.CloseWithError] returns. When rw can hand
+// over its data as it arrives, as an *h2conn.Stream can (SetDataHandler),
+// capsules are parsed on the transport's own read goroutine instead, and
+// stream data is copied from its frames straight into the stream's
+// buffer: the reading goroutine then only waits for the end of rw's
+// stream. One writer at a time holds the write token: the writing
+// goroutine, or a Write without a deadline that finds the token free and
+// writes batches itself until its data is taken, saving the hand-off.
+// Batches are at most 64 KiB, the SETTINGS_MAX_FRAME_SIZE ClientSettings
+// and ServerSettings announce, so that one crosses in one HTTP/2 DATA
+// frame.
 //
 // # Opening streams
 //

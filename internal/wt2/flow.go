@@ -18,16 +18,6 @@ func (st *stream) consumedLocked(n uint64) {
 	s.maybeGrantLocked()
 }
 
-// discardLocked drops st's unread data.
-func (st *stream) discardLocked() {
-	var n uint64
-	for _, b := range st.buf {
-		n += uint64(len(b))
-	}
-	st.buf = nil
-	st.consumedLocked(n)
-}
-
 // maybeGrantLocked queues WT_MAX_STREAM_DATA when less than half of the
 // stream window is left, unless the peer has finished sending or we asked
 // it to stop (after WT_STOP_SENDING the draft forbids the capsule).

@@ -47,6 +47,54 @@ func (c *fuzzConn) Close() error {
 	return nil
 }
 
+// fuzzPushConn is a fuzzConn that hands its bytes to the session's data
+// handler (dataHandlerSetter, as *h2conn.Stream does) in pieces of 1 to 9
+// bytes from a goroutine of its own; Read waits for the end of the input.
+type fuzzPushConn struct {
+	fuzzConn
+	end chan struct{}
+	wg  sync.WaitGroup
+}
+
+func newFuzzPushConn(data []byte) *fuzzPushConn {
+	return &fuzzPushConn{fuzzConn: fuzzConn{r: bytes.NewReader(data)}, end: make(chan struct{})}
+}
+
+func (c *fuzzPushConn) SetDataHandler(h func([]byte)) {
+	c.wg.Go(func() {
+		defer close(c.end)
+		for i := 0; ; i++ {
+			c.mu.Lock()
+			b := make([]byte, 1+i%9)
+			n, _ := c.r.Read(b)
+			closed := c.closed
+			if n > 0 && !closed {
+				h(b[:n]) // with the lock held, as h2conn calls it
+			}
+			c.mu.Unlock()
+			if n == 0 || closed {
+				return
+			}
+		}
+	})
+}
+
+func (c *fuzzPushConn) Read(p []byte) (int, error) {
+	<-c.end
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return 0, io.EOF
+}
+
+func (c *fuzzPushConn) Close() error {
+	c.fuzzConn.Close()
+	c.wg.Wait()
+	return nil
+}
+
 // fuzzSeeds are well-formed capsule sequences as a client or server peer
 // might send them.
 func fuzzSeeds() [][]byte {
@@ -68,7 +116,7 @@ func fuzzSeeds() [][]byte {
 }
 
 // FuzzCapsules feeds arbitrary bytes to a Session as the peer's side of the
-// CONNECT stream, in both roles and both dialects, while an application accepts and echoes
+// CONNECT stream, in both roles and both dialects, read or pushed, while an application accepts and echoes
 // streams and reads datagrams: no panic, no hang, buffering within the
 // advertised windows, and every goroutine gone after CloseWithError.
 func FuzzCapsules(f *testing.F) {
@@ -78,15 +126,19 @@ func FuzzCapsules(f *testing.F) {
 	cfg := Config{MaxData: 64 << 10, MaxStreamData: 16 << 10, MaxIncomingStreams: 8, MaxIncomingUniStreams: 8,
 		MaxDatagramSize: 1 << 10, DatagramQueue: 4, CloseTimeout: 50 * time.Millisecond}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for i := range 4 {
+		for i := range 8 {
 			client := i%2 == 0
 			cfg := cfg
-			cfg.Dialect = []Dialect{Draft15, Draft13}[i/2]
+			cfg.Dialect = []Dialect{Draft15, Draft13}[i/2%2]
 			peer := ServerSettings(&Config{Dialect: cfg.Dialect})
 			if !client {
 				peer = ClientSettings(nil)
 			}
-			rw := &fuzzConn{r: bytes.NewReader(data)}
+			// Read by the session's reader, or pushed to its parser.
+			var rw io.ReadWriteCloser = &fuzzConn{r: bytes.NewReader(data)}
+			if i >= 4 {
+				rw = newFuzzPushConn(data)
+			}
 			s := NewSession(rw, client, cfg, settingsMap(peer))
 			var wg sync.WaitGroup
 			wg.Go(func() { fuzzApp(s) })

@@ -61,8 +61,8 @@ func tcpPair(t testing.TB) (client, server net.Conn) {
 func newPair(t testing.TB, ccfg, scfg Config) (client, server *Session) {
 	t.Helper()
 	cc, sc := tcpPair(t)
-	client = NewSession(cc, true, ccfg, settingsMap(ServerSettings(&scfg)))
-	server = NewSession(sc, false, scfg, settingsMap(ClientSettings(&ccfg)))
+	client = NewSession(wrapPush(cc), true, ccfg, settingsMap(ServerSettings(&scfg)))
+	server = NewSession(wrapPush(sc), false, scfg, settingsMap(ClientSettings(&ccfg)))
 	t.Cleanup(func() {
 		client.CloseWithError(0, "")
 		server.CloseWithError(0, "")
@@ -117,7 +117,7 @@ func newRaw(t testing.TB, client bool, cfg Config, peer []http2.Setting) (*Sessi
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = 200 * time.Millisecond
 	}
-	s := NewSession(a, client, cfg, settingsMap(peer))
+	s := NewSession(wrapPush(a), client, cfg, settingsMap(peer))
 	r := &rawPeer{t: t, conn: b, p: http3.NewCapsuleParser(bufio.NewReader(b))}
 	t.Cleanup(func() {
 		b.Close()

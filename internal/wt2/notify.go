@@ -69,3 +69,16 @@ func waitFor(ch <-chan struct{}, timeout <-chan time.Time) bool {
 		return false
 	}
 }
+
+// popFront removes and returns the first element of q. The rest move down,
+// so that later appends reuse the array: a queue sliced from the front
+// instead slides past the end of its array and allocates a new one about
+// once per element when it holds few.
+func popFront[T any](q *[]T) T {
+	v := (*q)[0]
+	n := copy(*q, (*q)[1:])
+	var zero T
+	(*q)[n] = zero
+	*q = (*q)[:n]
+	return v
+}

@@ -21,8 +21,12 @@ var errEnded = errors.New("wt2: session ended")
 // that the last capsules and the end of stream can cross without a reset.
 func (s *Session) readLoop() {
 	defer close(s.readerDone)
-	br := bufio.NewReaderSize(s.rw, 64<<10)
-	err := s.readCapsules(br)
+	if ds, ok := s.rw.(dataHandlerSetter); ok {
+		s.pushLoop(ds)
+		return
+	}
+	br := bufio.NewReaderSize(s.rw, readBuffer)
+	err := s.readCapsules(&capsuleReader{br: br})
 	switch {
 	case err == errEnded:
 	case err == io.EOF:
@@ -39,10 +43,9 @@ func (s *Session) readLoop() {
 	io.Copy(io.Discard, br)
 }
 
-func (s *Session) readCapsules(br *bufio.Reader) error {
-	p := http3.NewCapsuleParser(br)
+func (s *Session) readCapsules(r *capsuleReader) error {
 	for {
-		ct, r, err := p.Next()
+		ct, err := r.next()
 		if err != nil {
 			return err
 		}
@@ -60,7 +63,7 @@ func (s *Session) readCapsules(br *bufio.Reader) error {
 
 // handleCapsule applies one capsule. Its type is the dialect's code; the
 // switch reads the package's names for it.
-func (s *Session) handleCapsule(ct http3.CapsuleType, r http3.CapsuleReader) error {
+func (s *Session) handleCapsule(ct http3.CapsuleType, r *capsuleReader) error {
 	n := r.Remaining()
 	var a, b, c uint64
 	switch ct = s.w.capsuleType(ct); ct {
@@ -186,7 +189,7 @@ func (s *Session) streamLocked(id uint64, recv, send bool) (*stream, error) {
 	return s.streams[id], nil
 }
 
-func (s *Session) handleStream(r http3.CapsuleReader, n int64, fin bool) error {
+func (s *Session) handleStream(r *capsuleReader, n int64, fin bool) error {
 	if n > maxStreamCapsule {
 		return violate(ErrProtocol, "WT_STREAM capsule of %d bytes (at most %d)", n, maxStreamCapsule)
 	}
@@ -198,79 +201,59 @@ func (s *Session) handleStream(r http3.CapsuleReader, n int64, fin bool) error {
 		return err
 	}
 	size := uint64(r.Remaining())
-
-	s.mu.Lock()
-	st, err := s.streamLocked(id, true, false)
-	switch {
-	case err != nil:
-	case st == nil || st.finReceived || st.resetReceived:
-		err = violate(ErrStreamState, "WT_STREAM for stream %d after its end", id)
-	case st.recvOff+size > st.recvMax:
-		err = violate(ErrFlowControl, "stream %d: %d bytes beyond its limit of %d", id, st.recvOff+size, st.recvMax)
-	case s.received+size > s.recvMax:
-		err = violate(ErrFlowControl, "%d bytes beyond the session limit of %d", s.received+size, s.recvMax)
-	}
-	s.mu.Unlock()
+	st, err := s.streamForData(id, size)
 	if err != nil {
 		return err
 	}
-
-	// Read into a slice of exactly size bytes (within the credit checked
-	// above), or into the reader's buffer for small data, which
-	// bufferLocked packs: a buffer grown while reading would keep 1 KiB
-	// per 1-byte capsule, and 2 MiB per 1 MiB one, far beyond the window.
-	var data []byte
-	if size > 0 {
-		if size < copyBelow {
-			if s.rbuf == nil {
-				s.rbuf = make([]byte, copyBelow)
-			}
-			data = s.rbuf[:size]
-		} else {
-			data = make([]byte, size)
-		}
-		if _, err := io.ReadFull(r, data); err != nil {
+	// Read the data straight into the stream's receive buffer, a piece
+	// at a time: the application can read each piece while the next
+	// arrives.
+	for size > 0 {
+		s.mu.Lock()
+		room := st.roomLocked(size)
+		s.mu.Unlock()
+		k, err := io.ReadFull(r, room)
+		s.mu.Lock()
+		st.commitLocked(k)
+		s.mu.Unlock()
+		if err != nil {
 			return err
 		}
+		size -= uint64(k)
 	}
+	s.endStreamCapsule(st, fin)
+	return nil
+}
 
+// streamForData returns the stream a WT_STREAM capsule with size bytes of
+// data for stream id goes to, once it is sure that the stream may still
+// receive and that the data is within its and the session's credit.
+func (s *Session) streamForData(id, size uint64) (*stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.recvOff += size
-	s.received += size
-	if st.recvErr != nil {
-		st.consumedLocked(size) // CancelRead: discard
-	} else if size > 0 {
-		st.bufferLocked(data, size >= copyBelow)
-		s.noteBufferedLocked(st)
+	st, err := s.streamLocked(id, true, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil || st.finReceived || st.resetReceived:
+		return nil, violate(ErrStreamState, "WT_STREAM for stream %d after its end", id)
+	case st.recvOff+size > st.recvMax:
+		return nil, violate(ErrFlowControl, "stream %d: %d bytes beyond its limit of %d", id, st.recvOff+size, st.recvMax)
+	case s.received+size > s.recvMax:
+		return nil, violate(ErrFlowControl, "%d bytes beyond the session limit of %d", s.received+size, s.recvMax)
 	}
+	return st, nil
+}
+
+// endStreamCapsule finishes a WT_STREAM capsule whose data st has taken.
+func (s *Session) endStreamCapsule(st *stream, fin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if fin {
 		st.finReceived = true
 	}
 	st.readN.notify()
 	s.maybeFinishLocked(st)
-	return nil
-}
-
-// bufferLocked adds received data to st.buf: data itself if own, else a
-// copy packed into chunks of recvChunk bytes, so that the memory held stays
-// close to the bytes buffered however small the peer's capsules are.
-func (st *stream) bufferLocked(data []byte, own bool) {
-	if own {
-		st.buf = append(st.buf, data)
-		return
-	}
-	for len(data) > 0 {
-		if n := len(st.buf); n > 0 {
-			last := st.buf[n-1]
-			if k := min(cap(last)-len(last), len(data)); k > 0 {
-				st.buf[n-1] = append(last, data[:k]...)
-				data = data[k:]
-				continue
-			}
-		}
-		st.buf = append(st.buf, make([]byte, 0, recvChunk))
-	}
 }
 
 // handleReset applies WT_RESET_STREAM; hasSize tells whether it carried a
@@ -382,7 +365,7 @@ func (s *Session) handleMaxStreams(v uint64, uni bool) error {
 	return nil
 }
 
-func (s *Session) handleDatagram(r http3.CapsuleReader, n int64) error {
+func (s *Session) handleDatagram(r *capsuleReader, n int64) error {
 	if n > int64(s.cfg.MaxDatagramSize) {
 		return r.Discard() // too large to buffer: dropped (draft §6.11)
 	}
@@ -399,7 +382,7 @@ func (s *Session) handleDatagram(r http3.CapsuleReader, n int64) error {
 	return nil
 }
 
-func (s *Session) handleClose(r http3.CapsuleReader, n int64) error {
+func (s *Session) handleClose(r *capsuleReader, n int64) error {
 	if n < 4 || n > maxCloseCapsule {
 		return violate(ErrProtocol, "WT_CLOSE_SESSION of %d bytes (4 to %d)", n, maxCloseCapsule)
 	}

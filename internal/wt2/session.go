@@ -84,7 +84,6 @@ type Session struct {
 	dgInN  notifier
 
 	scratch []byte // the writer's capsule value buffer
-	rbuf    []byte // the reader's buffer for small WT_STREAM data
 
 	// Receive buffering high-water marks, for tests.
 	hwSession, hwStream uint64
@@ -268,9 +267,7 @@ func (s *Session) accept(ctx context.Context, q *[]*stream) (*stream, error) {
 			return nil, s.cause
 		}
 		if len(*q) > 0 {
-			st := (*q)[0]
-			(*q)[0] = nil
-			*q = (*q)[1:]
+			st := popFront(q)
 			st.accepted = true
 			if st.deleted {
 				s.grantStreamLocked(st)
@@ -321,9 +318,7 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 			return nil, s.cause
 		}
 		if len(s.dgIn) > 0 {
-			b := s.dgIn[0]
-			s.dgIn[0] = nil
-			s.dgIn = s.dgIn[1:]
+			b := popFront(&s.dgIn)
 			return b, nil
 		}
 		if err := s.waitLocked(ctx, s.dgInN.wait(), noDeadline); err != nil {

@@ -48,7 +48,8 @@ type stream struct {
 
 	// Receive side.
 	hasRecv       bool
-	buf           [][]byte // received, unread data
+	buf           []rchunk // received, unread data (recvbuf.go)
+	filling       bool     // the reader is writing into the last chunk of buf, outside Session.mu
 	recvOff       uint64   // bytes received
 	readOff       uint64   // bytes read or discarded
 	recvMax       uint64   // our limit (WT_MAX_STREAM_DATA)
@@ -136,7 +137,7 @@ func (r *ReceiveStream) Read(p []byte) (int, error) {
 		if st.recvErr != nil {
 			return 0, st.recvErr
 		}
-		if len(st.buf) > 0 {
+		if st.unreadLocked() > 0 {
 			if len(p) == 0 {
 				return 0, nil
 			}
@@ -154,24 +155,6 @@ func (r *ReceiveStream) Read(p []byte) (int, error) {
 	}
 }
 
-// readLocked copies buffered data to p and returns credit for it.
-func (st *stream) readLocked(p []byte) int {
-	n := 0
-	for n < len(p) && len(st.buf) > 0 {
-		c := copy(p[n:], st.buf[0])
-		n += c
-		if c == len(st.buf[0]) {
-			st.buf[0] = nil
-			st.buf = st.buf[1:]
-		} else {
-			st.buf[0] = st.buf[0][c:]
-		}
-	}
-	st.consumedLocked(uint64(n))
-	st.s.maybeFinishLocked(st)
-	return n
-}
-
 // CancelRead aborts receiving: unread and later data is discarded, Read
 // returns a *StreamError{Remote: false}, and the peer is sent
 // WT_STOP_SENDING with code unless it has already finished sending.
@@ -180,7 +163,7 @@ func (r *ReceiveStream) CancelRead(code uint32) {
 	s := st.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cause != nil || st.recvErr != nil || (st.finReceived && len(st.buf) == 0) {
+	if s.cause != nil || st.recvErr != nil || (st.finReceived && st.unreadLocked() == 0) {
 		return
 	}
 	st.recvErr = &StreamError{StreamID: st.id, Code: code}
@@ -225,9 +208,10 @@ func (w *SendStream) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	st.sendPending = p
-	s.queueReadyLocked(st)
 	if st.writeDeadline.IsZero() {
 		s.writeDirectLocked(st)
+	} else {
+		s.queueReadyLocked(st)
 	}
 	for {
 		if len(st.sendPending) == 0 {
@@ -335,7 +319,7 @@ func (s *Session) maybeFinishLocked(st *stream) {
 		return
 	}
 	sendDone := !st.hasSend || st.finSent || st.resetSent
-	recvDone := !st.hasRecv || st.resetReceived || (st.finReceived && len(st.buf) == 0)
+	recvDone := !st.hasRecv || st.resetReceived || (st.finReceived && st.unreadLocked() == 0)
 	if !sendDone || !recvDone {
 		return
 	}

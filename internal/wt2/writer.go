@@ -100,15 +100,23 @@ func (s *Session) flushBatch() (wrote, ended bool, err error) {
 // its wait however long rw.Write blocks. A deadline set, or CancelWrite
 // called, while a Write writes directly ends it after the batch in
 // rw.Write, which h2conn's WriteTimeout bounds. Called and returns with
-// s.mu held.
+// s.mu held. It queues st, and wakes writeLoop only when it does not write
+// all of st's data itself: a wake per Write would have writeLoop's
+// goroutine run, wait for the token and find nothing to write.
 func (s *Session) writeDirectLocked(st *stream) {
+	if !st.inReady {
+		st.inReady = true
+		s.ready = append(s.ready, st)
+	}
 	if s.writeFailed {
+		s.wakeWriter()
 		return
 	}
 	select {
 	case s.wtok <- struct{}{}:
 	default:
-		return // writeLoop or another Write is writing and will take st's data
+		s.wakeWriter() // writeLoop or another Write is writing and will take st's data
+		return
 	}
 	s.mu.Unlock()
 	for {
@@ -129,6 +137,11 @@ func (s *Session) writeDirectLocked(st *stream) {
 	}
 	<-s.wtok
 	s.mu.Lock()
+	// What st has left (stopped by a deadline or a reset) is writeLoop's;
+	// anything else queued meanwhile woke it.
+	if len(s.ready) > 0 {
+		s.wakeWriter()
+	}
 }
 
 // nextCapsuleLocked appends the next capsule to send to out and reports
@@ -161,7 +174,8 @@ func (s *Session) nextCapsuleLocked(out *bytes.Buffer) bool {
 
 // put appends one capsule to out, with the dialect's code for ct.
 func (s *Session) put(out *bytes.Buffer, ct http3.CapsuleType, value []byte) {
-	appendCapsule(out, s.w.capsuleType(ct), value)
+	appendCapsuleHeader(out, s.w.capsuleType(ct), uint64(len(value)))
+	out.Write(value)
 }
 
 // varints encodes vals in s.scratch.
@@ -241,8 +255,7 @@ func (s *Session) streamControlLocked(out *bytes.Buffer) bool {
 			}
 		default:
 			st.inCtrl = false
-			s.ctrl[0] = nil
-			s.ctrl = s.ctrl[1:]
+			popFront(&s.ctrl)
 			continue
 		}
 		if sent {
@@ -256,9 +269,7 @@ func (s *Session) datagramLocked(out *bytes.Buffer) bool {
 	if len(s.dgOut) == 0 {
 		return false
 	}
-	s.put(out, capsuleDatagram, s.dgOut[0])
-	s.dgOut[0] = nil
-	s.dgOut = s.dgOut[1:]
+	s.put(out, capsuleDatagram, popFront(&s.dgOut))
 	s.dgOutN.notify()
 	return true
 }
@@ -277,9 +288,7 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 		return false
 	}
 	for len(s.ready) > 0 {
-		st := s.ready[0]
-		s.ready[0] = nil
-		s.ready = s.ready[1:]
+		st := popFront(&s.ready)
 		st.inReady = false
 		if st.finSent || st.resetQueued || (len(st.sendPending) == 0 && !st.sendFin) {
 			continue
@@ -316,9 +325,11 @@ func (s *Session) streamDataLocked(out *bytes.Buffer) bool {
 		if fin {
 			ct = capsuleStreamFin
 		}
-		v := append(s.varints(st.id), st.sendPending[:size]...)
-		s.scratch = v
-		s.put(out, ct, v)
+		// WT_STREAM: Stream ID, then the data (draft §6.4), copied
+		// once, from the Write's buffer into the batch.
+		appendCapsuleHeader(out, s.w.capsuleType(ct), uint64(quicvarint.Len(st.id))+size)
+		out.Write(quicvarint.Append(out.AvailableBuffer(), st.id))
+		out.Write(st.sendPending[:size])
 		st.sendPending = st.sendPending[size:]
 		st.sendOff += size
 		s.sent += size
