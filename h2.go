@@ -76,11 +76,19 @@ func startH2(c net.Conn) (*h2Conn, error) {
 	return &h2Conn{sn: sn, cc: cc}, nil
 }
 
+// ownConnWindow is the connection receive window of the package's own
+// HTTP/2 client, as x/net's client has it.
+const ownConnWindow = 1 << 30
+
 // startOwnH2 turns a TLS connection that negotiated h2 into an h2Conn on
 // the package's own HTTP/2 client, announcing WebTransport in its SETTINGS.
 func startOwnH2(c net.Conn) (*h2Conn, error) {
 	wc := &wt2.Config{}
-	own, err := h2conn.NewClient(c, h2conn.Config{Settings: wt2.ClientSettings(wc)})
+	// The connection's receive window is x/net's: a few sessions that
+	// stop reading may hold their streams' windows (1 MiB each) without
+	// stalling the others. What is buffered stays bounded by the streams
+	// we open.
+	own, err := h2conn.NewClient(c, h2conn.Config{Settings: wt2.ClientSettings(wc), ConnWindow: ownConnWindow})
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -183,6 +191,9 @@ func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 	// ctx ends first; the stream then lives on without ctx.
 	resp, st, err := h.own.Connect(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		return nil, nil, err
 	}
 	if err := context.Cause(ctx); err != nil {
@@ -190,7 +201,7 @@ func (h *h2Conn) connect(ctx context.Context, u *url.URL, hdr http.Header, proto
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		resp.Body = readSome(st)
+		resp.Body = readSome(ctx, st)
 		return resp, nil, nil
 	}
 	return resp, newOwnStream(st), nil
@@ -220,6 +231,9 @@ func newOwnStream(st *h2conn.Stream) *ownStream {
 	}
 	return &ownStream{st: st, wb: newWriteBehind(st, ownInline, end, st.SetWriteDeadline)}
 }
+
+// sent is closed once the stream has ended after Close.
+func (s *ownStream) sent() <-chan struct{} { return s.wb.sent() }
 
 // Read reads what the server sent on the stream.
 func (s *ownStream) Read(p []byte) (int, error) { return s.st.Read(p) }
@@ -270,14 +284,14 @@ func connectRoundTrip(ctx context.Context, rt http.RoundTripper, u *url.URL, hdr
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		resp.Body = readSome(resp.Body)
+		resp.Body = readSome(ctx, resp.Body)
 		cancel()
 		pw.closeWrite()
 		return resp, nil, nil
 	}
 	body := resp.Body
 	resp.Body = http.NoBody
-	return resp, &pipeStream{r: body, w: pw, cancel: cancel}, nil
+	return resp, &pipeStream{r: body, w: pw, cancel: cancel, ended: make(chan struct{})}, nil
 }
 
 // pipeStream is the byte stream of an extended CONNECT sent through
@@ -287,7 +301,11 @@ type pipeStream struct {
 	w      *bodyPipe
 	cancel context.CancelFunc
 	once   sync.Once
+	ended  chan struct{} // closed once the stream has ended after Close
 }
+
+// sent is closed once the stream has ended after Close.
+func (s *pipeStream) sent() <-chan struct{} { return s.ended }
 
 // Read reads what the server sent on the stream.
 func (s *pipeStream) Read(p []byte) (int, error) { return s.r.Read(p) }
@@ -312,6 +330,7 @@ func (s *pipeStream) Close() error {
 			t.Stop()
 			s.r.Close()
 			s.cancel()
+			close(s.ended)
 		}()
 	})
 	return nil

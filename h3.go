@@ -327,7 +327,7 @@ func (h *h3Conn) connectOn(ctx context.Context, cc *http3.ClientConn, u *url.URL
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		resp.Body = readSome(newH3Stream(rs))
+		resp.Body = readSome(ctx, newH3Stream(rs))
 		return resp, nil, nil
 	}
 	resp.Body = http.NoBody
@@ -362,6 +362,9 @@ func newH3Stream(rs *http3.RequestStream) *h3Stream {
 	return &h3Stream{rs: rs, wb: newWriteBehind(rs, h3InlineWrite, end, rs.SetWriteDeadline)}
 }
 
+// sent is closed once the send side has ended after Close.
+func (s *h3Stream) sent() <-chan struct{} { return s.wb.sent() }
+
 // Read reads from the stream.
 func (s *h3Stream) Read(p []byte) (int, error) { return s.rs.Read(p) }
 
@@ -379,8 +382,9 @@ func (s *h3Stream) Close() error {
 }
 
 // readSome returns up to 1 KiB of a rejected answer's body, for errors,
-// waiting at most a second for it, and closes body: the stream is done.
-func readSome(body io.ReadCloser) io.ReadCloser {
+// waiting at most a second for it, and no longer than ctx, and closes
+// body: the stream is done.
+func readSome(ctx context.Context, body io.ReadCloser) io.ReadCloser {
 	done := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(io.LimitReader(body, 1024))
@@ -394,6 +398,9 @@ func readSome(body io.ReadCloser) io.ReadCloser {
 		body.Close()
 	case <-t.C:
 		body.Close() // unblocks the read
+		b = <-done
+	case <-ctx.Done():
+		body.Close()
 		b = <-done
 	}
 	return io.NopCloser(bytes.NewReader(b))

@@ -284,8 +284,28 @@ type pooledStream struct {
 	once sync.Once
 }
 
+// drainer is a stream that goes on sending what it wrote behind after
+// Close (writeBehind, bodyPipe): sent is closed once it is done.
+type drainer interface{ sent() <-chan struct{} }
+
+// Close closes the stream. The connection stays reserved while the stream
+// sends what it wrote behind (at most closeDrain): the pool would close it
+// under the stream once idle (CloseIdleConnections, a retired connection).
 func (s *pooledStream) Close() error {
 	err := s.ReadWriteCloser.Close()
-	s.once.Do(s.pc.release)
+	s.once.Do(func() {
+		if d, ok := s.ReadWriteCloser.(drainer); ok {
+			select {
+			case <-d.sent():
+			default:
+				go func() {
+					<-d.sent()
+					s.pc.release()
+				}()
+				return
+			}
+		}
+		s.pc.release()
+	})
 	return err
 }

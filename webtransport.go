@@ -149,7 +149,7 @@ func (w *wtDial) tryPooled(ctx context.Context) bool {
 	}
 	w.cfg.emit(&Report{URL: w.rawURL, Kind: "webtransport", Start: start, Winner: -1, Ready: time.Since(start),
 		Reason: fmt.Sprintf("reused a live %s connection", pc.car.version), Proxy: w.hop.report("webtransport")})
-	w.sess, w.resp, w.err = w.d.wtSession(w.rawURL, pc, r, s, err)
+	w.sess, w.resp, w.err = w.d.wtSession(ctx, w.rawURL, pc, r, s, err)
 	w.err = w.hop.blame(w.err)
 	return true
 }
@@ -176,7 +176,7 @@ func (w *wtDial) race(ctx context.Context, spec raceSpec) (*Session, *http.Respo
 		r, impl, err = car.requestSession(ctx, w.req)
 	}
 	rep.Ready = time.Since(rep.Start)
-	s, resp, err := d.wtSession(w.rawURL, pc, r, impl, err)
+	s, resp, err := d.wtSession(ctx, w.rawURL, pc, r, impl, err)
 	err = w.hop.blame(err)
 	if err != nil {
 		rep.Err = err.Error()
@@ -188,12 +188,12 @@ func (w *wtDial) race(ctx context.Context, spec raceSpec) (*Session, *http.Respo
 // wtSession turns the outcome of a session request on a pooled connection
 // (with a session reserved on it) into the dial's result. The reservation
 // ends with the session.
-func (d *Dialer) wtSession(rawURL string, pc *pooled, resp *http.Response, sess sessionImpl, err error) (*Session, *http.Response, error) {
+func (d *Dialer) wtSession(ctx context.Context, rawURL string, pc *pooled, resp *http.Response, sess sessionImpl, err error) (*Session, *http.Response, error) {
 	pc.car.setTLS(resp)
 	if err != nil || sess == nil {
 		pc.release()
 		if resp != nil && resp.StatusCode/100 != 2 {
-			resp.Body = readSome(resp.Body)
+			resp.Body = readSome(ctx, resp.Body)
 			err = fmt.Errorf("%w: %s", ErrRejected, resp.Status)
 		} else if err == nil {
 			err = errors.New("the server answered 2xx but set up no session")

@@ -34,12 +34,13 @@ type writeBehind struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond
-	buf      []byte // written behind, not yet handed to w
-	spare    []byte // the other buffer, while the flusher writes one
-	flushing bool   // a goroutine (flusher or small Write) is in w.Write
-	err      error  // the first write error: later writes fail with it
-	closed   bool   // Close was called: the end follows what is buffered
-	done     bool   // end has been called
+	buf      []byte        // written behind, not yet handed to w
+	spare    []byte        // the other buffer, while the flusher writes one
+	flushing bool          // a goroutine (flusher or small Write) is in w.Write
+	err      error         // the first write error: later writes fail with it
+	closed   bool          // Close was called: the end follows what is buffered
+	done     bool          // end has been called
+	ended    chan struct{} // closed once end has returned
 
 	// flusher is s.flush, bound once: a go statement on a method value
 	// allocates a closure each time, this one starts without allocating.
@@ -56,7 +57,7 @@ const sendBuffer = bodyPipeSize
 const closeDrain = 10 * time.Second
 
 func newWriteBehind(w io.Writer, inline int, end func(error), bound func(time.Time) error) *writeBehind {
-	s := &writeBehind{w: w, inline: inline, end: end, bound: bound}
+	s := &writeBehind{w: w, inline: inline, end: end, bound: bound, ended: make(chan struct{})}
 	s.cond.L = &s.mu
 	s.flusher = s.flush
 	return s
@@ -161,7 +162,12 @@ func (s *writeBehind) idleLocked() {
 	s.done = true
 	s.buf, s.spare = nil, nil
 	s.end(s.err)
+	close(s.ended)
 }
+
+// sent is closed once the send side has ended after Close: everything
+// written behind went out, or the side was reset.
+func (s *writeBehind) sent() <-chan struct{} { return s.ended }
 
 // Close ends the send side once what was written behind has been sent,
 // within closeDrain, and returns at once. Later writes fail.

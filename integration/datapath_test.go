@@ -72,6 +72,45 @@ func TestWriteBehindOrder(t *testing.T) {
 	}
 }
 
+// TestUnreadWebSocketsDoNotStall: WebSockets on one HTTP/2 connection
+// that stop reading hold their streams' windows, not the connection's: a
+// fifth WebSocket still echoes while four others have more than their
+// stream window (1 MiB) waiting unread (RFC 9113 §5.2).
+func TestUnreadWebSocketsDoNotStall(t *testing.T) {
+	e := newEnv(t, true, serve, closed)
+	d := e.dialer(dialer.WithProtocols("h2"))
+	defer d.CloseIdleConnections()
+	url := "wss://127.0.0.1:" + itoa(e.port) + "/echo"
+	big := make([]byte, 1<<20+100<<10)
+	for i := range 4 {
+		c, _, err := d.DialWebSocket(ctx(t), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx(t), websocket.MessageBinary, big); err != nil {
+			t.Fatalf("WebSocket %d: %v", i, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the echoes fill the windows
+	c, _, err := d.DialWebSocket(ctx(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	wctx, cancel := context.WithTimeout(ctx(t), 5*time.Second)
+	defer cancel()
+	if err := c.Write(wctx, websocket.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(wctx); err != nil || string(msg) != "still here" {
+		t.Fatalf("fifth WebSocket: %q, %v: the connection's window is held by unread streams", msg, err)
+	}
+	if n := e.v4.Accepted(); n != 1 {
+		t.Errorf("%d TCP connections, want the five WebSockets on one", n)
+	}
+}
+
 // dataPathDialer returns a Dialer whose WebSockets to e go over proto:
 // "h2" and "h3", or "h2-xnet", HTTP/2 on the x/net connection a Transport
 // GET opened first (connectRoundTrip), rather than the package's own
