@@ -40,7 +40,7 @@ func newBodyPipe() *bodyPipe {
 	return p
 }
 
-// bufPool holds the buffers of bodyPipes and h3Streams between bursts: a
+// bufPool holds the buffers of bodyPipes and writeBehinds between bursts: a
 // thousand idle WebSockets hold none. It holds array pointers, which go
 // in and out of an interface without an allocation (a *[]byte would cost
 // one per Put, that is one per burst).

@@ -104,8 +104,9 @@ func (c *carrier) roundTrip(req *http.Request) (*http.Response, error) {
 func (c *carrier) multiplexed() bool { return c.h2 != nil || c.h3 != nil }
 
 // servesHTTP reports whether the Transport may send requests on the
-// carrier. The package's own HTTP/2 client, on WebTransport connections,
-// carries sessions and WebSockets only: plain requests go to x/net's.
+// carrier. The package's own HTTP/2 client, which WebSocket and
+// WebTransport races start, carries sessions only: plain requests go to
+// x/net's.
 func (c *carrier) servesHTTP() bool { return c.multiplexed() && (c.h2 == nil || c.h2.own == nil) }
 
 // canWebTransport reports, without waiting, whether the carrier was opened

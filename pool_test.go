@@ -78,7 +78,9 @@ func carries(p *pool, pc *pooled) bool {
 // been idle for the pool's idle time, counted from its last release, not
 // from when its timer was armed.
 func TestPoolIdleTimeout(t *testing.T) {
-	p := &pool{idle: 100 * time.Millisecond}
+	// Long enough that a slow scheduler (-race, two cores) does not let
+	// the timer armed at put fire during the sleep below.
+	p := &pool{idle: time.Second}
 	defer p.closeIdle()
 	pc, closed := idleCarrier(t, p, "o.test:443")
 	time.Sleep(p.idle * 6 / 10) // idle since put, not long enough

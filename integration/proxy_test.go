@@ -278,8 +278,9 @@ func TestProxySquidWebTransport(t *testing.T) {
 // TestProxyDante: WebSocket over HTTP/2 and WebTransport over HTTP/2
 // through Dante (SOCKS5), the origin resolved here (socks5://). A
 // WebTransport session to the origin rides on the WebSocket's connection
-// through the tunnel while it lives (both run on the package's own HTTP/2
-// client, which announced WebTransport).
+// through the tunnel (both run on the package's own HTTP/2
+// client, which announced WebTransport), idle in the pool once the
+// WebSocket has closed.
 func TestProxyDante(t *testing.T) {
 	e := newEnv(t, true, wtH2, wtH2)
 	e.dns.A(host, "127.0.0.1")

@@ -104,6 +104,41 @@ func (s *captureH2) serve() {
 	}
 }
 
+// TestCloseNowDrains: what a WebSocket over HTTP/2 wrote behind still
+// reaches the server after CloseNow, even when the application closes the
+// Dialer's idle connections at once: the stream keeps its connection
+// until it has sent everything (or closeDrain passes).
+func TestCloseNowDrains(t *testing.T) {
+	e := newEnv(t, true, closed, closed)
+	s := startCaptureH2(t, e.serverTLS())
+	d := e.dialer()
+	defer d.CloseIdleConnections()
+	ws, _, err := d.DialWebSocket(ctx(t), "wss://"+s.l.Addr().String()+"/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 512 << 10
+	if err := ws.Write(ctx(t), websocket.MessageBinary, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	ws.CloseNow()
+	d.CloseIdleConnections()
+	want := size + 14 // a client frame header of a 64-bit length (RFC 6455 §5.2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		total := s.total
+		s.mu.Unlock()
+		if total >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server received %d of the %d bytes written before CloseNow", total, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestWireBatchedData: a WebSocket over HTTP/2 sends a large message in
 // DATA frames as large as the server allows (RFC 9113 §4.2: 16 KiB here)
 // rather than one per 4 KiB piece that coder/websocket writes, and a small
