@@ -67,3 +67,37 @@ func (s *signal) fire() {
 		s.ch = nil
 	}
 }
+
+// readSignal is a signal that costs no allocation per wait while it has
+// one waiter, as a stream's reader usually is: fire hands that waiter a
+// token on a channel kept for the next wait; with more waiters it closes
+// the channel, as signal does. Each wait is followed by done once the wait
+// is over. Guarded by Conn.mu. A token left by a waiter that woke for
+// another reason wakes the next wait early; waiters look again anyway.
+type readSignal struct {
+	ch      chan struct{}
+	waiters int
+}
+
+func (s *readSignal) wait() <-chan struct{} {
+	if s.ch == nil {
+		s.ch = make(chan struct{}, 1)
+	}
+	s.waiters++
+	return s.ch
+}
+
+func (s *readSignal) done() { s.waiters-- }
+
+func (s *readSignal) fire() {
+	switch {
+	case s.waiters == 1:
+		select {
+		case s.ch <- struct{}{}:
+		default: // a token is waiting already
+		}
+	case s.waiters > 1:
+		close(s.ch)
+		s.ch = nil
+	}
+}

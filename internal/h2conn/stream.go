@@ -41,7 +41,8 @@ type Stream struct {
 	in         inflow
 	sendAvail  int64
 	rdl, wdl   time.Time
-	rsig, wsig signal
+	rsig       readSignal
+	wsig       signal
 }
 
 func (c *Conn) newStreamLocked(id uint32, local bool) *Stream {
@@ -195,7 +196,9 @@ func (s *Stream) Header(ctx context.Context) ([]hpack.HeaderField, error) {
 		if s.err != nil {
 			return nil, s.err
 		}
-		if err := c.waitLocked(s.rsig.wait(), nil, time.Time{}, ctx); err != nil {
+		err := c.waitLocked(s.rsig.wait(), nil, time.Time{}, ctx)
+		s.rsig.done()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -514,7 +517,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		if err := c.waitLocked(s.rsig.wait(), nil, s.rdl, nil); err != nil {
+		err := c.waitLocked(s.rsig.wait(), nil, s.rdl, nil)
+		s.rsig.done()
+		if err != nil {
 			return 0, err
 		}
 	}
