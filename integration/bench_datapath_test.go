@@ -182,7 +182,7 @@ func echoRaw(b *testing.B, s io.ReadWriter) {
 }
 
 // pingRaw writes 64 bytes and reads them back.
-func pingRaw(b *testing.B, s byteStream) {
+func pingRaw(b *testing.B, s io.ReadWriter) {
 	msg := make([]byte, pingSize)
 	buf := make([]byte, pingSize)
 	b.ReportAllocs()

@@ -29,7 +29,12 @@ import (
 // baseline: WebTransport's framing and flow control on top of the same
 // HTTP/2 code). Both echo servers copy through a 4 KiB bufio.Reader, so
 // they write in the same pieces.
-func BenchmarkWebTransportStreamThroughput(b *testing.B) {
+func BenchmarkWebTransportStreamThroughput(b *testing.B) { benchWTStreams(b, echoRaw) }
+
+// benchWTStreams runs load on one bidirectional WebTransport stream: the
+// dialer's over HTTP/3 and HTTP/2, webtransport-go's, and a raw h2conn
+// stream, all to the same servers.
+func benchWTStreams(b *testing.B, load func(*testing.B, io.ReadWriter)) {
 	e := newEnv(b, true, wtH2, closed)
 	e.quic(wt, noUDP)
 	url := "https://127.0.0.1:" + itoa(e.port) + "/wt"
@@ -48,7 +53,7 @@ func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer str.CancelWrite(0)
-		withCPU(b, func() { echoRaw(b, str) })
+		withCPU(b, func() { load(b, str) })
 	})
 	for _, proto := range []string{"h3", "h2"} {
 		b.Run(proto+"/dialer", func(b *testing.B) {
@@ -67,12 +72,12 @@ func BenchmarkWebTransportStreamThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer str.CancelWrite(0)
-			withCPU(b, func() { echoRaw(b, str) })
+			withCPU(b, func() { load(b, str) })
 		})
 	}
 	b.Run("h2/h2conn-raw", func(b *testing.B) {
 		st := rawH2Echo(b, e)
-		withCPU(b, func() { echoRaw(b, st) })
+		withCPU(b, func() { load(b, st) })
 	})
 }
 
@@ -93,52 +98,7 @@ func withCPU(b *testing.B, f func()) {
 // bidirectional WebTransport stream with the same servers and baselines as
 // BenchmarkWebTransportStreamThroughput: the cost per small message, and
 // its allocations (client and server, which share the process).
-func BenchmarkWebTransportStreamPing(b *testing.B) {
-	e := newEnv(b, true, wtH2, closed)
-	e.quic(wt, noUDP)
-	url := "https://127.0.0.1:" + itoa(e.port) + "/wt"
-	ctx := context.Background()
-
-	b.Run("h3/webtransport-go", func(b *testing.B) {
-		tr := &webtransport.Transport{TLSClientConfig: e.ca.ClientConfig()}
-		defer tr.Close()
-		_, s, err := tr.Dial(ctx, url, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.CloseWithError(0, "")
-		str, err := s.OpenStreamSync(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer str.CancelWrite(0)
-		withCPU(b, func() { pingRaw(b, str) })
-	})
-	for _, proto := range []string{"h3", "h2"} {
-		b.Run(proto+"/dialer", func(b *testing.B) {
-			d := e.dialer(dialer.WithProtocols(proto))
-			defer d.CloseIdleConnections()
-			s, _, err := d.DialWebTransport(ctx, url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.CloseWithError(0, "")
-			if s.HTTPVersion() != int(proto[1]-'0') {
-				b.Fatalf("session over HTTP/%d, want %s", s.HTTPVersion(), proto)
-			}
-			str, err := s.OpenStreamSync(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer str.CancelWrite(0)
-			withCPU(b, func() { pingRaw(b, str) })
-		})
-	}
-	b.Run("h2/h2conn-raw", func(b *testing.B) {
-		st := rawH2Echo(b, e)
-		withCPU(b, func() { pingRaw(b, st) })
-	})
-}
+func BenchmarkWebTransportStreamPing(b *testing.B) { benchWTStreams(b, pingRaw) }
 
 // rawH2Echo starts an internal/h2conn server that echoes the body of every
 // stream, connects an h2conn client to it and returns an open stream.
