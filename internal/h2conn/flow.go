@@ -91,6 +91,9 @@ func (s *readSignal) done() { s.waiters-- }
 
 func (s *readSignal) fire() {
 	switch {
+	case s.ch == nil:
+		// Closed by an earlier fire: every waiter counted until then is
+		// awake (and not yet done), and no wait has come since.
 	case s.waiters == 1:
 		select {
 		case s.ch <- struct{}{}:

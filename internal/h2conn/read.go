@@ -212,6 +212,12 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 		c.streamErrorLocked(id, code, bad)
 		return nil
 	}
+	ended := f.StreamEnded()
+	if ended {
+		// Before the window comes back below: none for a stream whose
+		// peer has finished sending.
+		s.recvEnd = true
+	}
 	data := f.Data()
 	if pad := n - int64(len(data)); pad > 0 {
 		c.returnLocked(s, pad)
@@ -226,8 +232,7 @@ func (c *Conn) onDataLocked(f *http2.DataFrame) error {
 		c.maxBuffered = max(c.maxBuffered, c.buffered)
 		s.maxBuf = max(s.maxBuf, int64(s.buf.Len()))
 	}
-	if f.StreamEnded() {
-		s.recvEnd = true
+	if ended {
 		c.maybeRemoveLocked(s)
 	} else if s.onData != nil {
 		return nil // Read waits for the end only: nothing for it here

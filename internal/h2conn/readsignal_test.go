@@ -90,3 +90,42 @@ func TestConcurrentReaders(t *testing.T) {
 		t.Errorf("readers got %d bytes between them, want 100", total)
 	}
 }
+
+// TestReadSignalFiresTwice: two readers waiting on one stream, woken by a
+// broadcast, and a second wake-up (the next frame, a reset, a deadline)
+// before either has run again: the second finds the channel closed and
+// gone, and must not close it again.
+func TestReadSignalFiresTwice(t *testing.T) {
+	client, server := pair(t, Config{}, Config{})
+	cs, ss := streamPair(t, client, server)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { io.Copy(io.Discard, cs) })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		client.mu.Lock()
+		n := cs.rsig.waiters
+		if n == 2 {
+			func() {
+				defer client.mu.Unlock()
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("second wake-up: %v", r)
+					}
+				}()
+				cs.rsig.fire() // broadcast
+				cs.rsig.fire() // before either reader is done waiting
+			}()
+			break
+		}
+		client.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers waiting, want 2", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ss.Write([]byte("data"))
+	ss.CloseWrite()
+	wg.Wait()
+}
