@@ -9,7 +9,10 @@ import "sync"
 // application and chunks are packed whatever the size of the peer's
 // capsules: the memory held stays within a chunk or two of the bytes
 // buffered, which flow control bounds. A chunk goes back to the pool once
-// the application has read it, or its stream discarded it.
+// the application has read it, or its stream discarded it. A peer that
+// sends one byte on each stream it may open makes each hold a chunk: at
+// most the stream limits (MaxIncomingStreams and MaxIncomingUniStreams,
+// plus ours) times recvChunk per session.
 
 // chunkPool recycles receive chunks across sessions, as x/net/http2's
 // dataChunkPools do for its stream buffers: a session that streams
