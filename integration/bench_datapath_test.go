@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,7 +84,7 @@ func BenchmarkDatapath(b *testing.B) {
 		{"raw-tls", func(b *testing.B, _ int) byteStream { return rawTLS(b, e) }},
 		{"raw-quic", func(b *testing.B, _ int) byteStream { return rawQUIC(b, e) }},
 		{"raw-h3", func(b *testing.B, size int) byteStream { return h3RequestStream(b, h3Addr, e.ca.Pool(), qconf, size) }},
-		{"raw-h2conn", func(b *testing.B, _ int) byteStream { return rawH2conn(b, e) }},
+		{"raw-h2conn", func(b *testing.B, _ int) byteStream { return rawH2conn(b, e, echoConn) }},
 		{"raw-h2", func(b *testing.B, _ int) byteStream { return h2connClient(b, e, netHTTPEcho(b, e)) }},
 		{"raw-xnet", func(b *testing.B, _ int) byteStream { return rawXnet(b, e) }},
 	}
@@ -261,6 +262,11 @@ func readMessage(ctx context.Context, c *websocket.Conn, buf []byte) error {
 // echoConn copies everything read from rw back to it.
 func echoConn(rw io.ReadWriter) { io.Copy(rw, rw) }
 
+// echoPieces copies everything read from rw back to it through a 4 KiB
+// bufio.Reader, as the WebTransport echo server (internal/loopback's
+// echoWTStream) does, so that both write in the same pieces.
+func echoPieces(rw io.ReadWriter) { io.Copy(rw, bufio.NewReaderSize(rw, 4096)) }
+
 // rawTLS opens a TLS connection to a TLS echo server.
 func rawTLS(b *testing.B, e *env) byteStream {
 	conf := e.serverTLS()
@@ -343,8 +349,9 @@ type h2Stream struct {
 func (s h2Stream) Close() error { s.Stream.Close(); return s.c.Close() }
 
 // rawH2conn opens an RFC 8441 stream with the package's own HTTP/2
-// client to an h2conn server that echoes it.
-func rawH2conn(b *testing.B, e *env) byteStream {
+// client to an h2conn server that echoes it with echo (echoConn, or
+// echoPieces). Closing the stream ends the connection.
+func rawH2conn(b *testing.B, e *env, echo func(io.ReadWriter)) byteStream {
 	conf := e.serverTLS()
 	conf.NextProtos = []string{"h2"}
 	l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
@@ -376,7 +383,7 @@ func rawH2conn(b *testing.B, e *env) byteStream {
 		if err := st.WriteHeader([]hpack.HeaderField{{Name: ":status", Value: "200"}}, false); err != nil {
 			return
 		}
-		echoConn(st)
+		echo(st)
 		st.Close()
 		<-hc.Done()
 	})

@@ -1,23 +1,16 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"io"
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/quic-go/webtransport-go"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/eyeballs/dialer"
-	"github.com/eyeballs/dialer/internal/h2conn"
 )
 
 // BenchmarkWebTransportStreamThroughput measures echo throughput on one
@@ -76,7 +69,8 @@ func benchWTStreams(b *testing.B, load func(*testing.B, io.ReadWriter)) {
 		})
 	}
 	b.Run("h2/h2conn-raw", func(b *testing.B) {
-		st := rawH2Echo(b, e)
+		st := rawH2conn(b, e, echoPieces)
+		defer st.Close()
 		withCPU(b, func() { load(b, st) })
 	})
 }
@@ -99,87 +93,6 @@ func withCPU(b *testing.B, f func()) {
 // BenchmarkWebTransportStreamThroughput: the cost per small message, and
 // its allocations (client and server, which share the process).
 func BenchmarkWebTransportStreamPing(b *testing.B) { benchWTStreams(b, pingRaw) }
-
-// rawH2Echo starts an internal/h2conn server that echoes the body of every
-// stream, connects an h2conn client to it and returns an open stream.
-// Everything stops in b's cleanup.
-func rawH2Echo(b *testing.B, e *env) *h2conn.Stream {
-	b.Helper()
-	conf := e.serverTLS()
-	conf.NextProtos = []string{"h2"}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				hc, err := h2conn.NewServer(sctx, c, h2conn.Config{})
-				if err != nil {
-					return
-				}
-				defer hc.Close()
-				for {
-					st, err := hc.AcceptStream(sctx)
-					if err != nil {
-						return
-					}
-					wg.Go(func() {
-						if _, err := st.Header(sctx); err != nil {
-							st.Reset(http2.ErrCodeCancel)
-							return
-						}
-						if err := st.WriteHeader([]hpack.HeaderField{{Name: ":status", Value: "200"}}, false); err != nil {
-							return
-						}
-						// As the WebTransport echo server does
-						// (internal/loopback's echoWTStream): through
-						// a 4 KiB bufio.Reader, so both echo in the
-						// same pieces.
-						io.Copy(st, bufio.NewReaderSize(st, 4096))
-						st.CloseWrite()
-					})
-				}
-			})
-		}
-	})
-	cc := e.ca.ClientConfig()
-	cc.NextProtos = []string{"h2"}
-	tc, err := tls.Dial("tcp", l.Addr().String(), cc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hc, err := h2conn.NewClient(tc, h2conn.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		hc.Close()
-		l.Close()
-		cancel()
-		wg.Wait()
-	})
-	st, err := hc.OpenStream(context.Background(), []hpack.HeaderField{
-		{Name: ":method", Value: http.MethodPost},
-		{Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: l.Addr().String()},
-		{Name: ":path", Value: "/echo"},
-	}, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := st.Header(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return st
-}
 
 // datagramSession is what the datagram benchmark needs of a session.
 type datagramSession interface {
